@@ -1,0 +1,42 @@
+# Two entry points for a new user: `make demo` and `make test` (both create .venv and install first).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip install --quiet --constraint constraints.txt
+# Reference libraries that declare torchvision (no CPU build pairs with torch 2.13): installed without
+# their declared requirements; we only import their torchvision-free modules.
+REFERENCE_NODEPS := clean-fid==0.1.35 torch-fidelity==0.4.0 laplace-torch==0.3 \
+                    backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1 asdfghjkl==0.1a5
+FASHION_DIR := /usr/share/datasets/fashion-mnist
+
+.PHONY: install test demo smoke bench clean
+
+$(VENV)/.installed: pyproject.toml constraints.txt Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test]'
+	$(PIP) --no-deps $(REFERENCE_NODEPS)
+	@if [ ! -d $(FASHION_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
+	  echo "note: could not apt-get dataset-fashion-mnist; the fashion sparsification protocol will say how to get it"; fi
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest tests
+
+demo: install
+	$(PY) -m benchmark run --config configs/demo.toml --out results/demo --overwrite
+
+smoke: install
+	$(PY) -m benchmark run --config configs/smoke.toml --out results/smoke --overwrite
+	$(PY) -m benchmark regress --baseline results/baselines/smoke.csv --run results/smoke
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,105 @@
+"""Adapter for any diffusers `UNet2DModel` (optionally class-conditional) plus its scheduler config."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.models.base import DiffusionModel, linear_beta_alphas_cumprod
+
+
+def alphas_cumprod_from_scheduler_config(config: dict) -> torch.Tensor:
+    """ab_t of a diffusers scheduler config (any beta schedule diffusers knows), float64 [T]."""
+    from diffusers import DDPMScheduler
+
+    keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
+    scheduler = DDPMScheduler(**{k: config[k] for k in keys if k in config and config[k] is not None})
+    if config.get("prediction_type", "epsilon") != "epsilon":
+        raise ConfigError("scheduler.prediction_type", config.get("prediction_type"),
+                          "only epsilon-prediction models are supported")
+    return scheduler.alphas_cumprod.to(torch.float64)
+
+
+class DiffusersUNet(DiffusionModel):
+    """eps_theta from a diffusers UNet2DModel. `last_layer` is `conv_out`; `features` enter it."""
+
+    def __init__(self, unet: nn.Module, alphas_cumprod: torch.Tensor | None = None) -> None:
+        cfg = unet.config
+        num_classes = getattr(cfg, "num_class_embeds", None)
+        if alphas_cumprod is None:
+            alphas_cumprod = linear_beta_alphas_cumprod()
+        in_ch = int(cfg.in_channels)
+        size = cfg.sample_size if isinstance(cfg.sample_size, (tuple, list)) else (cfg.sample_size,) * 2
+        super().__init__(alphas_cumprod=alphas_cumprod, sample_shape=(in_ch, int(size[0]), int(size[1])),
+                         num_classes=int(num_classes) if num_classes else None)
+        self.unet = unet.eval()
+        self.source: str | None = None
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, **kwargs) -> "DiffusersUNet":
+        """Load from a pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder, or a hub id."""
+        from diffusers import UNet2DModel
+
+        path = Path(path_or_id)
+        if path.is_dir():
+            unet_dir = path / "unet" if (path / "unet" / "config.json").is_file() else path
+            if not (unet_dir / "config.json").is_file():
+                raise MissingAssetError(
+                    f"model folder {path} has neither unet/config.json nor config.json. Fix: point to a diffusers "
+                    "pipeline folder (model_index.json, unet/, scheduler/) or a UNet2DModel folder.")
+            weights = list(unet_dir.glob("diffusion_pytorch_model*"))
+            if not weights:
+                raise MissingAssetError(
+                    f"model folder {unet_dir} has no weights (diffusion_pytorch_model.safetensors or .bin). "
+                    "Fix: copy the weights there or re-save the model with save_pretrained().")
+            try:
+                unet = UNet2DModel.from_pretrained(unet_dir, **kwargs)
+            except Exception as err:  # corrupt or truncated files
+                raise MissingAssetError(
+                    f"could not load the UNet weights in {unet_dir}: {err}. Fix: the file is corrupt or incomplete; "
+                    "re-download or re-train it.") from err
+            scheduler_cfg = _find_scheduler_config(path, unet_dir)
+        elif _looks_like_path(str(path_or_id)):
+            raise MissingAssetError(f"model folder {path_or_id} does not exist. Fix: give an existing folder, "
+                                    "a preset name (`python -m benchmark list`) or a hub id such as google/ddpm-cifar10-32.")
+        else:  # a hub id: only fetched because the user asked for it by name
+            unet = UNet2DModel.from_pretrained(str(path_or_id), subfolder="unet", **kwargs)
+            from huggingface_hub import hf_hub_download
+
+            scheduler_cfg = json.loads(Path(hf_hub_download(str(path_or_id), "scheduler/scheduler_config.json")).read_text())
+        ab = alphas_cumprod_from_scheduler_config(scheduler_cfg) if scheduler_cfg else None
+        model = cls(unet, alphas_cumprod=ab)
+        model.source = str(path_or_id)
+        return model
+
+    @property
+    def last_layer(self) -> nn.Module:
+        return self.unet.conv_out
+
+    def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        out = self.unet(x, t, class_labels=y).sample
+        return out[:, : self.sample_shape[0]]  # learned-variance models output 2C channels
+
+    def predict_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        captured: list[torch.Tensor] = []
+        handle = self.unet.conv_out.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        try:
+            self.unet(x, t, class_labels=y)
+        finally:
+            handle.remove()
+        return captured[0]
+
+
+def _find_scheduler_config(root: Path, unet_dir: Path) -> dict | None:
+    for candidate in (root / "scheduler" / "scheduler_config.json", unet_dir / "scheduler_config.json",
+                      root / "scheduler_config.json"):
+        if candidate.is_file():
+            return json.loads(candidate.read_text())
+    return None
+
+
+def _looks_like_path(text: str) -> bool:
+    return text.startswith((".", "/", "~")) or text.count("/") != 1 or Path(text).suffix != ""

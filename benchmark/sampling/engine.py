@@ -1,0 +1,116 @@
+"""The sampling loop: one trajectory, observed by every estimator, with NFE and time accounting."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Iterable, Sequence
+
+import torch
+
+from benchmark.errors import ConfigError
+from benchmark.sampling.context import BatchInfo, StepContext
+from benchmark.sampling.schedule import build_grid
+from benchmark.seeding import per_sample_randint, per_sample_randn
+
+if TYPE_CHECKING:
+    from benchmark.models.base import DiffusionModel
+    from estimators.base import EstimatorResult, UncertaintyEstimator
+
+
+@dataclass
+class SampleResult:
+    """x0 [B,C,H,W]; per-estimator results; the sampler's own NFEs per sample and wall-clock."""
+
+    x0: torch.Tensor
+    uncertainty: dict[str, "EstimatorResult"] = field(default_factory=dict)
+    nfe: float = 0.0
+    seconds: float = 0.0
+    guidance_nfe: float = 0.0
+    guidance_seconds: float = 0.0
+
+
+def initial_noise(seed: int, indices: Sequence[int] | torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
+    """x_T [len(indices), *shape]: row i is N(0, I) seeded by (seed, indices[i]) alone."""
+    return per_sample_randn(seed, indices, shape, stream="x_T")
+
+
+def initial_labels(seed: int, indices: Sequence[int] | torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Class labels [len(indices)], uniform over num_classes, seeded by (seed, index) alone."""
+    return per_sample_randint(seed, indices, num_classes, stream="labels")
+
+
+def sample(
+    model: "DiffusionModel",
+    x_T: torch.Tensor,
+    *,
+    sampler: str = "ddim",
+    steps: int = 50,
+    estimators: Iterable["UncertaintyEstimator | str"] = (),
+    y: torch.Tensor | None = None,
+    guidance: object | None = None,
+    generator: torch.Generator | None = None,
+    seed: int = 0,
+    indices: Sequence[int] | torch.Tensor | None = None,
+) -> SampleResult:
+    """Run `sampler` for `steps` steps from x_T [B,C,H,W]; every estimator observes the same trajectory.
+
+    DDPM noise (and every estimator draw) is seeded per sample by (seed, sample index, step), so results do
+    not depend on the batch size; pass `generator` to draw the DDPM noise batch-wise from it instead.
+    `indices` are the global sample indices of the rows of x_T (default 0..B-1).
+    """
+    from estimators import create
+
+    batch = x_T.shape[0]
+    if tuple(x_T.shape[1:]) != tuple(model.sample_shape):
+        raise ConfigError("x_T", tuple(x_T.shape), f"shape [B, {', '.join(map(str, model.sample_shape))}]")
+    grid = build_grid(sampler, model.alphas_cumprod, steps)
+    idx = torch.arange(batch) if indices is None else torch.as_tensor(indices, dtype=torch.long).flatten()
+    if idx.numel() != batch:
+        raise ConfigError("indices", idx.numel(), f"one index per row of x_T ({batch})")
+    ests = [create(e) if isinstance(e, str) else e for e in estimators]
+    names = [e.name for e in ests]
+    if len(set(names)) != len(names):
+        raise ConfigError("estimators", names, "distinct names (create two instances under different names)")
+    info = BatchInfo(idx, int(seed), tuple(model.sample_shape), sampler, steps, x_T.device, model, y)
+    seconds = {name: 0.0 for name in names}
+    for est in ests:
+        est.begin(info)
+    model.reset_nfe()
+    start = time.perf_counter()
+    x = x_T
+    for g in grid:
+        with torch.no_grad(), model.attribute_to("sampler"):
+            eps = model.eps(x, g.t, y)
+            ctx = StepContext(g.index, steps, sampler, g, x, eps, eps, model, y, idx, int(seed))
+            ctx.eps_eff = ctx.combine_midpoint(x, eps, y)
+        for est in ests:
+            tick = time.perf_counter()
+            with torch.no_grad(), model.attribute_to(est.name):
+                est.observe(ctx)
+            seconds[est.name] += time.perf_counter() - tick
+        eps_update = ctx.eps_eff
+        if guidance is not None and guidance.active(g.index, steps):
+            tick = time.perf_counter()
+            with model.attribute_to("guidance"):
+                eps_update = guidance.guide(ctx)
+            seconds["guidance"] = seconds.get("guidance", 0.0) + time.perf_counter() - tick
+        c = g.coefficients
+        with torch.no_grad():
+            x = c.x_coef * x + c.eps_coef * eps_update
+            if c.noise_std > 0:
+                noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if generator is not None
+                         else per_sample_randn(seed, idx, x.shape[1:], stream="ddpm-noise", step=g.index,
+                                               device=x.device, dtype=x.dtype))
+                x = x + c.noise_std * noise
+    total = time.perf_counter() - start
+    results = {}
+    for est in ests:
+        tick = time.perf_counter()
+        with torch.no_grad():
+            res = est.result()
+        seconds[est.name] += time.perf_counter() - tick
+        results[est.name] = replace(res, nfe=model.nfe_counter[est.name] / batch, seconds=seconds[est.name])
+    spent_elsewhere = sum(seconds.values())
+    return SampleResult(
+        x0=x, uncertainty=results, nfe=model.nfe_counter["sampler"] / batch, seconds=total - spent_elsewhere,
+        guidance_nfe=model.nfe_counter["guidance"] / batch, guidance_seconds=seconds.get("guidance", 0.0))

@@ -1,0 +1,19 @@
+"""Pluggable uncertainty estimators: the interface, the registry and the built-in estimators."""
+from __future__ import annotations
+
+import importlib
+
+from estimators.base import EstimatorResult, UncertaintyEstimator, scale_window
+from estimators.registry import available, create, get_class, parameters, register
+
+# Built-in estimators register themselves on import.
+_BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff")
+for _module in _BUILTIN:
+    try:
+        importlib.import_module(_module)
+    except ModuleNotFoundError as _err:  # a built-in still being written must not break the others
+        if _err.name != _module:
+            raise
+
+__all__ = ["EstimatorResult", "UncertaintyEstimator", "available", "create", "get_class", "parameters",
+           "register", "scale_window"]

@@ -1,0 +1,85 @@
+"""The estimator interface: accumulate per-step state in `observe`, produce the maps in `result`."""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+
+from benchmark.errors import ConfigError
+
+if TYPE_CHECKING:
+    from benchmark.sampling.context import BatchInfo, StepContext
+
+REFERENCE_STEPS = 50
+
+
+@dataclass
+class EstimatorResult:
+    """What one estimator says about one batch.
+
+    pixel: per-pixel uncertainty map [B,C,H,W]; score: per-sample score [B] (higher = less trusted);
+    per_step: optional {diffusion timestep t: map [B,C,H,W]}; nfe: extra network evaluations per
+    sample this estimator made; seconds: wall-clock spent inside the estimator.
+    """
+
+    pixel: torch.Tensor
+    score: torch.Tensor
+    per_step: dict[int, torch.Tensor] | None = None
+    nfe: float = 0.0
+    seconds: float = 0.0
+
+
+class UncertaintyEstimator(abc.ABC):
+    """Base class of every estimator. Subclasses validate their parameters in __init__."""
+
+    name: str = "estimator"
+    #: whether the estimator needs extra network calls (False for e.g. the random floor)
+    uses_network: bool = True
+
+    def begin(self, batch: "BatchInfo") -> None:
+        """Reset state for a new batch (called before the first step)."""
+        self.batch = batch
+
+    @abc.abstractmethod
+    def observe(self, step: "StepContext") -> None:
+        """See one sampler step (x_t, eps, coefficients); may call the model (counted as its NFEs)."""
+
+    @abc.abstractmethod
+    def result(self) -> EstimatorResult:
+        """The pixel map and score of the batch (nfe / seconds are filled in by the sampling engine)."""
+
+    def params(self) -> dict:
+        """Constructor parameters as given (for manifests and reports)."""
+        return dict(getattr(self, "_params", {}))
+
+
+def scale_window(window: tuple[int, int], steps: int, reference: int = REFERENCE_STEPS) -> tuple[int, int]:
+    """Map a half-open window of step indices of a `reference`-step run onto a `steps`-step run.
+
+    (45, 49) of 50 steps stays (45, 49); for 25 steps it becomes (22, 24) (at least one step long).
+    """
+    start = int(round(window[0] * steps / reference))
+    stop = int(round(window[1] * steps / reference))
+    start = min(max(start, 0), steps - 1)
+    stop = min(max(stop, start + 1), steps)
+    return start, stop
+
+
+def validate_window(window: object, field_name: str = "window") -> tuple[int, int]:
+    """A half-open window (start, stop) of step indices of a 50-step run, 0 <= start < stop <= 50."""
+    try:
+        start, stop = (int(v) for v in window)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise ConfigError(field_name, window, "a pair (start, stop) of step indices") from None
+    if not 0 <= start < stop <= REFERENCE_STEPS:
+        raise ConfigError(field_name, window, f"0 <= start < stop <= {REFERENCE_STEPS} (indices of a "
+                          f"{REFERENCE_STEPS}-step run, scaled to other step counts)")
+    return start, stop
+
+
+def validate_m(m: object, field_name: str = "m") -> int:
+    if not isinstance(m, int) or isinstance(m, bool) or m < 2:
+        raise ConfigError(field_name, m, "an integer >= 2 (a variance needs at least two draws)")
+    return m
