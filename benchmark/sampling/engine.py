@@ -51,12 +51,15 @@ def sample(
     generator: torch.Generator | None = None,
     seed: int = 0,
     indices: Sequence[int] | torch.Tensor | None = None,
+    start_index: int = 0,
 ) -> SampleResult:
     """Run `sampler` for `steps` steps from x_T [B,C,H,W]; every estimator observes the same trajectory.
 
     DDPM noise (and every estimator draw) is seeded per sample by (seed, sample index, step), so results do
     not depend on the batch size; pass `generator` to draw the DDPM noise batch-wise from it instead.
-    `indices` are the global sample indices of the rows of x_T (default 0..B-1).
+    `indices` are the global sample indices of the rows of x_T (default 0..B-1). `start_index` > 0 starts
+    part-way (x_T is then x_t at grid step `start_index`, e.g. a noised real image); step indices keep their
+    meaning in the full grid, so estimator windows are unchanged.
     """
     from estimators import create
 
@@ -64,6 +67,9 @@ def sample(
     if tuple(x_T.shape[1:]) != tuple(model.sample_shape):
         raise ConfigError("x_T", tuple(x_T.shape), f"shape [B, {', '.join(map(str, model.sample_shape))}]")
     grid = build_grid(sampler, model.alphas_cumprod, steps)
+    if not 0 <= start_index < len(grid):
+        raise ConfigError("start_index", start_index, f"a step index in [0, {len(grid) - 1}]")
+    grid = grid[start_index:]
     idx = torch.arange(batch) if indices is None else torch.as_tensor(indices, dtype=torch.long).flatten()
     if idx.numel() != batch:
         raise ConfigError("indices", idx.numel(), f"one index per row of x_T ({batch})")
@@ -103,6 +109,7 @@ def sample(
                                                device=x.device, dtype=x.dtype))
                 x = x + c.noise_std * noise
     total = time.perf_counter() - start
+    spent_in_loop = sum(seconds.values())  # estimators' observe() and guidance, inside `total`
     results = {}
     for est in ests:
         tick = time.perf_counter()
@@ -110,7 +117,6 @@ def sample(
             res = est.result()
         seconds[est.name] += time.perf_counter() - tick
         results[est.name] = replace(res, nfe=model.nfe_counter[est.name] / batch, seconds=seconds[est.name])
-    spent_elsewhere = sum(seconds.values())
     return SampleResult(
-        x0=x, uncertainty=results, nfe=model.nfe_counter["sampler"] / batch, seconds=total - spent_elsewhere,
+        x0=x, uncertainty=results, nfe=model.nfe_counter["sampler"] / batch, seconds=total - spent_in_loop,
         guidance_nfe=model.nfe_counter["guidance"] / batch, guidance_seconds=seconds.get("guidance", 0.0))

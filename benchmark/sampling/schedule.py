@@ -9,8 +9,10 @@ Notation: ab_t = alphas_cumprod[t], a_t = sqrt(ab_t), s_t = sqrt(1 - ab_t).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
@@ -55,9 +57,13 @@ def leading_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
 
 
 def linspace_timesteps(num_train_timesteps: int, num_points: int) -> list[int]:
-    """diffusers' "linspace" spacing: round(linspace(0, T-1, n+1))[::-1][:-1] (n = num_points)."""
-    grid = torch.linspace(0, num_train_timesteps - 1, num_points + 1).round().to(torch.long)
-    return [int(v) for v in grid.flip(0)[:-1]]
+    """diffusers' "linspace" spacing: round(linspace(0, T-1, n+1))[::-1][:-1] (n = num_points).
+
+    Computed with numpy's float64 linspace as diffusers does: grid points that fall on k + 0.5 round
+    differently when the linspace is evaluated in float32 or by torch (e.g. n = 26 for T = 1000).
+    """
+    grid = np.linspace(0, num_train_timesteps - 1, num_points + 1).round().astype(np.int64)
+    return [int(v) for v in grid[::-1][:-1]]
 
 
 def ddim_coefficients(ab_t: float, ab_prev: float) -> StepCoefficients:
@@ -95,8 +101,10 @@ def build_grid(sampler: str, alphas_cumprod: torch.Tensor, steps: int) -> list[G
     if sampler not in SAMPLERS:
         raise ConfigError("sampler", sampler, f"one of {', '.join(SAMPLERS)}")
     total = int(alphas_cumprod.numel())
-    if not isinstance(steps, int) or steps < 1 or (steps > total) or (sampler == "dpm2" and 4 * steps > total):
+    if (isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 1 or steps > total
+            or (sampler == "dpm2" and 4 * steps > total)):
         raise ConfigError("steps", steps, f"an integer in [1, {total // (4 if sampler == 'dpm2' else 1)}]")
+    steps = int(steps)
     ab = [float(v) for v in alphas_cumprod.to(torch.float64)]
     if sampler == "dpm2":
         return _dpm2_grid(ab, steps)
@@ -104,7 +112,7 @@ def build_grid(sampler: str, alphas_cumprod: torch.Tensor, steps: int) -> list[G
     ratio = total // steps
     grid = []
     for i, t in enumerate(times):
-        t_prev = t - ratio
+        t_prev = t - ratio if t - ratio >= 0 else -1  # -1: the clean data, ab = 1 (set_alpha_to_one)
         ab_prev = ab[t_prev] if t_prev >= 0 else 1.0
         coef = ddim_coefficients(ab[t], ab_prev) if sampler == "ddim" else ddpm_coefficients(ab[t], ab_prev)
         grid.append(GridStep(i, t, t_prev, ab[t], ab_prev, coef))

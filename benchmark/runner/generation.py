@@ -1,0 +1,108 @@
+"""The shared generation pass, sharded by sample index, resumable, and merged in index order.
+
+Every shard is one batch of consecutive sample indices; x_T, labels and every estimator draw derive from
+(seed, index), so shards can run in any order, on any rank, and be re-run after an interruption.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from benchmark.runner.io import load_torch, save_torch
+from benchmark.sampling import initial_labels, initial_noise, sample
+
+SHARD_DIR = "shards"
+
+
+@dataclass
+class Generation:
+    """Merged output of the generation pass: N samples in index order."""
+
+    indices: torch.Tensor  # [N]
+    x0: torch.Tensor  # [N,C,H,W]
+    y: torch.Tensor | None  # [N]
+    scores: dict[str, torch.Tensor]  # name -> [N]
+    pixels: dict[str, torch.Tensor]  # name -> [N,C,H,W]
+    nfe: dict[str, float]  # name -> extra NFEs per sample (sampler under "sampler")
+    seconds: dict[str, float]  # name -> wall-clock seconds in total (sampler under "sampler")
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.indices.numel())
+
+
+def shard_ranges(num_samples: int, batch_size: int) -> list[tuple[int, int]]:
+    return [(start, min(start + batch_size, num_samples)) for start in range(0, num_samples, batch_size)]
+
+
+def shard_path(run_dir: Path, start: int, stop: int, tag: str = "gen") -> Path:
+    return run_dir / SHARD_DIR / f"{tag}_{start:07d}_{stop:07d}.pt"
+
+
+def generate(
+    model,
+    *,
+    run_dir: Path,
+    num_samples: int,
+    batch_size: int,
+    seed: int,
+    sampler: str,
+    steps: int,
+    make_estimators: Callable[[], Sequence],
+    rank: int = 0,
+    world_size: int = 1,
+    tag: str = "gen",
+    progress: bool = True,
+    after_batch: Callable[[torch.Tensor, dict], None] | None = None,
+    guidance: object | None = None,
+) -> None:
+    """Generate the shards of this rank that are not on disk yet (shard i goes to rank i % world_size)."""
+    ranges = [r for i, r in enumerate(shard_ranges(num_samples, batch_size)) if i % world_size == rank]
+    todo = [r for r in ranges if not shard_path(run_dir, *r, tag=tag).is_file()]
+    bar = tqdm(todo, desc=f"generate ({tag}) rank {rank}", disable=not progress, unit="shard")
+    for start, stop in bar:
+        idx = torch.arange(start, stop)
+        x_T = initial_noise(seed, idx, model.sample_shape).to(model.device)
+        y = initial_labels(seed, idx, model.num_classes).to(model.device) if model.num_classes else None
+        result = sample(model, x_T, sampler=sampler, steps=steps, estimators=make_estimators(), y=y,
+                        seed=seed, indices=idx, guidance=guidance)
+        record = {
+            "indices": idx, "x0": result.x0.detach().cpu(), "y": None if y is None else y.cpu(),
+            "scores": {k: v.score.detach().cpu() for k, v in result.uncertainty.items()},
+            "pixels": {k: v.pixel.detach().cpu() for k, v in result.uncertainty.items()},
+            "nfe": {"sampler": result.nfe, "guidance": result.guidance_nfe,
+                    **{k: v.nfe for k, v in result.uncertainty.items()}},
+            "seconds": {"sampler": result.seconds, "guidance": result.guidance_seconds,
+                        **{k: v.seconds for k, v in result.uncertainty.items()}},
+            "extras": {},
+        }
+        if after_batch is not None:
+            after_batch(result.x0, record)
+        save_torch(record, shard_path(run_dir, start, stop, tag=tag))
+
+
+def load_generation(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> Generation:
+    """Merge all shards (which must all exist) in index order."""
+    records = [load_torch(shard_path(run_dir, *r, tag=tag)) for r in shard_ranges(num_samples, batch_size)]
+    names = list(records[0]["scores"])
+    weights = [len(r["indices"]) for r in records]
+    total = sum(weights)
+    return Generation(
+        indices=torch.cat([r["indices"] for r in records]),
+        x0=torch.cat([r["x0"] for r in records]),
+        y=None if records[0]["y"] is None else torch.cat([r["y"] for r in records]),
+        scores={n: torch.cat([r["scores"][n] for r in records]) for n in names},
+        pixels={n: torch.cat([r["pixels"][n] for r in records]) for n in names},
+        nfe={k: sum(r["nfe"][k] * w for r, w in zip(records, weights)) / total for k in records[0]["nfe"]},
+        seconds={k: sum(r["seconds"][k] for r in records) for k in records[0]["seconds"]},
+        extras={k: torch.cat([r["extras"][k] for r in records]) for k in records[0]["extras"]},
+    )
+
+
+def missing_shards(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> list[tuple[int, int]]:
+    return [r for r in shard_ranges(num_samples, batch_size) if not shard_path(run_dir, *r, tag=tag).is_file()]

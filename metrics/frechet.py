@@ -1,0 +1,113 @@
+"""Fréchet distance between Gaussians fitted to feature sets (FID when the features are Inception pool3).
+
+Everything here is float64 numpy. The matrix square root goes through symmetric eigendecompositions
+(`numpy.linalg.eigh`), never `scipy.linalg.sqrtm`: it is faster at 2048-d, real by construction, and
+stable when a covariance is singular (fewer samples than dimensions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import ConfigError, MissingAssetError, NonFiniteError
+
+
+@dataclass
+class FeatureStats:
+    """Mean and covariance of a feature set: mu [D] float64, sigma [D, D] float64 (ddof = 1), n rows."""
+
+    mu: np.ndarray
+    sigma: np.ndarray
+    n: int
+
+    def save(self, path: str | Path) -> None:
+        """Write an .npz with keys mu, sigma, n (written to a temporary file, then renamed)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, mu=self.mu, sigma=self.sigma, n=np.int64(self.n))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureStats":
+        """Read an .npz written by `save` (keys mu, sigma, n)."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingAssetError(f"feature statistics file {str(path)!r} does not exist. Fix: compute it with "
+                                    "metrics.feature_statistics(features).save(path).")
+        with np.load(path) as data:
+            missing = {"mu", "sigma", "n"} - set(data.files)
+            if missing:
+                raise ConfigError("stats file", str(path), f"an .npz with keys mu, sigma, n (missing {sorted(missing)})")
+            return cls(mu=data["mu"].astype(np.float64), sigma=data["sigma"].astype(np.float64), n=int(data["n"]))
+
+
+def as_feature_matrix(features, field: str = "features") -> np.ndarray:
+    """numpy/torch features as a [N, D] float64 numpy array (no copy if already one); checks rank and finiteness."""
+    if hasattr(features, "detach"):
+        features = features.detach().cpu().numpy()
+    array = np.asarray(features, dtype=np.float64)
+    if array.ndim != 2:
+        raise ConfigError(field, f"array of shape {array.shape}", "a 2-D [N, D] feature matrix")
+    if not np.isfinite(array).all():
+        raise NonFiniteError(f"{field} contains NaN or Inf. Fix: check the feature extractor's inputs.")
+    return array
+
+
+def feature_statistics(features) -> FeatureStats:
+    """mu = mean of the rows, sigma = unbiased covariance (ddof = 1) of features [N, D], N >= 2."""
+    array = as_feature_matrix(features)
+    if array.shape[0] < 2:
+        raise ConfigError("features", f"{array.shape[0]} rows", "at least 2 rows to estimate a covariance")
+    return FeatureStats(mu=array.mean(axis=0), sigma=np.cov(array, rowvar=False, ddof=1).reshape(array.shape[1], -1),
+                        n=array.shape[0])
+
+
+def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix [D, D]: V diag(sqrt(max(w, 0))) V^T from eigh."""
+    sym = 0.5 * (matrix + matrix.T)
+    eigenvalues, eigenvectors = np.linalg.eigh(sym)
+    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+
+
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, sqrt_sigma1: np.ndarray | None = None) -> float:
+    """tr(sqrt(sigma1 sigma2)) = sum_i sqrt(lambda_i), lambda_i the eigenvalues of sqrt(s1) s2 sqrt(s1).
+
+    sigma1 sigma2 is similar to the symmetric PSD matrix sqrt(s1) s2 sqrt(s1), so both have the same
+    eigenvalues; negative round-off eigenvalues are clamped at 0. `sqrt_sigma1` may be passed when it
+    is reused (e.g. a fixed reference set in a bootstrap).
+    """
+    root1 = psd_sqrt(sigma1) if sqrt_sigma1 is None else sqrt_sigma1
+    middle = root1 @ sigma2 @ root1
+    eigenvalues = np.linalg.eigvalsh(0.5 * (middle + middle.T))
+    return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, sqrt_sigma1: np.ndarray | None = None) -> float:
+    """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2):
+
+        d^2 = ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrt(sigma1 sigma2))
+
+    (Heusel et al. 2017, Eq. 6 / Dowson & Landau 1982). mu [D], sigma [D, D]; computed in float64.
+    """
+    mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
+    sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
+    dim = mu1.shape[0]
+    for name, value, shape in (("mu2", mu2, (dim,)), ("sigma1", sigma1, (dim, dim)), ("sigma2", sigma2, (dim, dim))):
+        if value.shape != shape:
+            raise ConfigError(name, f"array of shape {value.shape}", f"shape {shape} to match mu1 of shape {(dim,)}")
+    diff = mu1 - mu2
+    cross = trace_sqrt_product(sigma1, sigma2, sqrt_sigma1)
+    return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross)
+
+
+def fid_from_stats(stats_a: FeatureStats, stats_b: FeatureStats) -> float:
+    """Fréchet distance between two FeatureStats."""
+    return frechet_distance(stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma)
+
+
+def fid_from_features(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to features_a [N, D] and features_b [M, D]."""
+    return fid_from_stats(feature_statistics(features_a), feature_statistics(features_b))

@@ -1,0 +1,1 @@
+"""Test package (so that test modules can share `tests.helpers`)."""

@@ -1,0 +1,29 @@
+"""Shared fixtures: a tiny Gaussian mixture oracle, a tiny diffusers UNet adapter, one CPU thread."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from benchmark.models import DiffusersUNet, GaussianMixtureModel
+from tests.helpers import tiny_gmm_means, tiny_unet
+
+
+@pytest.fixture
+def single_thread():
+    """Run torch on one thread: on a small shared CPU, tiny networks are several times faster that way."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def gmm() -> GaussianMixtureModel:
+    """Three-component mixture on 1x4x4 images, std 0.2, unequal weights, DDPM linear schedule (T = 1000)."""
+    return GaussianMixtureModel(tiny_gmm_means(3, (1, 4, 4)), std=0.2, weights=[0.5, 0.3, 0.2])
+
+
+@pytest.fixture
+def unet_model() -> DiffusersUNet:
+    """The tiny 1x8x8 UNet (dropout 0.1) wrapped as a DiffusionModel on the DDPM linear schedule."""
+    return DiffusersUNet(tiny_unet())
