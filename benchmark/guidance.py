@@ -53,9 +53,11 @@ def percentile_mask(uncertainty: torch.Tensor, percentile: float) -> torch.Tenso
 
     Strictly greater, so about (100 - p) % of each image's pixels; none for a constant map.
     """
-    rows = uncertainty.detach().flatten(1).to(torch.float64)
-    thresholds = torch.stack([torch.quantile(row, percentile / 100.0) for row in rows])  # [B]
-    return uncertainty.detach().to(torch.float64) > thresholds.view(-1, *([1] * (uncertainty.ndim - 1)))
+    u = uncertainty.detach()
+    if u.dtype not in (torch.float32, torch.float64):  # torch.quantile needs float32 / float64
+        u = u.float()
+    thresholds = torch.stack([torch.quantile(row, percentile / 100.0) for row in u.flatten(1)])  # [B]
+    return u > thresholds.view(-1, *([1] * (u.ndim - 1)))
 
 
 def uncertainty_and_gradient(

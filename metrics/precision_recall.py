@@ -23,7 +23,7 @@ from benchmark.errors import ConfigError, NonFiniteError
 DEFAULT_CHUNK_SIZE = 2048
 
 
-@dataclass
+@dataclass(frozen=True)
 class PrecisionRecall:
     """precision, recall in [0, 1] and their harmonic mean f1 = 2 P R / (P + R) (0 when both are 0)."""
 

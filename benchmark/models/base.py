@@ -58,6 +58,7 @@ class DiffusionModel(nn.Module):
         self.num_classes = num_classes
         self.nfe_counter: Counter[str] = Counter()
         self._caller = "sampler"
+        self.train(False)  # models are used for inference; layers a subclass adds later keep their own mode
 
     # ----------------------------------------------------------------- to implement
     def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -99,7 +100,8 @@ class DiffusionModel(nn.Module):
         if self.last_layer is None:
             raise CapabilityError(
                 f"{type(self).__name__} has no last_layer, so last-layer features are unavailable; "
-                "use a model that exposes `last_layer` and `predict_features` (e.g. DiffusersUNet)")
+                "use a model that exposes `last_layer` and `predict_features` (e.g. a DiffusersUNet whose output "
+                "is conv_out's output)")
         t_batch = self._timesteps(t, x.shape[0], x.device)
         self._check_labels(y, x.shape[0])
         out = self.predict_features(x, t_batch, y)
@@ -160,6 +162,9 @@ class DiffusionModel(nn.Module):
                               f"({self.num_classes} classes) and needs labels", "pass y=[B] class indices")
         if y is not None and y.shape[0] != batch:
             raise ConfigError("y", tuple(y.shape), f"one label per sample ({batch})")
+        if y is not None and self.num_classes is not None and y.numel() > 0 and (
+                int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+            raise ConfigError("y", (int(y.min()), int(y.max())), f"class indices in [0, {self.num_classes - 1}]")
 
 
 def _check_finite(out: torch.Tensor, where: str) -> None:

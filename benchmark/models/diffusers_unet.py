@@ -76,8 +76,17 @@ class DiffusersUNet(DiffusionModel):
         return model
 
     @property
-    def last_layer(self) -> nn.Module:
-        return self.unet.conv_out
+    def last_layer(self) -> nn.Module | None:
+        """`conv_out`, or None when the UNet transforms its output after it (Fourier time embedding divides by
+        t, skip up-blocks add a skip branch): then eps != conv_out(features) and last-layer methods are unsound."""
+        cfg = self.unet.config
+        post_processed = cfg.time_embedding_type == "fourier" or any("Skip" in b for b in cfg.up_block_types)
+        return None if post_processed else self.unet.conv_out
+
+    def _check_labels(self, y: torch.Tensor | None, batch: int) -> None:
+        if y is not None and self.num_classes is None:
+            raise ConfigError("y", tuple(y.shape), "this UNet is unconditional (no num_class_embeds)", "pass y=None")
+        super()._check_labels(y, batch)
 
     def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         out = self.unet(x, t, class_labels=y).sample

@@ -14,7 +14,8 @@ from benchmark.runner.generation import generate, load_generation
 from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.setup import estimator_factory, load_preset, prepare_run_dir, resolve_device
+from benchmark.runner import setup
+from benchmark.runner.setup import estimator_factory, prepare_run_dir, resolve_device
 from benchmark.runner.table import to_frame
 
 PROTOCOL_FUNCTIONS = {
@@ -37,7 +38,7 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     distributed.barrier()
     torch.set_grad_enabled(False)
     device = resolve_device(config.device if world == 1 else distributed.device_for(rank, config.device))
-    preset = load_preset(config.preset)
+    preset = setup.load_preset(config.preset)
     model = preset.load_model().to(device)
     make_estimators = estimator_factory(config, model, preset, progress=progress and rank == 0)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None

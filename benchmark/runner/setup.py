@@ -74,21 +74,23 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
 
 def ensure_laplace(model, preset, fit_images: int, *, seed: int, progress: bool):
     """The model's fitted last-layer Laplace posterior: loaded from next to the model, else fitted and saved."""
-    from estimators.laplace import LastLayerLaplace
+    from estimators.laplace import LastLayerLaplace, default_path
 
-    path = LastLayerLaplace.default_path(model)
+    try:
+        path: Path | None = default_path(model)
+    except MissingAssetError:  # the model does not live in a local folder: fit for this run only
+        path = None
     la = LastLayerLaplace(model)
-    if path is not None and Path(path).is_file():
-        la.load(path)
-        return la
+    if path is not None and path.is_file():
+        return la.load(path)
     if preset is None or preset.dataset is None:
         raise MissingAssetError("bayesdiff needs a fitted last-layer Laplace posterior and the model has none saved "
                                 "and no training data to fit one. Fix: fit it with LastLayerLaplace(model).fit(loader) "
-                                "and save it to LastLayerLaplace.default_path(model).")
+                                "and save it to estimators.laplace.default_path(model).")
     data = preset.load_data("train", n=fit_images)
     batches = [data.images[i:i + 64] if data.labels is None else (data.images[i:i + 64], data.labels[i:i + 64])
                for i in range(0, data.images.shape[0], 64)]
-    la.fit(batches, num_images=fit_images, seed=seed)
+    la.fit(batches, num_images=min(fit_images, data.images.shape[0]), seed=seed, progress=progress)
     if path is not None:
         try:
             la.save(path)

@@ -1,0 +1,326 @@
+"""`python -m benchmark train`: train a diffusers UNet2DModel (or a domain classifier) on a built-in dataset.
+
+Diffusion objective (Ho et al. 2020, eq. 14): L = E_{x0, t, eps} || eps - eps_theta(sqrt(ab_t) x0 + sqrt(1 - ab_t) eps, t) ||^2
+with t ~ U{0..T-1}, the DDPM linear schedule beta_t = linspace(1e-4, 0.02, 1000). The model is
+class-conditional (`num_class_embeds`) when the data has labels. An exponential moving average of the
+weights (the saved model) is kept; `checkpoint.pt` in the output folder holds everything needed to resume.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from benchmark.datasets import DATASETS, ImageDataset, load_dataset
+from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.models.base import linear_beta_alphas_cumprod
+
+CHECKPOINT = "checkpoint.pt"
+
+# UNet architectures per dataset: attention-free, one ResNet block per level (fast on a CPU).
+ARCHITECTURES: dict[str, dict] = {
+    "digits": dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+                   down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D")),
+    "fashion": dict(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=8,
+                    down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3),
+}
+
+
+@dataclass
+class TrainConfig:
+    """Settings of one diffusion training run (stored in the checkpoint and the model card)."""
+
+    dataset: str
+    out: str
+    steps: int = 20000
+    batch_size: int = 64
+    lr: float = 1e-3
+    warmup: int = 200
+    ema_decay: float = 0.999
+    dropout: float = 0.1
+    conditional: bool = True
+    hflip: bool = False
+    max_minutes: float | None = None
+    checkpoint_every: int = 250
+    seed: int = 0
+    threads: int = 2
+    data_dir: str | None = None
+    download: bool = False
+    arch: dict = field(default_factory=dict)
+
+
+def build_unet(sample_shape: tuple[int, int, int], num_classes: int | None, dropout: float, arch: dict) -> nn.Module:
+    """A diffusers UNet2DModel for images [C,H,W]; class-conditional through `num_class_embeds` if num_classes."""
+    from diffusers import UNet2DModel
+
+    c, h, _ = sample_shape
+    return UNet2DModel(sample_size=h, in_channels=c, out_channels=c, dropout=dropout,
+                       num_class_embeds=num_classes, **arch)
+
+
+def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """theta_ema <- decay * theta_ema + (1 - decay) * theta (buffers copied)."""
+    with torch.no_grad():
+        for pe, p in zip(ema.parameters(), model.parameters()):
+            pe.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for be, b in zip(ema.buffers(), model.buffers()):
+            be.copy_(b)
+
+
+def ema_decay_at(step: int, decay: float) -> float:
+    """Warm-up of the EMA decay: min(decay, (1 + step) / (10 + step)), so early averages forget the init."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+def lr_at(step: int, lr: float, warmup: int) -> float:
+    """Linear warm-up over `warmup` steps, then constant (the EMA does the averaging)."""
+    return lr * min(1.0, (step + 1) / max(1, warmup))
+
+
+def diffusion_loss(unet: nn.Module, x0: torch.Tensor, y: torch.Tensor | None, sqrt_ab: torch.Tensor,
+                   sqrt_1m_ab: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Monte-Carlo estimate of eq. 14 on a batch x0 [B,C,H,W] (labels y [B] or None)."""
+    b = x0.shape[0]
+    t = torch.randint(0, sqrt_ab.numel(), (b,), generator=generator)
+    eps = torch.randn(x0.shape, generator=generator)
+    xt = sqrt_ab[t].view(b, 1, 1, 1) * x0 + sqrt_1m_ab[t].view(b, 1, 1, 1) * eps
+    pred = unet(xt, t, class_labels=y).sample
+    return (pred - eps).pow(2).mean()
+
+
+def augment(x: torch.Tensor, hflip: bool, generator: torch.Generator) -> torch.Tensor:
+    """Random horizontal flips of half the batch x [B,C,H,W] when `hflip`."""
+    if not hflip:
+        return x
+    flip = torch.rand(x.shape[0], generator=generator) < 0.5
+    return torch.where(flip.view(-1, 1, 1, 1), x.flip(-1), x)
+
+
+def save_pipeline(unet: nn.Module, out: Path) -> None:
+    """Write a diffusers pipeline folder: model_index.json, unet/ (safetensors + config), scheduler/."""
+    import diffusers
+    from diffusers import DDPMScheduler
+
+    out.mkdir(parents=True, exist_ok=True)
+    unet.save_pretrained(out / "unet", safe_serialization=True)
+    DDPMScheduler(num_train_timesteps=1000, beta_start=1e-4, beta_end=0.02, beta_schedule="linear",
+                  prediction_type="epsilon").save_pretrained(out / "scheduler")
+    index = {"_class_name": "DDPMPipeline", "_diffusers_version": diffusers.__version__,
+             "scheduler": ["diffusers", "DDPMScheduler"], "unet": ["diffusers", "UNet2DModel"]}
+    (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def _batches(n: int, batch_size: int, generator: torch.Generator):
+    while True:
+        perm = torch.randperm(n, generator=generator)
+        for i in range(0, n - batch_size + 1, batch_size):
+            yield perm[i:i + batch_size]
+
+
+def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) until cfg.steps or cfg.max_minutes; save the EMA model to cfg.out. Returns a summary."""
+    torch.set_num_threads(max(1, cfg.threads))
+    out = Path(cfg.out)
+    data = load_dataset(cfg.dataset, "train", root=cfg.data_dir, download=cfg.download)
+    num_classes = data.num_classes if (cfg.conditional and data.labels is not None) else None
+    ab = linear_beta_alphas_cumprod().to(torch.float32)
+    sqrt_ab, sqrt_1m_ab = ab.sqrt(), (1 - ab).sqrt()
+    ckpt_path = out / CHECKPOINT
+    gen = torch.Generator().manual_seed(cfg.seed)
+    if ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        arch = ckpt["config"]["arch"]
+        unet = build_unet(data.sample_shape, ckpt["num_classes"], ckpt["config"]["dropout"], arch)
+        unet.load_state_dict(ckpt["unet"])
+        ema = copy.deepcopy(unet)
+        ema.load_state_dict(ckpt["ema"])
+        step, elapsed, losses = ckpt["step"], ckpt["elapsed"], ckpt["losses"]
+        gen.set_state(ckpt["generator"])
+        num_classes = ckpt["num_classes"]
+    else:
+        arch = cfg.arch or ARCHITECTURES.get(cfg.dataset, ARCHITECTURES["digits"])
+        torch.manual_seed(cfg.seed)
+        unet = build_unet(data.sample_shape, num_classes, cfg.dropout, arch)
+        ema = copy.deepcopy(unet)
+        step, elapsed, losses = 0, 0.0, []
+    cfg.arch = dict(arch)
+    opt = torch.optim.AdamW(unet.parameters(), lr=cfg.lr, weight_decay=0.0)
+    if ckpt_path.is_file():
+        opt.load_state_dict(ckpt["opt"])
+    unet.train()
+    ema.eval()
+    batches = _batches(len(data), min(cfg.batch_size, len(data)), gen)
+    start = time.perf_counter()
+    stop_reason = "steps"
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.dataset}", mininterval=5)
+
+    def save_checkpoint() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        blob = {"config": asdict(cfg), "num_classes": num_classes, "unet": unet.state_dict(), "ema": ema.state_dict(),
+                "opt": opt.state_dict(), "step": step, "elapsed": elapsed + time.perf_counter() - start,
+                "losses": losses, "generator": gen.get_state()}
+        torch.save(blob, out / (CHECKPOINT + ".tmp"))
+        (out / (CHECKPOINT + ".tmp")).replace(ckpt_path)
+
+    running = losses[-1][1] if losses else None
+    while step < cfg.steps:
+        if cfg.max_minutes is not None and time.perf_counter() - start > 60.0 * cfg.max_minutes:
+            stop_reason = "max_minutes"
+            break
+        idx = next(batches)
+        x0 = augment(data.images[idx], cfg.hflip, gen)
+        y = data.labels[idx] if num_classes else None
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+        loss = diffusion_loss(unet, x0, y, sqrt_ab, sqrt_1m_ab, gen)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower --lr")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        opt.step()
+        ema_update(ema, unet, ema_decay_at(step, cfg.ema_decay))
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 50 == 0:
+            losses.append((step, running))
+            bar.set_postfix(loss=f"{running:.4f}")
+        bar.update(1)
+        if step % cfg.checkpoint_every == 0:
+            save_checkpoint()
+    bar.close()
+    save_checkpoint()
+    total = elapsed + time.perf_counter() - start
+    save_pipeline(ema, out)
+    summary = {"dataset": cfg.dataset, "steps": step, "batch_size": cfg.batch_size, "wall_clock_s": round(total, 1),
+               "final_loss": running, "stop_reason": stop_reason, "num_classes": num_classes,
+               "parameters": sum(p.numel() for p in ema.parameters()), "config": asdict(cfg)}
+    (out / "training_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_model_card(out, summary)
+    return summary
+
+
+def write_model_card(out: Path, summary: dict, quality: dict | None = None) -> None:
+    """A short model_card.md: data, architecture, steps, wall-clock and (when measured) sample quality."""
+    cfg = summary["config"]
+    lines = [f"# {cfg['dataset']} diffusion model (diffusers UNet2DModel)", "",
+             f"- Data: `{cfg['dataset']}` train split (see benchmark/datasets.py), images in [-1, 1]"
+             + (", random horizontal flips" if cfg["hflip"] else ""),
+             f"- Conditioning: {'class labels (' + str(summary['num_classes']) + ' classes)' if summary['num_classes'] else 'none'}",
+             f"- Architecture: {cfg['arch']}, dropout {cfg['dropout']}, {summary['parameters']:,} parameters",
+             "- Objective: epsilon prediction, DDPM linear schedule 1e-4..0.02, T = 1000",
+             f"- Optimiser: AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}), batch {cfg['batch_size']}, "
+             f"grad-clip 1.0, EMA {cfg['ema_decay']} (the saved weights)",
+             f"- Steps: {summary['steps']} ({summary['stop_reason']}), wall-clock {summary['wall_clock_s'] / 60:.1f} min "
+             f"on {cfg['threads']} CPU threads, final training loss {summary['final_loss']:.4f}"]
+    quality = quality if quality is not None else summary.get("quality")
+    if quality:
+        lines += ["", "## Sample quality", ""] + [f"- {k}: {v}" for k, v in quality.items()]
+    (out / "model_card.md").write_text("\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- classifier
+def train_classifier(dataset: str, out: str | Path, epochs: int = 4, batch_size: int = 128, lr: float = 2e-3,
+                     width: int = 32, max_steps: int | None = None, seed: int = 0, threads: int = 2,
+                     data_dir: str | None = None, download: bool = False, progress: bool = True) -> dict:
+    """Train a DomainClassifier with random +-2 px shifts; save it to `out`; report its test accuracy."""
+    from metrics.classifier import DomainClassifier
+
+    torch.set_num_threads(max(1, threads))
+    train = load_dataset(dataset, "train", root=data_dir, download=download)
+    test = load_dataset(dataset, "test", root=data_dir, download=download)
+    if train.labels is None:
+        raise ConfigError("dataset", dataset, "a labelled dataset to train a classifier on")
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    c, h, _ = train.sample_shape
+    model = DomainClassifier(in_channels=c, num_classes=train.num_classes, image_size=h, width=width)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    steps_per_epoch = max(1, len(train) // batch_size)
+    total = steps_per_epoch * epochs if max_steps is None else min(max_steps, steps_per_epoch * epochs)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=total)
+    start = time.perf_counter()
+    batches = _batches(len(train), min(batch_size, len(train)), gen)
+    model.train()
+    for _ in tqdm(range(total), disable=not progress, desc=f"classifier {dataset}", mininterval=5):
+        idx = next(batches)
+        x = random_shift(train.images[idx], 2, gen)
+        loss = nn.functional.cross_entropy(model(x), train.labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+    model.eval()
+    acc = float((model.predict(test.images).argmax(-1) == test.labels).float().mean())
+    model.save(out)
+    return {"dataset": dataset, "steps": total, "test_accuracy": acc, "wall_clock_s": round(time.perf_counter() - start, 1)}
+
+
+def random_shift(x: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image of x [B,C,H,W] by up to +-max_shift pixels, filling with the background -1."""
+    if max_shift <= 0:
+        return x
+    b, _, h, w = x.shape
+    padded = nn.functional.pad(x, (max_shift,) * 4, value=-1.0)
+    dx = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    dy = torch.randint(0, 2 * max_shift + 1, (b,), generator=generator)
+    return torch.stack([padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w] for i in range(b)])
+
+
+# ----------------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark train",
+                                description="Train a diffusion UNet or a domain classifier on a built-in dataset.")
+    p.add_argument("--what", choices=("diffusion", "classifier"), default="diffusion")
+    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--out", required=True, help="output folder (diffusion) or file (classifier, e.g. classifier.pt)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion: total optimiser steps (default 20000); "
+                                                           "classifier: cap on steps")
+    p.add_argument("--epochs", type=int, default=4, help="classifier epochs")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop this run after so many minutes")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (required if it exists)")
+    p.add_argument("--unconditional", action="store_true", help="ignore class labels")
+    p.add_argument("--hflip", action="store_true", help="random horizontal flips (off by default: Fashion-MNIST shoes all face one way)")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files (Fashion-MNIST .gz)")
+    p.add_argument("--download", action="store_true", help="download a missing dataset from its official location")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def train_main(argv: list[str]) -> int:
+    """Entry point of `python -m benchmark train`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    progress = not args.no_progress
+    if args.what == "classifier":
+        summary = train_classifier(args.dataset, args.out, epochs=args.epochs, batch_size=args.batch_size or 128,
+                                   lr=args.lr or 2e-3, max_steps=args.steps, seed=args.seed, threads=args.threads,
+                                   data_dir=args.data_dir, download=args.download, progress=progress)
+        print(json.dumps(summary))
+        return 0
+    out = Path(args.out)
+    if (out / CHECKPOINT).is_file() and not args.resume:
+        raise ConfigError("--out", str(out), "a folder without a checkpoint.pt",
+                          "pass --resume to continue that run, or choose a new --out folder")
+    if args.resume and not (out / CHECKPOINT).is_file():
+        raise MissingAssetError(f"--resume: no {CHECKPOINT} in {out}. Fix: drop --resume to start a new run.")
+    cfg = TrainConfig(dataset=args.dataset, out=str(out), steps=args.steps or 20000,
+                      batch_size=args.batch_size or 64, lr=args.lr or 1e-3, dropout=0.1,
+                      conditional=not args.unconditional, hflip=args.hflip,
+                      max_minutes=args.max_minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                      threads=args.threads, data_dir=args.data_dir, download=args.download)
+    summary = train_diffusion(cfg, progress=progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0

@@ -1,0 +1,203 @@
+"""BayesDiff (Kou et al., ICLR 2024): last-layer Laplace + uncertainty iteration, with the Skip schedule.
+
+Every sampler step is  x_prev = k x_t + c eps_eff(x_t) + n z  (k = x_coef, c = eps_coef, n = noise_std, from
+the engine's grid). Treating x_t as random with diagonal variance V_t and the noise prediction as random under
+the last-layer posterior, the uncertainty iteration (BayesDiff Eq. 9-10 for DDIM) is
+    Var[x_prev] = k^2 V_t + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2                     (uncertainty step)
+    Var[x_prev] = k^2 V_t + n^2                                                              (skip step)
+with V_T = 0 (x_T is given). On an uncertainty step:
+  - Cov(x_t, eps_t) and Var_x[eps_MAP] come from S draws x^s = x_t + sqrt(V_t) z_s evaluated in ONE batched
+    call of the step's effective eps (S*B rows; DPM-Solver-2: two calls, both stages). Default estimator
+    (mc_estimator="regression"): per pixel, the least-squares slope of e^s on x^s, then Cov = slope V_t and
+    Var_x = slope^2 V_t + residual variance; it uses the known V_t as a control variate and is exact when
+    eps is affine in x. The plain sample moments (mc_estimator="plain") are unbiased too, but k^2 V and
+    2 k c Cov nearly cancel on the early steps (k + c slope << k), so with S = 10 their error is amplified
+    and V_prev can come out negative (clamped to 0): on the affine test model it scatters Var[x_0] per
+    pixel by a factor of several around the truth.
+  - Var_theta[eps] is the closed-form Laplace predictive at the trajectory state (one features() call; for
+    DPM-Solver-2 one call on 2B rows: the features of both stages, combined with the solver's weights, which
+    is exact for the last layer at fixed features);
+  - Var[eps_t] = Var_theta[eps] + Var_x[eps_MAP]  (law of total variance; eps_variance="laplace" drops the
+    second term, as the public code does).
+When V_t = 0 everywhere the draws coincide: the MC call is skipped (Cov = 0, Var_x = 0).
+Pixel map = Var[x_0] [B,C,H,W]; sample score = its sum over pixels.
+
+Uncertainty steps are the step indices 0, skip, 2 skip, ... in sampling order (index 0 = the step from x_T),
+i.e. the public `uq_array[i] = True for i in range(T-1, 0, -skip)` counted from the start.
+NFE per sample (extra over the sampler) = sum over uncertainty steps of f + [V_t > 0] S m, with f = m = 1
+(DDIM, DDPM) or 2 (DPM-Solver-2). 50-step DDIM, skip 5, S = 10: 10 uncertainty steps (0, 5, ..., 45), the
+first with V = 0, so 10 x 1 + 9 x 10 = 100 extra NFEs on top of the sampler's 50 (150 in all, 3.0x).
+
+Design decision: the mean. The trajectory is the plain sampler's (x0 is unchanged) and E[x_t] is taken to be
+that trajectory's x_t: the draws are centred on the state the sample actually passes through, and Var[x_0]
+is the uncertainty of the image that was generated. (Propagating E with the MC mean of eps would drift
+from the sample, and its skip steps would reuse eps evaluated at the trajectory anyway.)
+
+Deviations from the public code (karrykkk/BayesDiff, notes/anchors.md Sec. 1):
+- its sample path draws eps_t ~ N(E[eps], Var[eps]) on uncertainty steps, so its images differ from plain
+  sampling; here the images are the plain sampler's and E[x_t] = x_t (above).
+- DDPM: it scales Var by 1/sqrt(1 - beta_t) instead of the square of the update's coefficient, adds beta_t
+  instead of the sampler's posterior variance, and its mean iteration uses beta_t = 0 (at_minus_1 =
+  compute_alpha(t)). Here every sampler uses the engine's exact coefficients: k^2, c^2, n^2.
+- Var[eps_t]: it uses the Laplace variance at the trajectory only; for eps affine in x (slope a) that misses
+  c^2 a^2 V_t, so its recursion is not the variance of the update. Default here: the total variance.
+- its Laplace predictive uses 100 last-layer weight samples; here it is exact (estimators/laplace.py).
+- Cov: it uses mean_s(x^s e^s) - E[x] mean_s(e^s) (unbiased, uncentred in e, error amplified as above);
+  here the regression estimator by default.
+- DPM-Solver-2: it attaches the Laplace variance to the midpoint eps only and draws the midpoint state from
+  its own Gaussian; here the draws pass through both solver stages and the variance is that of eps_eff.
+"""
+from __future__ import annotations
+
+import torch
+
+from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
+from estimators.base import EstimatorResult, UncertaintyEstimator, validate_m
+from estimators.laplace import LastLayerLaplace, default_path
+from estimators.registry import register
+
+EPS_VARIANCES = ("total", "laplace")
+
+
+def propagate_variance(var_x: torch.Tensor, cov_x_eps: torch.Tensor | float, var_eps: torch.Tensor | float,
+                       x_coef: float, eps_coef: float, noise_std: float = 0.0) -> torch.Tensor:
+    """Var[x_prev] = k^2 Var[x_t] + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2 (BayesDiff Eq. 10), >= 0.
+
+    All terms element-wise [B,C,H,W]; the clamp guards against a negative Monte-Carlo estimate.
+    """
+    var = x_coef**2 * var_x + 2.0 * x_coef * eps_coef * cov_x_eps + eps_coef**2 * var_eps + noise_std**2
+    return var.clamp_min(0.0)
+
+
+def sample_moments(deviations: torch.Tensor, eps: torch.Tensor, var_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Plain unbiased Monte-Carlo Cov(x, eps) and Var_x[eps] from S draws with known mean of x.
+
+    deviations d_s = x^s - E[x] [S,B,C,H,W], eps e_s [S,B,C,H,W] (var_x unused, for a common signature):
+    Cov = sum_s d_s (e_s - e_bar) / (S - 1),  Var = sum_s (e_s - e_bar)^2 / (S - 1).
+    """
+    centred = eps - eps.mean(0, keepdim=True)
+    denom = eps.shape[0] - 1
+    return (deviations * centred).sum(0) / denom, centred.pow(2).sum(0) / denom
+
+
+def regression_moments(deviations: torch.Tensor, eps: torch.Tensor, var_x: torch.Tensor
+                       ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cov(x, eps) and Var_x[eps] by per-pixel linear regression of e_s on d_s, using the known Var[x]:
+
+        slope = sum_s (d_s - d_bar)(e_s - e_bar) / sum_s (d_s - d_bar)^2
+        Cov   = slope Var[x],     Var = slope^2 Var[x] + sum_s (e_s - e_bar - slope (d_s - d_bar))^2 / (S - 2)
+    (a control variate: the sampling error of the draws' own spread is replaced by the known Var[x]).
+    Exact for eps affine in x; S >= 3. Shapes as in `sample_moments`.
+    """
+    d = deviations - deviations.mean(0, keepdim=True)
+    e = eps - eps.mean(0, keepdim=True)
+    spread = d.pow(2).sum(0)
+    slope = torch.where(spread > 0, (d * e).sum(0) / spread.clamp_min(torch.finfo(spread.dtype).tiny), 0.0)
+    residual = (e - slope * d).pow(2).sum(0) / (eps.shape[0] - 2)
+    return slope * var_x, slope.pow(2) * var_x + residual
+
+
+MC_ESTIMATORS = {"regression": regression_moments, "plain": sample_moments}
+
+
+@register("bayesdiff")
+class BayesDiff(UncertaintyEstimator):
+    """Var[x_0] by the BayesDiff uncertainty iteration with last-layer Laplace Var[eps].
+
+    Args:
+        laplace: a fitted `LastLayerLaplace` of the sampling model; None loads `default_path(model)`.
+        mc_samples: S draws of x_t per uncertainty step (>= 2), evaluated in one batched call.
+        skip: uncertainty every `skip`-th step (5 = BayesDiff-Skip, 1 = full BayesDiff).
+        keep_steps: also return {timestep t: Var[x_t]} of every step.
+        eps_variance: "total" (Laplace + variance of eps over the draws) or "laplace" (public code).
+        mc_estimator: "regression" (control variate with the known Var[x_t]) or "plain" (sample moments).
+    """
+
+    def __init__(self, laplace: LastLayerLaplace | None = None, mc_samples: int = 10, skip: int = 5,
+                 keep_steps: bool = False, eps_variance: str = "total", mc_estimator: str = "regression") -> None:
+        self.mc_samples = validate_m(mc_samples, "mc_samples")
+        if mc_estimator not in MC_ESTIMATORS:
+            raise ConfigError("mc_estimator", mc_estimator, f"one of {', '.join(MC_ESTIMATORS)}")
+        if mc_estimator == "regression" and self.mc_samples < 3:
+            raise ConfigError("mc_samples", mc_samples, "an integer >= 3 for mc_estimator='regression' "
+                              "(a slope and a residual variance)", "use mc_samples >= 3 or mc_estimator='plain'")
+        if not isinstance(skip, int) or isinstance(skip, bool) or skip < 1:
+            raise ConfigError("skip", skip, "an integer >= 1 (1 = uncertainty on every step)")
+        if eps_variance not in EPS_VARIANCES:
+            raise ConfigError("eps_variance", eps_variance, f"one of {', '.join(EPS_VARIANCES)}")
+        if laplace is not None and not callable(getattr(laplace, "variance_from_features", None)):
+            raise ConfigError("laplace", type(laplace).__name__, "a fitted LastLayerLaplace or None",
+                              "pass LastLayerLaplace(model).fit(loader, num_images=...)")
+        self.laplace, self.skip, self.keep_steps = laplace, skip, bool(keep_steps)
+        self.eps_variance, self.mc_estimator = eps_variance, mc_estimator
+        self._loaded: tuple[int, LastLayerLaplace] | None = None
+
+    # ------------------------------------------------------------------ engine hooks
+    def begin(self, batch) -> None:
+        super().begin(batch)
+        model = batch.model
+        if getattr(model, "last_layer", None) is None:
+            raise CapabilityError(
+                f"bayesdiff needs a model with a last layer (last_layer + predict_features) for its last-layer "
+                f"Laplace posterior; {type(model).__name__} has none. Fix: use a DiffusersUNet or a preset model.")
+        self._posterior = self.laplace if self.laplace is not None else self._load_default(model)
+        self._posterior.check_compatible(model)
+        self._var: torch.Tensor | None = None
+        self._per_step: dict[int, torch.Tensor] = {}
+
+    def observe(self, step) -> None:
+        var = torch.zeros_like(step.x_t) if self._var is None else self._var
+        if self.keep_steps:
+            self._per_step[step.t] = var.clone()
+        c = step.coefficients
+        if step.index % self.skip == 0:
+            cov, var_eps = self._eps_moments(step, var)
+            self._var = propagate_variance(var, cov, var_eps, c.x_coef, c.eps_coef, c.noise_std)
+        else:
+            self._var = propagate_variance(var, 0.0, 0.0, c.x_coef, c.eps_coef, c.noise_std)
+
+    def result(self) -> EstimatorResult:
+        pixel = self._var
+        return EstimatorResult(pixel=pixel, score=pixel.flatten(1).sum(1),
+                               per_step=dict(self._per_step) if self.keep_steps else None)
+
+    # ------------------------------------------------------------------ one uncertainty step
+    def _eps_moments(self, step, var: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor]:
+        """(Cov(x_t, eps_t), Var[eps_t]) [B,C,H,W] at this step (1 features call + S draws in one call)."""
+        var_eps = self._posterior.variance_from_features(self._features(step))
+        if not bool((var > 0).any()):
+            return 0.0, var_eps
+        draws = self.mc_samples
+        z = step.randn("bayesdiff-mc", (draws, *step.x_t.shape[1:])).transpose(0, 1)  # [S,B,C,H,W]
+        deviations = var.sqrt().unsqueeze(0) * z
+        states = (step.x_t.unsqueeze(0) + deviations).reshape(-1, *step.x_t.shape[1:])  # copy-major [S*B,...]
+        eps = step.effective_eps(states).view_as(deviations)
+        cov, var_eps_state = MC_ESTIMATORS[self.mc_estimator](deviations, eps, var)
+        return cov, var_eps + var_eps_state if self.eps_variance == "total" else var_eps
+
+    def _features(self, step) -> torch.Tensor:
+        """Last-layer features of eps_eff at the trajectory state: phi(x_t, t), or for DPM-Solver-2
+        (1 - w) phi(x_t, t) + w phi(u, t_mid) with u the first-stage state (one call on 2B rows)."""
+        g, model = step.grid, step.model
+        if g.t_mid is None:
+            return model.features(step.x_t, step.t, step.y)
+        u = g.mid_x_coef * step.x_t + g.mid_eps_coef * step.eps
+        batch = step.x_t.shape[0]
+        t = torch.tensor([step.t] * batch + [g.t_mid] * batch, device=step.x_t.device)
+        both = model.features(torch.cat([step.x_t, u]), t, step.repeat_labels(2))
+        return (1.0 - g.mid_weight) * both[:batch] + g.mid_weight * both[batch:]
+
+    def _load_default(self, model) -> LastLayerLaplace:
+        if self._loaded is not None and self._loaded[0] == id(model):
+            return self._loaded[1]
+        path = default_path(model)
+        if not path.is_file():
+            raise MissingAssetError(
+                f"bayesdiff found no fitted last-layer Laplace posterior for {type(model).__name__} at {path}. "
+                "Fix: fit it once (a loader of training images in [-1, 1]):\n"
+                "    from estimators.laplace import LastLayerLaplace, default_path\n"
+                "    LastLayerLaplace(model).fit(loader, num_images=1000).save(default_path(model))\n"
+                "or pass a fitted one: create('bayesdiff', laplace=la).")
+        posterior = LastLayerLaplace(model).load(path)
+        self._loaded = (id(model), posterior)
+        return posterior

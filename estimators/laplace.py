@@ -1,0 +1,366 @@
+"""Diagonal last-layer Laplace approximation (LLLA) of a diffusion model's noise predictor (BayesDiff, Sec. 3).
+
+Likelihood: regression on the true noise. An image x0 gets one timestep t ~ U{0..T-1} and eps ~ N(0, I),
+x_t = a_t x0 + s_t eps, and  -log p(eps | x_t) = ||f(x_t, t) - eps||^2 / (2 sigma^2) + const,  where
+f = last_layer(phi(x_t, t)) restricted to the eps channels and phi are the (frozen) last-layer input features.
+Posterior over the last layer's weight and bias theta: N(theta_MAP, diag(1 / P)) with
+    P = H / sigma^2 + prior_precision                      (GGN:  H = sum_n diag(J_n^T J_n))
+    P = H_ef / sigma^4 + prior_precision                   (EF:   H_ef = sum_n (J_n^T r_n)^2, r_n = f_n - eps_n)
+J_n = d f_n / d theta. The layer is linear in theta, so the GGN diagonal is exact and needs no backprop:
+    linear:  H[o, j] = sum_rows x_j^2           H_bias[o] = number of rows
+    conv:    H[o, i, u, v] = sum_n sum_p xpad_n[i, p + (u, v) dilation]^2  (= unfold of the batch-summed squared,
+             padded features, summed over output positions p),  H_bias[o] = images x output positions.
+Predictive of eps at features x (closed form, no weight sampling):
+    mean = last_layer(x);   var = sum_j x_j^2 / P_j + 1 / P_bias        (linear)
+    var = conv2d(xpad^2, 1 / P_weight) + 1 / P_bias                      (conv, the layer's stride/dilation/groups)
+
+Deviations from the public BayesDiff code (notes/anchors.md Sec. 1):
+- it fits a diagonal *empirical Fisher* through a modified laplace-torch copy; laplace-torch scales it as
+  0.5 * sum_n (grad of the summed MSE)^2 = 2 sum_n (J_n^T r_n)^2, twice the empirical Fisher of the Gaussian
+  likelihood. Here the default is the exact GGN; `hessian="ef"` gives the EF without the factor 2.
+- its predictive draws 100 last-layer weight samples; here the predictive variance is exact.
+- its fit-set size is a divisor of the data set length; here `num_images` is a count, and images outside
+  [-1, 1] are refused (the public ImageNet-128 loader scaled them to [-1, ~3]).
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
+from benchmark.seeding import per_sample_randint, per_sample_randn
+
+FILE_FORMAT = "diffusion-uq-bench/last-layer-laplace"
+FILE_VERSION = 1
+DEFAULT_FILENAME = "laplace_last_layer.pt"
+HESSIANS = ("ggn", "ef")
+
+
+# ---------------------------------------------------------------------------------------------- pure math
+def conv_padding(layer: nn.Conv2d) -> tuple[tuple[int, int, int, int], str]:
+    """(left, right, top, bottom) padding and F.pad mode that reproduce `layer`'s own padding explicitly."""
+    kernel, dilation = layer.kernel_size, layer.dilation
+    if isinstance(layer.padding, str):
+        if layer.padding == "valid":
+            pads = [(0, 0), (0, 0)]
+        else:  # "same": PyTorch puts the odd extra pixel on the right/bottom
+            totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            pads = [(tot // 2, tot - tot // 2) for tot in totals]
+    else:
+        pads = [(p, p) for p in layer.padding]
+    (top, bottom), (left, right) = pads
+    mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
+    return (left, right, top, bottom), mode
+
+
+def pad_like_conv(layer: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
+    """features [B,Cin,H,W] padded as `layer` pads them, so that conv2d(..., padding=0) equals layer(...)."""
+    pads, mode = conv_padding(layer)
+    return F.pad(features, pads, mode=mode) if any(pads) else features
+
+
+def conv_ggn_diagonal(layer: nn.Conv2d, features: torch.Tensor, eps_channels: int) -> dict[str, torch.Tensor]:
+    """Exact GGN diagonal of sum_n ||conv(x_n)[:eps_channels] - target||^2 / 2 w.r.t. weight and bias.
+
+    H_w[o, i, u, v] = sum_n sum_p xpad_n[i, stride p + dilation (u, v)]^2 for o < eps_channels (0 otherwise);
+    H_b[o] = B * P. features [B,Cin,H,W] -> {"weight": [Cout,Cin/g,kh,kw], "bias": [Cout]} (float64).
+    """
+    squared = pad_like_conv(layer, features.to(torch.float64)).pow(2).sum(0, keepdim=True)  # [1,Cin,Hp,Wp]
+    cols = F.unfold(squared, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)  # [1,Cin*k*k,P]
+    groups, c_out = layer.groups, layer.out_channels
+    per_input = cols.sum(-1).view(groups, layer.in_channels // groups, *layer.kernel_size)
+    weight = per_input.repeat_interleave(c_out // groups, dim=0)  # output o belongs to group o // (Cout/g)
+    mask = (torch.arange(c_out, device=features.device) < eps_channels).to(torch.float64)
+    out = {"weight": weight * mask.view(-1, 1, 1, 1)}
+    if layer.bias is not None:
+        out["bias"] = mask * float(features.shape[0] * cols.shape[-1])
+    return out
+
+
+def conv_ef_diagonal(layer: nn.Conv2d, features: torch.Tensor, residual: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Empirical-Fisher diagonal sum_n (J_n^T r_n)^2: per-example gradients of ||f_n - y_n||^2 / 2, squared.
+
+    features [B,Cin,H,W], residual r = f - y [B,Cout,Ho,Wo] (zero on non-eps channels).
+    grad_w[n, o, i, u, v] = sum_p r_n[o, p] xpad_n[i, stride p + dilation (u, v)];  grad_b[n, o] = sum_p r_n[o, p].
+    """
+    batch, groups = features.shape[0], layer.groups
+    cols = F.unfold(pad_like_conv(layer, features.to(torch.float64)), layer.kernel_size,
+                    dilation=layer.dilation, stride=layer.stride)  # [B, Cin*k*k, P]
+    cols = cols.view(batch, groups, -1, cols.shape[-1])
+    r = residual.to(torch.float64).flatten(2).view(batch, groups, layer.out_channels // groups, -1)
+    grads = torch.einsum("bgop,bgip->bgoi", r, cols).reshape(batch, *layer.weight.shape)
+    out = {"weight": grads.pow(2).sum(0)}
+    if layer.bias is not None:
+        out["bias"] = residual.to(torch.float64).flatten(2).sum(-1).pow(2).sum(0)
+    return out
+
+
+def linear_ggn_diagonal(layer: nn.Linear, features: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Exact GGN diagonal of a linear last layer: H_w[o, j] = sum_rows x_j^2, H_b[o] = rows.
+
+    features [B, ..., Din] (every leading index is one output row, e.g. one token).
+    """
+    rows = features.to(torch.float64).reshape(-1, layer.in_features)
+    out = {"weight": rows.pow(2).sum(0).expand(layer.out_features, -1).clone()}
+    if layer.bias is not None:
+        out["bias"] = torch.full((layer.out_features,), float(rows.shape[0]), dtype=torch.float64,
+                                 device=features.device)
+    return out
+
+
+def linear_ef_diagonal(layer: nn.Linear, features: torch.Tensor, residual: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Empirical-Fisher diagonal of a linear layer: grad_w[n, o, j] = sum_rows r[o] x[j], squared, summed over n.
+
+    features [B, ..., Din], residual [B, ..., Dout].
+    """
+    batch = features.shape[0]
+    x = features.to(torch.float64).reshape(batch, -1, layer.in_features)
+    r = residual.to(torch.float64).reshape(batch, -1, layer.out_features)
+    out = {"weight": torch.einsum("bto,btj->boj", r, x).pow(2).sum(0)}
+    if layer.bias is not None:
+        out["bias"] = r.sum(1).pow(2).sum(0)
+    return out
+
+
+def predictive_variance(layer: nn.Module, features: torch.Tensor, inverse_precision: dict[str, torch.Tensor]
+                        ) -> torch.Tensor:
+    """Var[f(x)] under theta ~ N(theta_MAP, diag(inverse_precision)), exact for a layer linear in theta.
+
+    linear: var = (x^2) @ (1/P_w)^T + 1/P_b  [B, ..., Dout];
+    conv:   var = conv2d(xpad^2, 1/P_w, stride, dilation, groups) + 1/P_b  [B, Cout, Ho, Wo].
+    """
+    inv_w = inverse_precision["weight"].to(features.dtype)
+    inv_b = inverse_precision.get("bias")
+    if isinstance(layer, nn.Linear):
+        var = features.pow(2) @ inv_w.T
+        return var if inv_b is None else var + inv_b.to(features.dtype)
+    squared = pad_like_conv(layer, features).pow(2)
+    return F.conv2d(squared, inv_w, inv_b if inv_b is None else inv_b.to(features.dtype),
+                    stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
+
+
+def describe_layer(layer: nn.Module) -> dict:
+    """The facts a fitted posterior depends on: type, parameter shapes and (conv) geometry."""
+    desc = {"type": type(layer).__name__, "weight": list(layer.weight.shape),
+            "bias": None if layer.bias is None else list(layer.bias.shape)}
+    if isinstance(layer, nn.Conv2d):
+        desc.update(stride=list(layer.stride), dilation=list(layer.dilation), groups=layer.groups,
+                    padding=layer.padding if isinstance(layer.padding, str) else list(layer.padding),
+                    padding_mode=layer.padding_mode)
+    return desc
+
+
+def default_path(model: nn.Module) -> Path:
+    """Where the fitted posterior of `model` lives: <model.source folder>/laplace_last_layer.pt."""
+    source = getattr(model, "source", None)
+    if source is None or not Path(source).is_dir():
+        raise MissingAssetError(
+            f"{type(model).__name__} was not loaded from a local folder (source = {source!r}), so there is no "
+            "default place for its last-layer Laplace posterior. Fix: fit one and pass it explicitly: "
+            "la = LastLayerLaplace(model).fit(loader, num_images=1000); create('bayesdiff', laplace=la).")
+    return Path(source) / DEFAULT_FILENAME
+
+
+# ---------------------------------------------------------------------------------------------- the posterior
+class LastLayerLaplace:
+    """Diagonal Laplace posterior over `model.last_layer` (nn.Conv2d or nn.Linear) for eps regression.
+
+    For a linear last layer the model's eps must be `last_layer(features)` reshaped row-major to [B,C,H,W];
+    for a conv last layer only its first C output channels are eps (learned-variance models output 2C).
+    The fitted data term is stored without prior and noise, so `prior_precision` and `sigma_noise` may be
+    changed after fitting.
+    """
+
+    def __init__(self, model: nn.Module, prior_precision: float = 1.0, hessian: str = "ggn",
+                 sigma_noise: float = 1.0) -> None:
+        layer = getattr(model, "last_layer", None)
+        if layer is None or not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            raise CapabilityError(
+                f"last-layer Laplace needs a model whose `last_layer` is an nn.Conv2d or nn.Linear and which "
+                f"implements `predict_features`; {type(model).__name__} has last_layer = {type(layer).__name__ if layer is not None else None}. "
+                "Fix: use a DiffusersUNet (last layer conv_out) or expose last_layer/predict_features in your adapter.")
+        if hessian not in HESSIANS:
+            raise ConfigError("hessian", hessian, f"one of {', '.join(HESSIANS)}")
+        for name, value in (("prior_precision", prior_precision), ("sigma_noise", sigma_noise)):
+            if not float(value) > 0:
+                raise ConfigError(name, value, "a positive number")
+        self.model, self.layer = model, layer
+        self.eps_channels = int(model.sample_shape[0])
+        if isinstance(layer, nn.Linear):
+            self._check_linear_output(layer)
+        self.prior_precision, self.sigma_noise, self.hessian = float(prior_precision), float(sigma_noise), hessian
+        self.data_term: dict[str, torch.Tensor] | None = None  # H (GGN) or H_ef, float64
+        self.num_images = 0
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, loader: Iterable, num_images: int | None = None, seed: int = 0, progress: bool = True
+            ) -> "LastLayerLaplace":
+        """Fit on `num_images` images (all of the loader when None) of batches [B,C,H,W] in [-1, 1] or
+        (images, labels) pairs. Image n (0-based, in loader order) gets t and eps seeded by (seed, n)."""
+        from tqdm.auto import tqdm
+
+        if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
+            raise ConfigError("num_images", num_images, "a positive integer or None (the whole loader)")
+        self.data_term, self.num_images, seen = None, 0, 0
+        device, dtype = self.layer.weight.device, self.layer.weight.dtype
+        with torch.no_grad(), tqdm(total=num_images, desc="last-layer Laplace fit", unit="img",
+                                   disable=not progress) as bar:
+            for batch in loader:
+                x0, labels = self._split_batch(batch)
+                if num_images is not None:
+                    x0, labels = x0[: num_images - seen], None if labels is None else labels[: num_images - seen]
+                index = torch.arange(seen, seen + x0.shape[0])
+                t = per_sample_randint(seed, index, self.model.num_train_timesteps, stream="laplace-fit-t").to(device)
+                eps = per_sample_randn(seed, index, x0.shape[1:], stream="laplace-fit-eps", device=device, dtype=dtype)
+                ab = self.model.alphas_cumprod.to(device)[t].to(dtype).view(-1, 1, 1, 1)
+                self.update(ab.sqrt() * x0.to(device, dtype) + (1 - ab).sqrt() * eps, t, eps,
+                            None if labels is None else labels.to(device))
+                seen += x0.shape[0]
+                bar.update(x0.shape[0])
+                if num_images is not None and seen >= num_images:
+                    break
+        if seen == 0:
+            raise ConfigError("loader", "empty", "must yield at least one image batch")
+        if num_images is not None and seen < num_images:
+            warnings.warn(f"LastLayerLaplace.fit: the loader yielded {seen} images, fewer than num_images = "
+                          f"{num_images}; the posterior is fitted on {seen}.", stacklevel=2)
+        return self
+
+    def update(self, x_t: torch.Tensor, t: torch.Tensor, target_eps: torch.Tensor, y: torch.Tensor | None = None
+               ) -> None:
+        """Add the curvature of one batch of noisy inputs x_t [B,C,H,W] at timesteps t [B] with true noise
+        target_eps [B,C,H,W] (one features() call)."""
+        with torch.no_grad():
+            features = self.model.features(x_t, t, y)
+            if self.hessian == "ggn":
+                term = (conv_ggn_diagonal(self.layer, features, self.eps_channels) if isinstance(self.layer, nn.Conv2d)
+                        else linear_ggn_diagonal(self.layer, features))
+            else:
+                residual = self._residual(features, target_eps)
+                term = (conv_ef_diagonal(self.layer, features, residual) if isinstance(self.layer, nn.Conv2d)
+                        else linear_ef_diagonal(self.layer, features, residual))
+        self.data_term = term if self.data_term is None else {k: self.data_term[k] + term[k] for k in term}
+        self.num_images += int(x_t.shape[0])
+
+    # ------------------------------------------------------------------ posterior and predictive
+    @property
+    def fitted(self) -> bool:
+        return self.data_term is not None
+
+    @property
+    def posterior_precision(self) -> dict[str, torch.Tensor]:
+        """{parameter name: precision shaped like the parameter} = data term / sigma^2 (EF: sigma^4) + prior."""
+        self._require_fitted()
+        scale = self.sigma_noise ** (2 if self.hessian == "ggn" else 4)
+        params = dict(self.layer.named_parameters())
+        return {name: (term / scale + self.prior_precision).to(params[name].device, params[name].dtype)
+                for name, term in self.data_term.items()}
+
+    def variance_from_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Predictive Var[eps] [B,C,H,W] at last-layer input features (closed form)."""
+        inverse = {k: v.reciprocal() for k, v in self.posterior_precision.items()}
+        return self._as_eps(predictive_variance(self.layer, features, inverse))
+
+    def predictive(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, var) of eps at x [B,C,H,W], t: the MAP prediction and the closed-form variance (one NFE)."""
+        with torch.no_grad():
+            features = self.model.features(x, t, y)
+            return self._as_eps(self.layer(features)), self.variance_from_features(features)
+
+    # ------------------------------------------------------------------ files
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted posterior (atomically) to `path`; returns the path."""
+        self._require_fitted()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {"format": FILE_FORMAT, "version": FILE_VERSION, "layer": describe_layer(self.layer),
+                 "eps_channels": self.eps_channels, "hessian": self.hessian, "prior_precision": self.prior_precision,
+                 "sigma_noise": self.sigma_noise, "num_images": self.num_images,
+                 "data_term": {k: v.detach().cpu() for k, v in self.data_term.items()}}
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+        return path
+
+    def load(self, path: str | Path) -> "LastLayerLaplace":
+        """Restore a posterior written by `save` (data term, hessian kind, prior, noise); returns self."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingAssetError(
+                f"no last-layer Laplace posterior at {path}. Fix: fit and save it once: "
+                "LastLayerLaplace(model).fit(loader, num_images=1000).save(default_path(model))")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(state, dict) or state.get("format") != FILE_FORMAT or state.get("version") != FILE_VERSION:
+            raise ConfigError("laplace file", str(path), f"a {FILE_FORMAT} file of version {FILE_VERSION}",
+                              "refit it with LastLayerLaplace(model).fit(...).save(path)")
+        expected = describe_layer(self.layer)
+        if state["layer"] != expected or state["eps_channels"] != self.eps_channels:
+            raise ConfigError("laplace file", str(path),
+                              f"it was fitted for a last layer {state['layer']} but {type(self.model).__name__}'s "
+                              f"last layer is {expected}", "refit the posterior for this model")
+        device = self.layer.weight.device
+        self.data_term = {k: v.to(device, torch.float64) for k, v in state["data_term"].items()}
+        self.hessian, self.num_images = state["hessian"], int(state["num_images"])
+        self.prior_precision, self.sigma_noise = float(state["prior_precision"]), float(state["sigma_noise"])
+        return self
+
+    def check_compatible(self, model: nn.Module) -> None:
+        """Refuse an unfitted posterior or one whose last layer differs in shape from `model`'s."""
+        self._require_fitted()
+        layer = getattr(model, "last_layer", None)
+        if layer is None or describe_layer(layer) != describe_layer(self.layer):
+            raise ConfigError("laplace", describe_layer(self.layer),
+                              f"the posterior must be fitted on this model's last layer "
+                              f"({None if layer is None else describe_layer(layer)})",
+                              "fit LastLayerLaplace(model) on the model you sample with")
+
+    # ------------------------------------------------------------------ helpers
+    def _require_fitted(self) -> None:
+        if self.data_term is None:
+            raise MissingAssetError("the last-layer Laplace posterior is not fitted. Fix: call "
+                                    "la.fit(loader, num_images=1000) or la.load(path) first.")
+
+    def _check_linear_output(self, layer: nn.Linear) -> None:
+        shape = self.model.sample_shape
+        if (shape[0] * shape[1] * shape[2]) % layer.out_features != 0:
+            raise CapabilityError(
+                f"{type(self.model).__name__}'s linear last layer has {layer.out_features} outputs, which do not tile "
+                f"one sample {tuple(shape)}; last-layer Laplace needs eps = last_layer(features) reshaped to [B,C,H,W]")
+
+    def _as_eps(self, output: torch.Tensor) -> torch.Tensor:
+        """Layer output -> eps layout [B,C,H,W] (conv: first C channels; linear: row-major reshape)."""
+        if isinstance(self.layer, nn.Conv2d):
+            return output[:, : self.eps_channels]
+        return output.reshape(output.shape[0], *self.model.sample_shape)
+
+    def _residual(self, features: torch.Tensor, target_eps: torch.Tensor) -> torch.Tensor:
+        """f - y in the layer's output layout (zero on a conv's non-eps channels)."""
+        output = self.layer(features)
+        if isinstance(self.layer, nn.Linear):
+            return output - target_eps.reshape(output.shape)
+        residual = torch.zeros_like(output)
+        residual[:, : self.eps_channels] = output[:, : self.eps_channels] - target_eps
+        return residual
+
+    def _split_batch(self, batch: object) -> tuple[torch.Tensor, torch.Tensor | None]:
+        images, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
+        if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != tuple(self.model.sample_shape):
+            raise ConfigError("loader batch", getattr(images, "shape", type(images).__name__),
+                              f"image batches [B, {', '.join(map(str, self.model.sample_shape))}] or (images, labels)")
+        low, high = float(images.min()), float(images.max())
+        if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
+            raise ConfigError("loader images", f"range [{low:.3g}, {high:.3g}]", "pixel values in [-1, 1]",
+                              "rescale the images, e.g. x / 127.5 - 1 for uint8 or 2 x - 1 for [0, 1]")
+        if getattr(self.model, "num_classes", None) is None:
+            return images, None
+        if labels is None:
+            raise ConfigError("loader", "image batches without labels",
+                              f"{type(self.model).__name__} is class-conditional", "yield (images, labels) pairs")
+        return images, labels

@@ -1,0 +1,276 @@
+"""Bootstrap confidence intervals for FID, precision/recall and paired FID differences.
+
+A replicate resamples rows with replacement. Replicate r draws its rows with
+`rng.integers(0, n, n)` from `numpy.random.default_rng(seed)` (fake rows first, then real rows when
+the real set is resampled too), so a seed fixes every interval. `value` is the statistic of the
+full, un-resampled data. Two interval kinds (Efron & Tibshirani 1993):
+
+    "percentile": [q(alpha/2), q(1 - alpha/2)] of the replicates theta*_r              (Eq. 13.5)
+    "shifted":    the percentile interval minus the bootstrap bias estimate
+                  b = mean_r(theta*_r) - value                                          (Eq. 10.2)
+
+FID and the k-NN manifolds of precision/recall are biased by sample size, and a resample (about 63%
+distinct rows) is a smaller effective sample: its FID is systematically higher, so the plain
+percentile interval of a single FID usually does not even contain the observed value. The shifted
+interval keeps the spread of the replicates and removes that offset; it is the default for the FID
+and precision/recall intervals here (both kinds are available everywhere).
+
+FID replicates never copy the feature matrix: the resample is a vector of counts c_i (how often row i
+was drawn) and the statistics are the count-weighted mean and scatter of rows centred once. The
+reference set's covariance square root is computed once and reused.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from benchmark.errors import ConfigError
+from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, frechet_distance, psd_sqrt
+from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, as_feature_tensor, f1_score, inside_manifold,
+                                      knn_squared_radii)
+
+
+@dataclass
+class ConfidenceInterval:
+    """A statistic `value` with its percentile bootstrap interval [low, high] at level 1 - alpha."""
+
+    value: float
+    low: float
+    high: float
+    n_boot: int
+    alpha: float
+    method: str = "percentile"
+
+    def contains(self, x: float) -> bool:
+        return self.low <= x <= self.high
+
+    @property
+    def excludes_zero(self) -> bool:
+        """True when 0 lies outside [low, high]: a difference is significant at level alpha."""
+        return self.low > 0 or self.high < 0
+
+
+@dataclass
+class PrecisionRecallCI:
+    """Bootstrap intervals of improved precision, recall and their F1."""
+
+    precision: ConfidenceInterval
+    recall: ConfidenceInterval
+    f1: ConfidenceInterval
+
+
+INTERVALS = ("percentile", "shifted")
+
+
+def _check_bootstrap_args(n_boot: int, alpha: float, interval: str = "percentile") -> None:
+    if interval not in INTERVALS:
+        raise ConfigError("interval", interval, f"one of {INTERVALS}")
+    if not isinstance(n_boot, int) or n_boot < 2:
+        raise ConfigError("n_boot", n_boot, "an integer >= 2 (number of bootstrap replicates; 200 is typical)")
+    if not 0.0 < alpha < 1.0:
+        raise ConfigError("alpha", alpha, "a level in (0, 1), e.g. 0.05 for a 95% interval")
+
+
+def percentile_interval(value: float, replicates: Sequence[float], alpha: float,
+                        interval: str = "percentile") -> ConfidenceInterval:
+    """[alpha/2, 1 - alpha/2] percentiles (numpy linear interpolation) of the replicates; with
+    interval="shifted" both ends minus the bias estimate mean(replicates) - value (see module doc)."""
+    draws = np.asarray(replicates, dtype=np.float64)
+    low, high = np.percentile(draws, [50.0 * alpha, 100.0 - 50.0 * alpha])
+    if interval == "shifted":
+        bias = draws.mean() - value
+        low, high = low - bias, high - bias
+    return ConfidenceInterval(value=float(value), low=float(low), high=float(high), n_boot=len(draws),
+                              alpha=float(alpha), method=interval)
+
+
+def resample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """How often each of n rows is drawn in one resample of size n with replacement -> int [n]."""
+    return np.bincount(rng.integers(0, n, n), minlength=n)
+
+
+def bootstrap_ci(statistic: Callable[..., float], *arrays, n_boot: int = 200, seed: int = 0,
+                 alpha: float = 0.05, interval: str = "percentile") -> ConfidenceInterval:
+    """Interval of statistic(*arrays); the rows of all arrays are resampled jointly (same indices)."""
+    _check_bootstrap_args(n_boot, alpha, interval)
+    if not arrays:
+        raise ConfigError("arrays", "nothing", "at least one array whose rows are resampled")
+    rows = len(arrays[0])
+    if any(len(array) != rows for array in arrays):
+        raise ConfigError("arrays", [len(array) for array in arrays], "arrays with the same number of rows")
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_boot):
+        index = rng.integers(0, rows, rows)
+        picked = [array[torch.from_numpy(index)] if isinstance(array, torch.Tensor) else np.asarray(array)[index]
+                  for array in arrays]
+        replicates.append(float(statistic(*picked)))
+    return percentile_interval(float(statistic(*arrays)), replicates, alpha, interval)
+
+
+class CountWeightedStatistics:
+    """Feature statistics of resamples given as counts, without copying rows. features [N, D].
+
+    With rows centred once at their mean m and counts c_i (n = sum c_i):
+        mu = m + sum_i c_i (x_i - m) / n
+        sigma = (sum_i c_i (x_i - m)(x_i - m)^T - n (mu - m)(mu - m)^T) / (n - 1)
+    which equals the ddof = 1 covariance of the resampled rows.
+    """
+
+    def __init__(self, features) -> None:
+        array = as_feature_matrix(features)
+        self.centre = array.mean(axis=0)
+        self.centred = array - self.centre
+
+    def __call__(self, counts: np.ndarray) -> FeatureStats:
+        total = int(counts.sum())
+        if total < 2:
+            raise ConfigError("subset size", total, "at least 2 rows in every bootstrap replicate",
+                              "use larger subsets (tens of rows or more) for bootstrap intervals")
+        drawn = np.flatnonzero(counts)
+        scaled = self.centred[drawn] * np.sqrt(counts[drawn].astype(np.float64))[:, None]
+        shift = np.sqrt(counts[drawn].astype(np.float64)) @ scaled / total
+        scatter = scaled.T @ scaled
+        sigma = (scatter - total * np.outer(shift, shift)) / (total - 1)
+        return FeatureStats(mu=self.centre + shift, sigma=sigma, n=total)
+
+
+class _ReferenceFID:
+    """FID against fixed reference statistics with the covariance square root computed once."""
+
+    def __init__(self, stats: FeatureStats) -> None:
+        self.stats = stats
+        self.sqrt_sigma = psd_sqrt(stats.sigma)
+
+    def __call__(self, other: FeatureStats) -> float:
+        return frechet_distance(self.stats.mu, self.stats.sigma, other.mu, other.sigma, sqrt_sigma1=self.sqrt_sigma)
+
+
+def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, *,
+                  resample_real: bool = False, real_stats: FeatureStats | None = None,
+                  interval: str = "shifted") -> ConfidenceInterval:
+    """FID(real, fake) with a bootstrap interval over resamples of the fake set (and the real set if asked).
+
+    real_features [N, D], fake_features [M, D]. `real_stats` (e.g. a cached reference) replaces the
+    statistics of real_features when the real set is not resampled.
+    """
+    _check_bootstrap_args(n_boot, alpha, interval)
+    fake = CountWeightedStatistics(fake_features)
+    fake_rows = fake.centred.shape[0]
+    real = CountWeightedStatistics(real_features) if resample_real else None
+    reference = _ReferenceFID(real_stats if real_stats is not None and not resample_real
+                              else feature_statistics(real_features))
+    value = reference(feature_statistics(fake_features))
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_boot):
+        fake_stats = fake(resample_counts(rng, fake_rows))
+        if real is None:
+            replicates.append(reference(fake_stats))
+        else:
+            real_stats_r = real(resample_counts(rng, real.centred.shape[0]))
+            replicates.append(frechet_distance(real_stats_r.mu, real_stats_r.sigma, fake_stats.mu, fake_stats.sigma))
+    return percentile_interval(value, replicates, alpha, interval)
+
+
+def _as_index(index, pool_size: int, field: str) -> np.ndarray:
+    """Integer row indices into the pool from an index array or a boolean mask [pool_size]."""
+    array = index.detach().cpu().numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
+    if array.dtype == bool:
+        if array.shape != (pool_size,):
+            raise ConfigError(field, f"mask of shape {array.shape}", f"a boolean mask of shape ({pool_size},)")
+        array = np.flatnonzero(array)
+    if array.ndim != 1 or array.size < 2 or not np.issubdtype(array.dtype, np.integer):
+        raise ConfigError(field, f"array of shape {array.shape} and dtype {array.dtype}",
+                          "a 1-D integer index (or boolean mask) selecting at least 2 pool rows")
+    if array.min() < 0 or array.max() >= pool_size:
+        raise ConfigError(field, f"indices in [{array.min()}, {array.max()}]", f"indices in [0, {pool_size - 1}]")
+    return array
+
+
+def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: int = 200, seed: int = 0,
+                          alpha: float = 0.05, *, resample_real: bool = False,
+                          interval: str = "shifted") -> ConfidenceInterval:
+    """FID(pool[idx_a]) - FID(pool[idx_b]) with a paired bootstrap interval.
+
+    Each replicate resamples the whole pool once (counts c over its N rows); subset a of the replicate
+    is its rows idx_a with counts c[idx_a], subset b its rows idx_b with counts c[idx_b], so rows shared
+    by a and b move together. With resample_real the reference set is resampled once per replicate,
+    shared by both FIDs. Identical subsets give exactly 0 in every replicate.
+    """
+    _check_bootstrap_args(n_boot, alpha, interval)
+    pool = as_feature_matrix(pool_features, "pool_features")
+    index_a = _as_index(idx_a, pool.shape[0], "idx_a")
+    index_b = _as_index(idx_b, pool.shape[0], "idx_b")
+    subset_a, subset_b = CountWeightedStatistics(pool[index_a]), CountWeightedStatistics(pool[index_b])
+    reference = _ReferenceFID(feature_statistics(real_features))
+    real = CountWeightedStatistics(real_features) if resample_real else None
+
+    def difference(fid: Callable[[FeatureStats], float], counts: np.ndarray) -> float:
+        return fid(subset_a(counts[index_a])) - fid(subset_b(counts[index_b]))
+
+    value = difference(reference, np.ones(pool.shape[0], dtype=np.int64))
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_boot):
+        counts = resample_counts(rng, pool.shape[0])
+        fid = reference
+        if real is not None:
+            real_stats = real(resample_counts(rng, real.centred.shape[0]))
+            fid = _ReferenceFID(real_stats)
+        replicates.append(difference(fid, counts))
+    return percentile_interval(value, replicates, alpha, interval)
+
+
+def _weighted_precision_recall(real: torch.Tensor, real_counts: np.ndarray, fake: torch.Tensor,
+                               fake_counts: np.ndarray, k: int, chunk_size: int,
+                               precision_inside: torch.Tensor | None) -> tuple[float, float]:
+    """P and R of a resample: manifolds from the DISTINCT drawn points, evaluated points weighted by counts.
+
+    A point drawn twice is one ball (a copy is not its own neighbour at distance 0).
+    `precision_inside` [M] reuses the membership of every fake row when the real set is fixed.
+    """
+    if precision_inside is None:
+        drawn_real = torch.from_numpy(np.flatnonzero(real_counts))
+        centres = real[drawn_real]
+        precision_inside = inside_manifold(fake, centres, knn_squared_radii(centres, k, chunk_size), chunk_size)
+    drawn_fake = torch.from_numpy(np.flatnonzero(fake_counts))
+    centres = fake[drawn_fake]
+    recall_inside = inside_manifold(real, centres, knn_squared_radii(centres, k, chunk_size), chunk_size)
+    precision = float(fake_counts @ precision_inside.numpy()) / fake_counts.sum()
+    recall = float(real_counts @ recall_inside.numpy()) / real_counts.sum()
+    return precision, recall
+
+
+def precision_recall_bootstrap(real_features, fake_features, k: int = 3, n_boot: int = 200, seed: int = 0,
+                               alpha: float = 0.05, *, resample_real: bool = False,
+                               chunk_size: int = DEFAULT_CHUNK_SIZE, interval: str = "shifted") -> PrecisionRecallCI:
+    """Improved precision / recall / F1 with bootstrap intervals over resamples of the fake set (and real).
+
+    Each replicate costs about one precision_recall call on the drawn rows (the fixed real manifold's
+    membership tests are reused when resample_real is False).
+    """
+    _check_bootstrap_args(n_boot, alpha, interval)
+    real = as_feature_tensor(real_features, "real_features", "cpu")
+    fake = as_feature_tensor(fake_features, "fake_features", "cpu")
+    if real.shape[1] != fake.shape[1]:
+        raise ConfigError("fake_features", f"dimension {fake.shape[1]}", f"the real features' dimension {real.shape[1]}")
+    all_real, all_fake = np.ones(real.shape[0], dtype=np.int64), np.ones(fake.shape[0], dtype=np.int64)
+    with torch.no_grad():
+        fixed_inside = inside_manifold(fake, real, knn_squared_radii(real, k, chunk_size), chunk_size)
+        precision, recall = _weighted_precision_recall(real, all_real, fake, all_fake, k, chunk_size, fixed_inside)
+        rng = np.random.default_rng(seed)
+        replicates = []
+        for _ in range(n_boot):
+            fake_counts = resample_counts(rng, fake.shape[0])
+            real_counts = resample_counts(rng, real.shape[0]) if resample_real else all_real
+            replicates.append(_weighted_precision_recall(real, real_counts, fake, fake_counts, k, chunk_size,
+                                                         None if resample_real else fixed_inside))
+    values = np.asarray(replicates)
+    f1_values = [f1_score(p, r) for p, r in replicates]
+    return PrecisionRecallCI(precision=percentile_interval(precision, values[:, 0], alpha, interval),
+                             recall=percentile_interval(recall, values[:, 1], alpha, interval),
+                             f1=percentile_interval(f1_score(precision, recall), f1_values, alpha, interval))

@@ -1,0 +1,53 @@
+"""Disk cache of features: a reference set is featurised once.
+
+The key is a sha256 of the images' bytes (with their dtype and shape) and the extractor's name and
+weights id, so the same images under other weights miss. Files are written to a temporary name in
+the same folder and renamed, so an interrupted run never leaves a half-written entry.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from metrics.features import FeatureExtractor
+
+CACHE_FORMAT = "features-v1"
+
+
+def images_bytes(images) -> tuple[np.ndarray, str]:
+    """A C-contiguous CPU numpy view of the images and a text of their dtype and shape."""
+    array = images.detach().cpu().contiguous().numpy() if isinstance(images, torch.Tensor) else np.ascontiguousarray(images)
+    return array, f"{array.dtype.str}{array.shape}"
+
+
+def feature_cache_key(extractor: FeatureExtractor, images) -> str:
+    """sha256 hex of (format, extractor name, weights id, images dtype/shape/bytes)."""
+    array, layout = images_bytes(images)
+    digest = hashlib.sha256()
+    for part in (CACHE_FORMAT, extractor.name, str(getattr(extractor, "weights_id", "")), layout):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    digest.update(memoryview(array).cast("B"))
+    return digest.hexdigest()
+
+
+def cached_features(extractor: FeatureExtractor, images, cache_dir: str | Path) -> np.ndarray:
+    """extractor(images) [N, dim], read from `cache_dir` when this exact input was featurised before."""
+    cache_dir = Path(cache_dir)
+    path = cache_dir / f"{extractor.name}-{feature_cache_key(extractor, images)[:40]}.npy"
+    if path.is_file():
+        return np.load(path)
+    features = extractor(images)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            np.save(handle, features)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return features
