@@ -27,9 +27,9 @@ CHECKPOINT = "checkpoint.pt"
 
 # UNet architectures per dataset: attention-free, one ResNet block per level (fast on a CPU).
 ARCHITECTURES: dict[str, dict] = {
-    "digits": dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8,
+    "digits": dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8, add_attention=False,
                    down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D")),
-    "fashion": dict(block_out_channels=(32, 64, 128), layers_per_block=1, norm_num_groups=8,
+    "fashion": dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, add_attention=False,
                     down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3),
 }
 
@@ -118,6 +118,15 @@ def save_pipeline(unet: nn.Module, out: Path) -> None:
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
 
 
+def training_data(dataset: str, data_dir: str | None = None, download: bool = False) -> ImageDataset:
+    """The train split of a dataset; "gmm" is 20k exact draws from the gmm preset's mixture."""
+    if dataset == "gmm":
+        from benchmark.presets import get
+
+        return get("gmm").load_data("train")
+    return load_dataset(dataset, "train", root=data_dir, download=download)
+
+
 def _batches(n: int, batch_size: int, generator: torch.Generator):
     while True:
         perm = torch.randperm(n, generator=generator)
@@ -129,7 +138,7 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
     """Train (or resume) until cfg.steps or cfg.max_minutes; save the EMA model to cfg.out. Returns a summary."""
     torch.set_num_threads(max(1, cfg.threads))
     out = Path(cfg.out)
-    data = load_dataset(cfg.dataset, "train", root=cfg.data_dir, download=cfg.download)
+    data = training_data(cfg.dataset, cfg.data_dir, cfg.download)
     num_classes = data.num_classes if (cfg.conditional and data.labels is not None) else None
     ab = linear_beta_alphas_cumprod().to(torch.float32)
     sqrt_ab, sqrt_1m_ab = ab.sqrt(), (1 - ab).sqrt()
@@ -146,7 +155,7 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
         gen.set_state(ckpt["generator"])
         num_classes = ckpt["num_classes"]
     else:
-        arch = cfg.arch or ARCHITECTURES.get(cfg.dataset, ARCHITECTURES["digits"])
+        arch = cfg.arch or ARCHITECTURES["fashion" if cfg.dataset == "fashion" else "digits"]
         torch.manual_seed(cfg.seed)
         unet = build_unet(data.sample_shape, num_classes, cfg.dropout, arch)
         ema = copy.deepcopy(unet)
@@ -280,11 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark train",
                                 description="Train a diffusion UNet or a domain classifier on a built-in dataset.")
     p.add_argument("--what", choices=("diffusion", "classifier"), default="diffusion")
-    p.add_argument("--dataset", choices=DATASETS, required=True)
+    p.add_argument("--dataset", choices=DATASETS + ("gmm",), required=True,
+                   help="digits, fashion, or gmm (samples of the gmm preset's mixture; diffusion only)")
     p.add_argument("--out", required=True, help="output folder (diffusion) or file (classifier, e.g. classifier.pt)")
     p.add_argument("--steps", type=int, default=None, help="diffusion: total optimiser steps (default 20000); "
                                                            "classifier: cap on steps")
     p.add_argument("--epochs", type=int, default=4, help="classifier epochs")
+    p.add_argument("--width", type=int, default=32, help="classifier base width (channels of its first conv)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--max-minutes", type=float, default=None, help="stop this run after so many minutes")
@@ -305,8 +316,11 @@ def train_main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
     progress = not args.no_progress
     if args.what == "classifier":
+        if args.dataset == "gmm":
+            raise ConfigError("--dataset", "gmm", "digits or fashion for a classifier", "the gmm preset uses the "
+                              "digits classifier (its components are digit prototypes)")
         summary = train_classifier(args.dataset, args.out, epochs=args.epochs, batch_size=args.batch_size or 128,
-                                   lr=args.lr or 2e-3, max_steps=args.steps, seed=args.seed, threads=args.threads,
+                                   lr=args.lr or 2e-3, width=args.width, max_steps=args.steps, seed=args.seed, threads=args.threads,
                                    data_dir=args.data_dir, download=args.download, progress=progress)
         print(json.dumps(summary))
         return 0

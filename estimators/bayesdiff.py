@@ -2,7 +2,7 @@
 
 Every sampler step is  x_prev = k x_t + c eps_eff(x_t) + n z  (k = x_coef, c = eps_coef, n = noise_std, from
 the engine's grid). Treating x_t as random with diagonal variance V_t and the noise prediction as random under
-the last-layer posterior, the uncertainty iteration (BayesDiff Eq. 9-10 for DDIM) is
+the last-layer posterior, the uncertainty iteration (BayesDiff Sec. 3, written there for DDIM) is
     Var[x_prev] = k^2 V_t + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2                     (uncertainty step)
     Var[x_prev] = k^2 V_t + n^2                                                              (skip step)
 with V_T = 0 (x_T is given). On an uncertainty step:
@@ -61,7 +61,7 @@ EPS_VARIANCES = ("total", "laplace")
 
 def propagate_variance(var_x: torch.Tensor, cov_x_eps: torch.Tensor | float, var_eps: torch.Tensor | float,
                        x_coef: float, eps_coef: float, noise_std: float = 0.0) -> torch.Tensor:
-    """Var[x_prev] = k^2 Var[x_t] + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2 (BayesDiff Eq. 10), >= 0.
+    """Var[x_prev] = k^2 Var[x_t] + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2 (uncertainty iteration), >= 0.
 
     All terms element-wise [B,C,H,W]; the clamp guards against a negative Monte-Carlo estimate.
     """
@@ -69,7 +69,8 @@ def propagate_variance(var_x: torch.Tensor, cov_x_eps: torch.Tensor | float, var
     return var.clamp_min(0.0)
 
 
-def sample_moments(deviations: torch.Tensor, eps: torch.Tensor, var_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_moments(deviations: torch.Tensor, eps: torch.Tensor, var_x: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Plain unbiased Monte-Carlo Cov(x, eps) and Var_x[eps] from S draws with known mean of x.
 
     deviations d_s = x^s - E[x] [S,B,C,H,W], eps e_s [S,B,C,H,W] (var_x unused, for a common signature):
@@ -106,7 +107,7 @@ class BayesDiff(UncertaintyEstimator):
 
     Args:
         laplace: a fitted `LastLayerLaplace` of the sampling model; None loads `default_path(model)`.
-        mc_samples: S draws of x_t per uncertainty step (>= 2), evaluated in one batched call.
+        mc_samples: S draws of x_t per uncertainty step (>= 3; >= 2 for "plain"), evaluated in one batched call.
         skip: uncertainty every `skip`-th step (5 = BayesDiff-Skip, 1 = full BayesDiff).
         keep_steps: also return {timestep t: Var[x_t]} of every step.
         eps_variance: "total" (Laplace + variance of eps over the draws) or "laplace" (public code).
@@ -173,7 +174,7 @@ class BayesDiff(UncertaintyEstimator):
         states = (step.x_t.unsqueeze(0) + deviations).reshape(-1, *step.x_t.shape[1:])  # copy-major [S*B,...]
         eps = step.effective_eps(states).view_as(deviations)
         cov, var_eps_state = MC_ESTIMATORS[self.mc_estimator](deviations, eps, var)
-        return cov, var_eps + var_eps_state if self.eps_variance == "total" else var_eps
+        return cov, (var_eps + var_eps_state if self.eps_variance == "total" else var_eps)
 
     def _features(self, step) -> torch.Tensor:
         """Last-layer features of eps_eff at the trajectory state: phi(x_t, t), or for DPM-Solver-2

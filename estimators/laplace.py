@@ -181,9 +181,10 @@ class LastLayerLaplace:
                  sigma_noise: float = 1.0) -> None:
         layer = getattr(model, "last_layer", None)
         if layer is None or not isinstance(layer, (nn.Conv2d, nn.Linear)):
+            found = None if layer is None else type(layer).__name__
             raise CapabilityError(
                 f"last-layer Laplace needs a model whose `last_layer` is an nn.Conv2d or nn.Linear and which "
-                f"implements `predict_features`; {type(model).__name__} has last_layer = {type(layer).__name__ if layer is not None else None}. "
+                f"implements `predict_features`; {type(model).__name__} has last_layer = {found}. "
                 "Fix: use a DiffusersUNet (last layer conv_out) or expose last_layer/predict_features in your adapter.")
         if hessian not in HESSIANS:
             raise ConfigError("hessian", hessian, f"one of {', '.join(HESSIANS)}")

@@ -28,7 +28,8 @@ class ProtocolInputs:
 
     @property
     def estimator_names(self) -> list[str]:
-        return list(self.generation.scores)
+        """Estimators of the run (internal observers such as the ground-truth oracle start with '_')."""
+        return [name for name in self.generation.scores if not name.startswith("_")]
 
     @property
     def seed(self) -> int:
