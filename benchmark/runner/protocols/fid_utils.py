@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics import bootstrap_ci, feature_statistics, fid_from_stats
+from metrics import bootstrap_ci, feature_statistics, fid_bootstrap, fid_from_stats, paired_fid_difference
 
 
 def fid_to_reference(features: np.ndarray, reference) -> float:
@@ -12,8 +12,8 @@ def fid_to_reference(features: np.ndarray, reference) -> float:
 
 
 def fid_ci(features: np.ndarray, reference, n_boot: int, seed: int):
-    """FID to the reference with a bootstrap interval over the generated samples."""
-    return bootstrap_ci(lambda f: fid_to_reference(f, reference), features, n_boot=n_boot, seed=seed)
+    """FID to the reference with a (bias-shifted) bootstrap interval over the generated samples."""
+    return fid_bootstrap(None, features, n_boot=n_boot, seed=seed, real_stats=reference)
 
 
 def paired_delta_ci(features_a: np.ndarray, features_b: np.ndarray, reference, n_boot: int, seed: int):
@@ -22,8 +22,16 @@ def paired_delta_ci(features_a: np.ndarray, features_b: np.ndarray, reference, n
                         features_a, features_b, n_boot=n_boot, seed=seed)
 
 
-def subset_delta_ci(pool: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray, reference, n_boot: int, seed: int):
-    """FID(pool[a]) - FID(pool[b]) for two subsets of one pool, resampling the pool (paired membership)."""
+def subset_delta_ci(pool: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray, reference, n_boot: int, seed: int,
+                    real_features: np.ndarray | None = None):
+    """FID(pool[a]) - FID(pool[b]) for two subsets of one pool, resampling the pool (paired membership).
+
+    With the real features at hand this is `metrics.paired_fid_difference` (count-weighted, no copies);
+    with only reference statistics (e.g. committed Inception statistics) a plain paired bootstrap.
+    """
+    if real_features is not None:
+        return paired_fid_difference(real_features, pool, mask_a.astype(bool), mask_b.astype(bool),
+                                     n_boot=n_boot, seed=seed)
 
     def delta(feats: np.ndarray, a: np.ndarray, b: np.ndarray) -> float:
         a, b = a.astype(bool), b.astype(bool)

@@ -22,6 +22,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     keep = cfg.keep
     for space, feats in inputs.fake_features.items():
         ref = inputs.reference_stats[space]
+        real = inputs.real_features.get(space)
         n_boot = cfg.bootstrap if space == "classifier" else max(10, cfg.bootstrap // 10)
         all_ci = fid_ci(feats, ref, n_boot, cfg.seed)
         rows.append(row_from_ci(NAME, "(all)", f"fid_all[{space}]", all_ci, gen.size, cfg.seed))
@@ -33,10 +34,10 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
             rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", kept_ci, keep, cfg.seed))
             everything = np.ones_like(mask)
             rows.append(row_from_ci(NAME, name, f"delta_vs_all[{space}]",
-                                    subset_delta_ci(feats, mask, everything, ref, n_boot, cfg.seed), keep, cfg.seed))
+                                    subset_delta_ci(feats, mask, everything, ref, n_boot, cfg.seed, real), keep, cfg.seed))
             if random_mask is not None and name != "random":
                 rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
-                                        subset_delta_ci(feats, mask, random_mask, ref, n_boot, cfg.seed), keep, cfg.seed))
+                                        subset_delta_ci(feats, mask, random_mask, ref, n_boot, cfg.seed, real), keep, cfg.seed))
             curves[(space, name)] = _curve(feats, scores, ref, params["curve_fractions"], n_boot, cfg.seed, rows, name, space)
     inputs.artifacts["fid_curves"] = curves
     return rows
