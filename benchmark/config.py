@@ -87,14 +87,15 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
 
     sampler = run.get("sampler", "ddim")
     if sampler not in SAMPLERS:
-        raise ConfigError("run.sampler", sampler, f"one of {', '.join(SAMPLERS)}")
+        raise ConfigError("run.sampler", sampler, f"one of {', '.join(SAMPLERS)}", "set run.sampler to one of these")
     steps = _int(run, "steps", 50, low=1)
     n = _int(run, "num_samples", 600, low=2)
     keep = _keep(run, n)
     features = tuple(run.get("features", ["classifier"]))
     for feat in features:
         if feat not in FEATURES:
-            raise ConfigError("run.features", feat, f"a list drawn from {list(FEATURES)}")
+            raise ConfigError("run.features", feat, f"a list drawn from {list(FEATURES)}",
+                              'e.g. run.features = ["classifier"]')
     estimators = _estimators(data.get("estimators", {}), steps)
     protocols = _protocols(data.get("protocols", {k: {} for k in PROTOCOLS}), steps, n)
     return RunConfig(
@@ -111,13 +112,18 @@ def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...
     specs = []
     for name, params in section.items():
         if name not in registry.available():
-            raise ConfigError(f"estimators.{name}", name, f"a registered estimator: {', '.join(registry.available())}")
+            raise ConfigError(f"estimators.{name}", name, f"a registered estimator: {', '.join(registry.available())}",
+                              "rename the [estimators.*] table or register the estimator (python -m benchmark list)")
         params = dict(params or {})
+        accepted = set(registry.parameters(name)) - {"laplace"} | ({"fit_images"} if name == "bayesdiff" else set())
+        _no_unknown(f"estimators.{name}", params, accepted)
         build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k != "fit_images"}
         try:
             registry.create(name, **build_params)  # validates names and values now, before any work
         except ConfigError as err:
-            raise ConfigError(f"estimators.{name}", "", str(err)) from None
+            raise _located(err, f"estimators.{name}") from None
+        if "fit_images" in params:
+            _int(params, "fit_images", 500, low=1, section_name=f"estimators.{name}")
         if "window" in params:
             start, stop = scale_window(tuple(params["window"]), steps)
             if stop > steps:
@@ -132,7 +138,7 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
     out = {}
     for name, params in section.items():
         if name not in PROTOCOL_KEYS:
-            raise ConfigError(f"protocols.{name}", name, f"one of {', '.join(PROTOCOLS)}")
+            raise ConfigError(f"protocols.{name}", name, f"one of {', '.join(PROTOCOLS)}", "rename or remove the table")
         params = dict(params or {})
         _no_unknown(f"protocols.{name}", params, set(PROTOCOL_KEYS[name]) | {"enabled"})
         merged = {**PROTOCOL_KEYS[name], **params}
@@ -140,11 +146,13 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             continue
         out[name] = merged
     if "guidance" in out:
+        from benchmark.guidance import UncertaintyGuidance
+
         g = out["guidance"]
-        if not 0 < float(g["percentile"]) < 100:
-            raise ConfigError("protocols.guidance.percentile", g["percentile"], "a number strictly between 0 and 100")
-        if not isinstance(g["m"], int) or g["m"] < 2:
-            raise ConfigError("protocols.guidance.m", g["m"], "an integer >= 2")
+        try:  # m >= 2, percentile in (0, 100), finite strength, a window inside the 50-step reference grid
+            UncertaintyGuidance(m=g["m"], percentile=g["percentile"], strength=g["strength"], window=g["window"])
+        except ConfigError as err:
+            raise _located(err, "protocols.guidance") from None
         if not isinstance(g["num_samples"], int) or g["num_samples"] < 2:
             raise ConfigError("protocols.guidance.num_samples", g["num_samples"], "an integer >= 2")
     if "filtered_fid" in out:
@@ -180,14 +188,22 @@ def _keep(run: dict[str, Any], n: int) -> int:
     return keep
 
 
-def _int(section: dict[str, Any], key: str, default: int, *, low: int) -> int:
+def _int(section: dict[str, Any], key: str, default: int, *, low: int, section_name: str = "run") -> int:
     value = section.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"run.{key}", value, f"an integer >= {low}")
+        raise ConfigError(f"{section_name}.{key}", value, f"an integer >= {low}", f"set {key} = {max(low, default)}")
     return value
+
+
+def _located(err: ConfigError, section: str) -> ConfigError:
+    """The same error with its field placed in the config, e.g. `m = 1 ...` -> `estimators.sensitivity.m = 1 ...`."""
+    located = ConfigError(f"{section}.{err.field}", None, "")
+    located.args = (f"{section}.{err}",)
+    return located
 
 
 def _no_unknown(where: str, section: dict[str, Any], allowed: set[str]) -> None:
     unknown = sorted(set(section) - allowed)
     if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(sorted(allowed))}")
+        raise ConfigError(f"{where}.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(sorted(allowed))}",
+                          "correct the spelling or remove the key")

@@ -22,13 +22,14 @@ from tqdm import tqdm
 from benchmark.datasets import DATASETS, ImageDataset, load_dataset
 from benchmark.errors import ConfigError, MissingAssetError
 from benchmark.models.base import linear_beta_alphas_cumprod
+from benchmark.seeding import derive_seed
 
 CHECKPOINT = "checkpoint.pt"
 
 # UNet architectures per dataset: attention-free, one ResNet block per level (fast on a CPU).
 ARCHITECTURES: dict[str, dict] = {
-    "digits": dict(block_out_channels=(32, 64), layers_per_block=1, norm_num_groups=8, add_attention=False,
-                   down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D")),
+    "digits": dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, add_attention=False,
+                   down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3),
     "fashion": dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8, add_attention=False,
                     down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3),
 }
@@ -134,16 +135,38 @@ def _batches(n: int, batch_size: int, generator: torch.Generator):
             yield perm[i:i + batch_size]
 
 
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Rows of optimiser step `step`: epoch e = step // (n // batch_size) walks a permutation seeded by (seed, e).
+
+    A function of (seed, step) alone, so a resumed run sees exactly the batches of an uninterrupted one.
+    """
+    per_epoch = max(1, n // batch_size)
+    epoch, pos = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(derive_seed(seed, "epoch", epoch)))
+    return perm[pos * batch_size:(pos + 1) * batch_size]
+
+
 def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train (or resume) until cfg.steps or cfg.max_minutes; save the EMA model to cfg.out. Returns a summary."""
+    """Train (or resume) until cfg.steps or cfg.max_minutes; save the EMA model to cfg.out. Returns a summary.
+
+    The caller's global RNG state and torch thread count are restored afterwards.
+    """
+    threads = torch.get_num_threads()
     torch.set_num_threads(max(1, cfg.threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _train_diffusion(cfg, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_diffusion(cfg: TrainConfig, progress: bool) -> dict:
     out = Path(cfg.out)
     data = training_data(cfg.dataset, cfg.data_dir, cfg.download)
     num_classes = data.num_classes if (cfg.conditional and data.labels is not None) else None
     ab = linear_beta_alphas_cumprod().to(torch.float32)
     sqrt_ab, sqrt_1m_ab = ab.sqrt(), (1 - ab).sqrt()
     ckpt_path = out / CHECKPOINT
-    gen = torch.Generator().manual_seed(cfg.seed)
     if ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
         arch = ckpt["config"]["arch"]
@@ -152,7 +175,6 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
         ema = copy.deepcopy(unet)
         ema.load_state_dict(ckpt["ema"])
         step, elapsed, losses = ckpt["step"], ckpt["elapsed"], ckpt["losses"]
-        gen.set_state(ckpt["generator"])
         num_classes = ckpt["num_classes"]
     else:
         arch = cfg.arch or ARCHITECTURES["fashion" if cfg.dataset == "fashion" else "digits"]
@@ -166,7 +188,7 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
         opt.load_state_dict(ckpt["opt"])
     unet.train()
     ema.eval()
-    batches = _batches(len(data), min(cfg.batch_size, len(data)), gen)
+    batch_size = min(cfg.batch_size, len(data))
     start = time.perf_counter()
     stop_reason = "steps"
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress, desc=f"train {cfg.dataset}", mininterval=5)
@@ -175,7 +197,7 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         blob = {"config": asdict(cfg), "num_classes": num_classes, "unet": unet.state_dict(), "ema": ema.state_dict(),
                 "opt": opt.state_dict(), "step": step, "elapsed": elapsed + time.perf_counter() - start,
-                "losses": losses, "generator": gen.get_state()}
+                "losses": losses}
         torch.save(blob, out / (CHECKPOINT + ".tmp"))
         (out / (CHECKPOINT + ".tmp")).replace(ckpt_path)
 
@@ -184,7 +206,10 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
         if cfg.max_minutes is not None and time.perf_counter() - start > 60.0 * cfg.max_minutes:
             stop_reason = "max_minutes"
             break
-        idx = next(batches)
+        # every random draw of this step derives from (seed, step): resuming reproduces an uninterrupted run
+        gen = torch.Generator().manual_seed(derive_seed(cfg.seed, "train", step))
+        torch.manual_seed(derive_seed(cfg.seed, "dropout", step))
+        idx = batch_indices(len(data), batch_size, step, cfg.seed)
         x0 = augment(data.images[idx], cfg.hflip, gen)
         y = data.labels[idx] if num_classes else None
         for group in opt.param_groups:
@@ -217,6 +242,17 @@ def train_diffusion(cfg: TrainConfig, progress: bool = True) -> dict:
     return summary
 
 
+def export_checkpoint(run_dir: str | Path, out: str | Path) -> int:
+    """Write the EMA weights of run_dir/checkpoint.pt as a pipeline folder `out` (e.g. mid-run); returns its step."""
+    ckpt = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
+    cfg = ckpt["config"]
+    shape = (1, 32, 32) if cfg["dataset"] == "fashion" else (1, 16, 16)
+    unet = build_unet(shape, ckpt["num_classes"], cfg["dropout"], cfg["arch"])
+    unet.load_state_dict(ckpt["ema"])
+    save_pipeline(unet.eval(), Path(out))
+    return int(ckpt["step"])
+
+
 def write_model_card(out: Path, summary: dict, quality: dict | None = None) -> None:
     """A short model_card.md: data, architecture, steps, wall-clock and (when measured) sample quality."""
     cfg = summary["config"]
@@ -241,9 +277,20 @@ def train_classifier(dataset: str, out: str | Path, epochs: int = 4, batch_size:
                      width: int = 32, max_steps: int | None = None, seed: int = 0, threads: int = 2,
                      data_dir: str | None = None, download: bool = False, progress: bool = True) -> dict:
     """Train a DomainClassifier with random +-2 px shifts; save it to `out`; report its test accuracy."""
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads))
+    try:
+        with torch.random.fork_rng(devices=[]):
+            return _train_classifier(dataset, out, epochs, batch_size, lr, width, max_steps, seed, data_dir, download,
+                                     progress)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _train_classifier(dataset: str, out: str | Path, epochs: int, batch_size: int, lr: float, width: int,
+                      max_steps: int | None, seed: int, data_dir: str | None, download: bool, progress: bool) -> dict:
     from metrics.classifier import DomainClassifier
 
-    torch.set_num_threads(max(1, threads))
     train = load_dataset(dataset, "train", root=data_dir, download=download)
     test = load_dataset(dataset, "test", root=data_dir, download=download)
     if train.labels is None:

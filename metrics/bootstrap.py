@@ -16,8 +16,9 @@ interval keeps the spread of the replicates and removes that offset; it is the d
 and precision/recall intervals here (both kinds are available everywhere).
 
 FID replicates never copy the feature matrix: the resample is a vector of counts c_i (how often row i
-was drawn) and the statistics are the count-weighted mean and scatter of rows centred once. The
-reference set's covariance square root is computed once and reused.
+was drawn) and the statistics are count-weighted sums over rows centred once. Against a fixed
+reference the rows are also projected once onto the factor of the reference covariance, which
+leaves one Gram product and one eigvalsh per replicate (see FixedReferenceFID).
 """
 from __future__ import annotations
 
@@ -28,7 +29,8 @@ import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
-from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, frechet_distance, psd_sqrt
+from metrics.frechet import (FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats, frechet_distance,
+                             psd_factor)
 from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, as_feature_tensor, f1_score, inside_manifold,
                                       knn_squared_radii)
 
@@ -138,15 +140,55 @@ class CountWeightedStatistics:
         return FeatureStats(mu=self.centre + shift, sigma=sigma, n=total)
 
 
-class _ReferenceFID:
-    """FID against fixed reference statistics with the covariance square root computed once."""
+class FixedReferenceFID:
+    """FID against fixed reference statistics of count-weighted resamples of features [N, D].
 
-    def __init__(self, stats: FeatureStats) -> None:
-        self.stats = stats
-        self.sqrt_sigma = psd_sqrt(stats.sigma)
+    With the reference covariance sigma_r = B B^T (B = psd_factor, [D, r]) and the rows centred once at
+    their mean m and projected once, Y = (X - m) B [N, r], a resample with counts c (n = sum c) has
+        shift = sum_i c_i (x_i - m) / n                          (mu = m + shift)
+        tr(sigma) = (sum_i c_i ||x_i - m||^2 - n ||shift||^2) / (n - 1)
+        B^T sigma B = (sum_i c_i y_i y_i^T - n (B^T shift)(B^T shift)^T) / (n - 1)
+        FID = ||mu_r - mu||^2 + tr(sigma_r) + tr(sigma) - 2 sum_i sqrt(eig_i(B^T sigma B))   (see frechet.py)
+    so a replicate costs one [drawn rows, r] Gram product and one r x r eigvalsh, no D x D x D products.
+    """
 
-    def __call__(self, other: FeatureStats) -> float:
-        return frechet_distance(self.stats.mu, self.stats.sigma, other.mu, other.sigma, sqrt_sigma1=self.sqrt_sigma)
+    def __init__(self, reference: FeatureStats, features) -> None:
+        array = as_feature_matrix(features)
+        factor = psd_factor(reference.sigma)
+        self.centre = array.mean(axis=0)
+        self.centred = array - self.centre
+        self.projected = self.centred @ factor
+        self.squared_norms = np.einsum("ij,ij->i", self.centred, self.centred)
+        self.mean_gap = reference.mu - self.centre
+        self.reference_trace = float(np.trace(reference.sigma))
+
+    def __call__(self, counts: np.ndarray) -> float:
+        total = int(counts.sum())
+        if total < 2:
+            raise ConfigError("subset size", total, "at least 2 rows in every bootstrap replicate",
+                              "use larger subsets (tens of rows or more) for bootstrap intervals")
+        drawn = np.flatnonzero(counts)
+        weights = counts[drawn].astype(np.float64)
+        shift = weights @ self.centred[drawn] / total
+        projected_shift = weights @ self.projected[drawn] / total
+        scaled = self.projected[drawn] * np.sqrt(weights)[:, None]
+        middle = (scaled.T @ scaled - total * np.outer(projected_shift, projected_shift)) / (total - 1)
+        trace = (weights @ self.squared_norms[drawn] - total * shift @ shift) / (total - 1)
+        cross = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (middle + middle.T)), 0.0, None)).sum()
+        gap = self.mean_gap - shift
+        return float(gap @ gap + self.reference_trace + trace - 2.0 * cross)
+
+
+def _resampled_fid(reference: CountWeightedStatistics, reference_counts: np.ndarray, subsets,
+                   subset_counts) -> list[float]:
+    """FIDs of resampled subsets against one resampled reference (covariance factor computed once)."""
+    stats = reference(reference_counts)
+    factor = psd_factor(stats.sigma)
+    out = []
+    for subset, counts in zip(subsets, subset_counts):
+        other = subset(counts)
+        out.append(frechet_distance(stats.mu, stats.sigma, other.mu, other.sigma, factor1=factor))
+    return out
 
 
 def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, *,
@@ -158,21 +200,19 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
     statistics of real_features when the real set is not resampled.
     """
     _check_bootstrap_args(n_boot, alpha, interval)
-    fake = CountWeightedStatistics(fake_features)
-    fake_rows = fake.centred.shape[0]
-    real = CountWeightedStatistics(real_features) if resample_real else None
-    reference = _ReferenceFID(real_stats if real_stats is not None and not resample_real
-                              else feature_statistics(real_features))
-    value = reference(feature_statistics(fake_features))
+    reference = real_stats if real_stats is not None and not resample_real else feature_statistics(real_features)
+    value = fid_from_stats(reference, feature_statistics(fake_features))
     rng = np.random.default_rng(seed)
     replicates = []
-    for _ in range(n_boot):
-        fake_stats = fake(resample_counts(rng, fake_rows))
-        if real is None:
-            replicates.append(reference(fake_stats))
-        else:
-            real_stats_r = real(resample_counts(rng, real.centred.shape[0]))
-            replicates.append(frechet_distance(real_stats_r.mu, real_stats_r.sigma, fake_stats.mu, fake_stats.sigma))
+    if resample_real:
+        fake, real = CountWeightedStatistics(fake_features), CountWeightedStatistics(real_features)
+        for _ in range(n_boot):
+            fake_counts = resample_counts(rng, fake.centred.shape[0])
+            real_counts = resample_counts(rng, real.centred.shape[0])
+            replicates.extend(_resampled_fid(real, real_counts, [fake], [fake_counts]))
+    else:
+        fid = FixedReferenceFID(reference, fake_features)
+        replicates = [fid(resample_counts(rng, fid.centred.shape[0])) for _ in range(n_boot)]
     return percentile_interval(value, replicates, alpha, interval)
 
 
@@ -205,23 +245,24 @@ def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: in
     pool = as_feature_matrix(pool_features, "pool_features")
     index_a = _as_index(idx_a, pool.shape[0], "idx_a")
     index_b = _as_index(idx_b, pool.shape[0], "idx_b")
-    subset_a, subset_b = CountWeightedStatistics(pool[index_a]), CountWeightedStatistics(pool[index_b])
-    reference = _ReferenceFID(feature_statistics(real_features))
-    real = CountWeightedStatistics(real_features) if resample_real else None
-
-    def difference(fid: Callable[[FeatureStats], float], counts: np.ndarray) -> float:
-        return fid(subset_a(counts[index_a])) - fid(subset_b(counts[index_b]))
-
-    value = difference(reference, np.ones(pool.shape[0], dtype=np.int64))
+    reference = feature_statistics(real_features)
+    value = (fid_from_stats(reference, feature_statistics(pool[index_a]))
+             - fid_from_stats(reference, feature_statistics(pool[index_b])))
     rng = np.random.default_rng(seed)
     replicates = []
-    for _ in range(n_boot):
-        counts = resample_counts(rng, pool.shape[0])
-        fid = reference
-        if real is not None:
-            real_stats = real(resample_counts(rng, real.centred.shape[0]))
-            fid = _ReferenceFID(real_stats)
-        replicates.append(difference(fid, counts))
+    if resample_real:
+        subsets = [CountWeightedStatistics(pool[index_a]), CountWeightedStatistics(pool[index_b])]
+        real = CountWeightedStatistics(real_features)
+        for _ in range(n_boot):
+            counts = resample_counts(rng, pool.shape[0])
+            real_counts = resample_counts(rng, real.centred.shape[0])
+            fid_a, fid_b = _resampled_fid(real, real_counts, subsets, [counts[index_a], counts[index_b]])
+            replicates.append(fid_a - fid_b)
+    else:
+        fid_a, fid_b = FixedReferenceFID(reference, pool[index_a]), FixedReferenceFID(reference, pool[index_b])
+        for _ in range(n_boot):
+            counts = resample_counts(rng, pool.shape[0])
+            replicates.append(fid_a(counts[index_a]) - fid_b(counts[index_b]))
     return percentile_interval(value, replicates, alpha, interval)
 
 

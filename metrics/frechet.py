@@ -1,8 +1,9 @@
 """Fréchet distance between Gaussians fitted to feature sets (FID when the features are Inception pool3).
 
-Everything here is float64 numpy. The matrix square root goes through symmetric eigendecompositions
-(`numpy.linalg.eigh`), never `scipy.linalg.sqrtm`: it is faster at 2048-d, real by construction, and
-stable when a covariance is singular (fewer samples than dimensions).
+Everything here is float64 numpy. tr(sqrt(sigma1 sigma2)) goes through two symmetric eigendecompositions
+(`numpy.linalg.eigh` of sigma1, `eigvalsh` of B^T sigma2 B with sigma1 = B B^T), never
+`scipy.linalg.sqrtm`: it is faster at 2048-d, real by construction, and stable when a covariance is
+singular (fewer samples than dimensions).
 """
 from __future__ import annotations
 
@@ -65,32 +66,34 @@ def feature_statistics(features) -> FeatureStats:
                         n=array.shape[0])
 
 
-def psd_sqrt(matrix: np.ndarray) -> np.ndarray:
-    """Symmetric square root of a symmetric PSD matrix [D, D]: V diag(sqrt(max(w, 0))) V^T from eigh."""
-    sym = 0.5 * (matrix + matrix.T)
-    eigenvalues, eigenvectors = np.linalg.eigh(sym)
-    return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
+def psd_factor(matrix: np.ndarray) -> np.ndarray:
+    """B [D, r] with B B^T = matrix for a symmetric PSD matrix [D, D]: B = V_+ diag(sqrt(w_+)) from eigh,
+    keeping the r eigenpairs with w > 0 (round-off negatives of a singular matrix are dropped)."""
+    eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
+    positive = eigenvalues > 0
+    return eigenvectors[:, positive] * np.sqrt(eigenvalues[positive])
 
 
-def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, sqrt_sigma1: np.ndarray | None = None) -> float:
-    """tr(sqrt(sigma1 sigma2)) = sum_i sqrt(lambda_i), lambda_i the eigenvalues of sqrt(s1) s2 sqrt(s1).
+def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, factor1: np.ndarray | None = None) -> float:
+    """tr(sqrt(sigma1 sigma2)) = sum_i sqrt(lambda_i), lambda_i the eigenvalues of B^T sigma2 B, sigma1 = B B^T.
 
-    sigma1 sigma2 is similar to the symmetric PSD matrix sqrt(s1) s2 sqrt(s1), so both have the same
-    eigenvalues; negative round-off eigenvalues are clamped at 0. `sqrt_sigma1` may be passed when it
-    is reused (e.g. a fixed reference set in a bootstrap).
+    sigma1 sigma2 = B (B^T sigma2) has the nonzero eigenvalues of (B^T sigma2) B = B^T sigma2 B, which are
+    also those of sqrt(s1) s2 sqrt(s1); B^T sigma2 B [r, r] is symmetric PSD, so `eigvalsh` applies and
+    round-off negatives are clamped at 0. `factor1` (= psd_factor(sigma1)) may be passed when reused.
     """
-    root1 = psd_sqrt(sigma1) if sqrt_sigma1 is None else sqrt_sigma1
-    middle = root1 @ sigma2 @ root1
+    factor = psd_factor(sigma1) if factor1 is None else factor1
+    middle = factor.T @ sigma2 @ factor
     eigenvalues = np.linalg.eigvalsh(0.5 * (middle + middle.T))
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
 
-def frechet_distance(mu1, sigma1, mu2, sigma2, *, sqrt_sigma1: np.ndarray | None = None) -> float:
+def frechet_distance(mu1, sigma1, mu2, sigma2, *, factor1: np.ndarray | None = None) -> float:
     """Fréchet (2-Wasserstein) distance between N(mu1, sigma1) and N(mu2, sigma2):
 
         d^2 = ||mu1 - mu2||^2 + tr(sigma1) + tr(sigma2) - 2 tr(sqrt(sigma1 sigma2))
 
     (Heusel et al. 2017, Eq. 6 / Dowson & Landau 1982). mu [D], sigma [D, D]; computed in float64.
+    `factor1` = psd_factor(sigma1) may be given when sigma1 is reused (a fixed reference set).
     """
     mu1, mu2 = np.asarray(mu1, dtype=np.float64), np.asarray(mu2, dtype=np.float64)
     sigma1, sigma2 = np.asarray(sigma1, dtype=np.float64), np.asarray(sigma2, dtype=np.float64)
@@ -99,7 +102,7 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, sqrt_sigma1: np.ndarray | None
         if value.shape != shape:
             raise ConfigError(name, f"array of shape {value.shape}", f"shape {shape} to match mu1 of shape {(dim,)}")
     diff = mu1 - mu2
-    cross = trace_sqrt_product(sigma1, sigma2, sqrt_sigma1)
+    cross = trace_sqrt_product(sigma1, sigma2, factor1)
     return float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * cross)
 
 

@@ -206,7 +206,13 @@ def test_runs_beside_other_estimators_on_a_unet_without_changing_x0(tmp_path):
     res = out.uncertainty["bayesdiff"]
     assert res.pixel.shape == x_T.shape and bool(torch.isfinite(res.pixel).all()) and bool((res.pixel > 0).all())
     torch.testing.assert_close(res.score, res.pixel.flatten(1).sum(1))
-    assert res.nfe == 2 + 1 * 4  # uncertainty at steps 0 and 5; draws only at step 5
+    # uncertainty at steps 0 and 5, draws only at step 5; the features come with the sampler's own call
+    assert res.nfe == 1 * 4
+    est = estimators.create("bayesdiff", mc_samples=4, skip=5)
+    est.wants_step_features = False
+    alone = sample(unet, x_T, sampler="ddim", steps=10, estimators=[est]).uncertainty["bayesdiff"]
+    assert alone.nfe == 2 + 1 * 4  # one features() call per uncertainty step instead
+    torch.testing.assert_close(alone.pixel, res.pixel, rtol=1e-5, atol=0)
 
 
 def test_class_conditional_dpm2_on_a_unet():
@@ -220,4 +226,10 @@ def test_class_conditional_dpm2_on_a_unet():
                  estimators=[estimators.create("bayesdiff", laplace=la, mc_samples=3, skip=2)])
     assert torch.equal(out.x0, plain.x0)
     res = out.uncertainty["bayesdiff"]
-    assert bool(torch.isfinite(res.pixel).all()) and res.nfe == 3 * 2 + 2 * 2 * 3  # steps 0, 2, 4
+    # steps 0, 2, 4: midpoint features (the first stage's come with the sampler's call) + 2 calls per draw
+    assert bool(torch.isfinite(res.pixel).all()) and res.nfe == 3 * 1 + 2 * 2 * 3
+    est = estimators.create("bayesdiff", laplace=la, mc_samples=3, skip=2)
+    est.wants_step_features = False
+    alone = sample(unet, x_T, sampler="dpm2", steps=6, y=y, estimators=[est]).uncertainty["bayesdiff"]
+    assert alone.nfe == 3 * 2 + 2 * 2 * 3
+    torch.testing.assert_close(alone.pixel, res.pixel, rtol=1e-4, atol=1e-12)

@@ -88,26 +88,44 @@ class DiffusionModel(nn.Module):
 
     def eps(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Predicted noise [B,C,H,W]; each row counts as one network evaluation of the current caller."""
-        t_batch = self._timesteps(t, x.shape[0], x.device)
-        self._check_labels(y, x.shape[0])
-        out = self.predict_eps(x, t_batch, y)
-        self.nfe_counter[self._caller] += int(x.shape[0])
-        _check_finite(out, f"{type(self).__name__}.eps at timestep {int(t_batch[0])}")
-        return out
+        return self._counted(self.predict_eps, "eps", x, t, y)
 
     def features(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Last-layer input features; counted as one network evaluation per row like `eps`."""
+        self._require_last_layer()
+        return self._counted(self.predict_features, "features", x, t, y)
+
+    @property
+    def shares_features(self) -> bool:
+        """True when `eps_and_features` gets both from ONE network evaluation (override `predict_eps_and_features`)."""
+        return type(self).predict_eps_and_features is not DiffusionModel.predict_eps_and_features
+
+    def predict_eps_and_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(eps, last-layer features) of one forward pass; adapters that can capture both override this."""
+        raise CapabilityError(f"{type(self).__name__} cannot return eps and features from one evaluation")
+
+    def eps_and_features(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+        """eps [B,C,H,W] and the last layer's input from one evaluation (counted once per row)."""
+        self._require_last_layer()
+        return self._counted(self.predict_eps_and_features, "eps_and_features", x, t, y)
+
+    def _counted(self, forward, what: str, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None):
+        t_batch = self._timesteps(t, x.shape[0], x.device)
+        self._check_labels(y, x.shape[0])
+        out = forward(x, t_batch, y)
+        self.nfe_counter[self._caller] += int(x.shape[0])
+        for tensor in out if isinstance(out, tuple) else (out,):
+            _check_finite(tensor, f"{type(self).__name__}.{what} at timestep {int(t_batch[0])}")
+        return out
+
+    def _require_last_layer(self) -> None:
         if self.last_layer is None:
             raise CapabilityError(
                 f"{type(self).__name__} has no last_layer, so last-layer features are unavailable; "
                 "use a model that exposes `last_layer` and `predict_features` (e.g. a DiffusersUNet whose output "
                 "is conv_out's output)")
-        t_batch = self._timesteps(t, x.shape[0], x.device)
-        self._check_labels(y, x.shape[0])
-        out = self.predict_features(x, t_batch, y)
-        self.nfe_counter[self._caller] += int(x.shape[0])
-        _check_finite(out, f"{type(self).__name__}.features at timestep {int(t_batch[0])}")
-        return out
 
     @contextlib.contextmanager
     def attribute_to(self, caller: str) -> Iterator[None]:

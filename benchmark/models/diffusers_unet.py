@@ -41,8 +41,12 @@ class DiffusersUNet(DiffusionModel):
     @classmethod
     def from_pretrained(cls, path_or_id: str | Path, **kwargs) -> "DiffusersUNet":
         """Load from a pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder, or a hub id."""
+        from importlib.util import find_spec
+
         from diffusers import UNet2DModel
 
+        # without `accelerate` diffusers falls back to low_cpu_mem_usage=False anyway, but warns on every load
+        kwargs.setdefault("low_cpu_mem_usage", find_spec("accelerate") is not None)
         path = Path(path_or_id)
         if path.is_dir():
             unet_dir = path / "unet" if (path / "unet" / "config.json").is_file() else path
@@ -93,13 +97,18 @@ class DiffusersUNet(DiffusionModel):
         return out[:, : self.sample_shape[0]]  # learned-variance models output 2C channels
 
     def predict_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.predict_eps_and_features(x, t, y)[1]
+
+    def predict_eps_and_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
+                                 ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One forward pass: eps and the activations entering conv_out (captured by a pre-hook)."""
         captured: list[torch.Tensor] = []
         handle = self.unet.conv_out.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         try:
-            self.unet(x, t, class_labels=y)
+            out = self.unet(x, t, class_labels=y).sample
         finally:
             handle.remove()
-        return captured[0]
+        return out[:, : self.sample_shape[0]], captured[0]
 
 
 def _find_scheduler_config(root: Path, unet_dir: Path) -> dict | None:

@@ -10,7 +10,7 @@ import torch
 from benchmark.datasets import ImageDataset, load_dataset
 from benchmark.models.gmm import GaussianMixtureModel
 
-GMM_STD = 0.25
+GMM_STD = 0.2
 GMM_DEFAULT_N = {"train": 20000, "test": 2000}
 GMM_SEED = {"train": 0, "test": 1}
 

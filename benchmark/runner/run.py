@@ -15,7 +15,8 @@ from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner import setup
-from benchmark.runner.setup import estimator_factory, prepare_run_dir, resolve_device
+from benchmark.runner.setup import (LAPLACE_CACHE, check_run_dir, estimator_factory, preflight,
+                                     prepare_run_dir, resolve_device)
 from benchmark.runner.table import to_frame
 
 PROTOCOL_FUNCTIONS = {
@@ -28,20 +29,28 @@ PROTOCOL_FUNCTIONS = {
 }
 
 
+@torch.no_grad()  # (the guided pass enables gradients where it needs them)
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
     """Run every configured protocol; returns the report path (None on ranks other than 0)."""
     rank, world = distributed.rank_and_world()
     timings: dict[str, float] = {}
     tick = time.perf_counter()
-    if rank == 0:
-        prepare_run_dir(out, config, overwrite=overwrite)
+    resume = check_run_dir(out, config, overwrite=overwrite)  # every rank, read-only: all fail alike
     distributed.barrier()
-    torch.set_grad_enabled(False)
     device = resolve_device(config.device if world == 1 else distributed.device_for(rank, config.device))
     preset = setup.load_preset(config.preset)
     model = preset.load_model().to(device)
-    make_estimators = estimator_factory(config, model, preset, progress=progress and rank == 0)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
+    cache = out / LAPLACE_CACHE
+    if rank == 0:  # bad input fails here, before the run folder is created or changed
+        make_estimators = estimator_factory(config, model, preset, progress=progress,
+                                            laplace_cache=cache if resume else None)
+        preflight(config, model, preset, _with_oracle(make_estimators, oracle))
+        prepare_run_dir(out, config, overwrite=overwrite)
+        make_estimators.persist(cache)
+    distributed.barrier()
+    if rank != 0:  # the posterior rank 0 fitted, loaded from next to the model or from the run folder
+        make_estimators = estimator_factory(config, model, preset, progress=False, laplace_cache=cache)
     make_all = _with_oracle(make_estimators, oracle)
     timings["setup"] = time.perf_counter() - tick
 

@@ -51,6 +51,8 @@ class StepContext:
     y: torch.Tensor | None
     indices: torch.Tensor
     seed: int
+    features: torch.Tensor | None = None  # last-layer input at (x_t, t), when an estimator asked for it
+
 
     @property
     def t(self) -> int:

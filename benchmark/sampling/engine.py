@@ -81,13 +81,15 @@ def sample(
     seconds = {name: 0.0 for name in names}
     for est in ests:
         est.begin(info)
+    # estimators that read last-layer features at the trajectory state get them from the sampler's own call
+    share_features = model.shares_features and any(getattr(e, "wants_step_features", False) for e in ests)
     model.reset_nfe()
     start = time.perf_counter()
     x = x_T
     for g in grid:
         with torch.no_grad(), model.attribute_to("sampler"):
-            eps = model.eps(x, g.t, y)
-            ctx = StepContext(g.index, steps, sampler, g, x, eps, eps, model, y, idx, int(seed))
+            eps, features = model.eps_and_features(x, g.t, y) if share_features else (model.eps(x, g.t, y), None)
+            ctx = StepContext(g.index, steps, sampler, g, x, eps, eps, model, y, idx, int(seed), features)
             ctx.eps_eff = ctx.combine_midpoint(x, eps, y)
         for est in ests:
             tick = time.perf_counter()
