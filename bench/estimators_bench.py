@@ -32,7 +32,7 @@ ESTIMATORS = {"random": {}, "sensitivity": {"m": 5}, "mc_dropout": {"m": 5}, "ba
 class Pass:
     label: str
     seconds: list[float]  # wall-clock of each round
-    network: list[float]  # of which inside the network (predict_eps / predict_features), each round
+    network: list[float]  # of which inside the network (the UNet's forward), each round
     nfe: float  # network evaluations per sample, sampler + estimators
     extra_nfe: float  # the estimators' part
 
@@ -47,21 +47,20 @@ class Pass:
 
 
 class NetworkClock:
-    """Adds up the seconds spent inside the model's network calls (wraps the instance's predict_* methods)."""
+    """Adds up the seconds spent inside the model's networks (forward hooks on its direct sub-modules, e.g.
+    the diffusers UNet), whichever model method called them."""
 
     def __init__(self, model) -> None:
-        self.seconds = 0.0
-        for name in ("predict_eps", "predict_features"):
-            setattr(model, name, self._timed(getattr(model, name)))
+        self.seconds, self._start = 0.0, 0.0
+        for net in model.children():
+            net.register_forward_pre_hook(self._enter)
+            net.register_forward_hook(self._leave)
 
-    def _timed(self, method):
-        def call(*args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                self.seconds += time.perf_counter() - start
-        return call
+    def _enter(self, *_args) -> None:
+        self._start = time.perf_counter()
+
+    def _leave(self, *_args) -> None:
+        self.seconds += time.perf_counter() - self._start
 
 
 def bare_ddim(model, x_T: torch.Tensor, y, steps: int) -> torch.Tensor:
@@ -163,7 +162,7 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         per_estimator,
         f"NFE ratio = (sampler NFEs + the estimator's NFEs) / sampler NFEs; time ratio = pass with the estimator "
         f"/ pass without; overhead = time ratio / NFE ratio - 1. Network-time ratio: seconds inside the network "
-        f"(predict_eps / predict_features) with the estimator / without; it differs from the NFE ratio when the "
+        f"(the UNet's forward) with the estimator / without; it differs from the NFE ratio when the "
         f"estimator's calls have other batch shapes. Extra ms outside the network: what the estimator adds outside "
         f"network calls (its maths, the engine's bookkeeping for it) per pass of {args.batch} samples. "
         f"The engine without estimators takes "

@@ -4,6 +4,7 @@
 2. Precision / recall at N x 2048: ours (chunked) vs torch-fidelity 0.4's prc_features_to_metric.
 3. Peak extra memory of our precision / recall at N = 10k (a fresh process; peak RSS above the inputs).
 4. One FID bootstrap replicate (count-weighted statistics) at 5k x 2048.
+1 and 4 run twice: with numpy's default BLAS threads and with 1 BLAS thread (threadpoolctl).
 
 Usage: python bench/metrics_bench.py [--pr-rows 5000] [--memory-rows 10000] [--out results/bench/metrics.md]
 Features are random correlated Gaussians (timings do not depend on what the features are).
@@ -25,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
 from metrics import fid_bootstrap, feature_statistics, frechet_distance, precision_recall  # noqa: E402
 from tests.test_metrics_frechet import sqrtm_frechet  # noqa: E402
@@ -49,6 +51,10 @@ def timed(function, repeats: int) -> tuple[float, object]:
     return statistics.median(seconds), result
 
 
+def blas_threads() -> int:
+    return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=0)
+
+
 def bench_frechet(dim: int, rows: int) -> dict:
     stats_a = feature_statistics(random_features(rows, dim, 0))
     stats_b = feature_statistics(random_features(rows, dim, 1, shift=0.05))
@@ -56,7 +62,7 @@ def bench_frechet(dim: int, rows: int) -> dict:
     ours_s, ours = timed(lambda: frechet_distance(*args), 3)
     scipy_s, reference = timed(lambda: sqrtm_frechet(*args), 1)
     return dict(dim=dim, ours_s=ours_s, scipy_s=scipy_s, ratio=scipy_s / ours_s, value=ours,
-                rel_diff=abs(ours - reference) / abs(reference))
+                rel_diff=abs(ours - reference) / abs(reference), blas_threads=blas_threads())
 
 
 def bench_precision_recall(rows: int, dim: int) -> dict:
@@ -97,14 +103,26 @@ def bench_memory(rows: int, dim: int) -> dict:
                 inputs_mib=record["inputs_mib"], seconds=time.perf_counter() - start)
 
 
-def bench_bootstrap(rows: int, dim: int, n_boot: int = 4) -> dict:
+def bench_bootstrap(rows: int, dim: int, n_boot: int = 8) -> dict:
     real, fake = random_features(rows, dim, 6), random_features(rows, dim, 7, shift=0.05)
     start = time.perf_counter()
     fid_bootstrap(real, fake, n_boot=n_boot, seed=0)
-    return dict(rows=rows, dim=dim, n_boot=n_boot, per_replicate_s=(time.perf_counter() - start) / n_boot)
+    return dict(rows=rows, dim=dim, n_boot=n_boot, per_replicate_s=(time.perf_counter() - start) / n_boot,
+                blas_threads=blas_threads())
 
 
-def report(frechet: dict, prc: dict, memory: dict, boot: dict) -> str:
+def with_one_blas_thread(function, *args) -> dict:
+    with threadpool_limits(limits=1, user_api="blas"):
+        return function(*args) | dict(blas_threads=1)
+
+
+def frechet_row(frechet: dict) -> str:
+    return (f"| Fréchet distance, {frechet['dim']}-d (eigh vs scipy.linalg.sqrtm of s1 s2), {frechet['blas_threads']} "
+            f"BLAS thread(s) | {frechet['ours_s']:.2f} s | {frechet['scipy_s']:.2f} s | **{frechet['ratio']:.1f}x** | "
+            f"rel. diff {frechet['rel_diff']:.1e} |")
+
+
+def report(frechets: list[dict], prc: dict, memory: dict, boots: list[dict]) -> str:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return "\n".join([
         "# Metrics benchmark",
@@ -116,8 +134,7 @@ def report(frechet: dict, prc: dict, memory: dict, boot: dict) -> str:
         "",
         "| what | ours | reference | reference / ours | agreement |",
         "|---|---|---|---|---|",
-        f"| Fréchet distance, {frechet['dim']}-d (eigh vs scipy.linalg.sqrtm of s1 s2) | {frechet['ours_s']:.2f} s | "
-        f"{frechet['scipy_s']:.2f} s | **{frechet['ratio']:.1f}x** | rel. diff {frechet['rel_diff']:.1e} |",
+        *[frechet_row(frechet) for frechet in frechets],
         f"| Precision/recall k=3, {prc['rows']} x {prc['dim']} (vs torch-fidelity 0.4 prc_features_to_metric) | "
         f"{prc['ours_s']:.1f} s | {prc['ref_s']:.1f} s | **{prc['ratio']:.2f}x** | P {prc['ours'][0]:.4f} vs "
         f"{prc['ref'][0]:.4f}, R {prc['ours'][1]:.4f} vs {prc['ref'][1]:.4f} |",
@@ -127,8 +144,12 @@ def report(frechet: dict, prc: dict, memory: dict, boot: dict) -> str:
         f"(peak RSS growth in a fresh process; {memory['seconds']:.0f} s including start-up). "
         f"An N x N float32 distance matrix alone would be {memory['rows'] ** 2 * 4 / 2 ** 20:.0f} MiB.",
         "",
-        f"FID bootstrap: {boot['per_replicate_s']:.2f} s per replicate at {boot['rows']} x {boot['dim']} "
-        "(count-weighted statistics, reference square root cached).",
+        *[f"FID bootstrap ({boot.get('blas_threads', blas_threads())} BLAS thread(s)): {boot['per_replicate_s']:.2f} s "
+          f"per replicate at {boot['rows']} x {boot['dim']} (count-weighted statistics projected once on the "
+          "reference covariance factor)." for boot in boots],
+        "",
+        "On this shared, oversubscribed 2-core machine OpenBLAS with 2 threads makes eigh/eigvalsh several times",
+        "slower than with 1 thread (busy-waiting threads); hence both settings above.",
         "",
         f"torch-fidelity was imported {prc['how']}.",
         "",
@@ -143,14 +164,16 @@ def main() -> None:
     parser.add_argument("--memory-rows", type=int, default=10_000)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "metrics.md")
     args = parser.parse_args()
-    frechet = bench_frechet(args.dim, args.fid_rows)
-    print(f"FID: ours {frechet['ours_s']:.2f}s scipy {frechet['scipy_s']:.2f}s ratio {frechet['ratio']:.1f}", flush=True)
+    frechets = [bench_frechet(args.dim, args.fid_rows), with_one_blas_thread(bench_frechet, args.dim, args.fid_rows)]
+    for frechet in frechets:
+        print(f"FID ({frechet['blas_threads']} BLAS threads): ours {frechet['ours_s']:.2f}s scipy "
+              f"{frechet['scipy_s']:.2f}s ratio {frechet['ratio']:.1f}", flush=True)
     prc = bench_precision_recall(args.pr_rows, args.dim)
     print(f"P&R: ours {prc['ours_s']:.1f}s torch-fidelity {prc['ref_s']:.1f}s ratio {prc['ratio']:.2f}", flush=True)
     memory = bench_memory(args.memory_rows, args.dim)
     print(f"P&R memory at {args.memory_rows}: {memory['extra_mib']:.0f} MiB", flush=True)
-    boot = bench_bootstrap(args.pr_rows, args.dim)
-    text = report(frechet, prc, memory, boot)
+    boots = [bench_bootstrap(args.pr_rows, args.dim), with_one_blas_thread(bench_bootstrap, args.pr_rows, args.dim)]
+    text = report(frechets, prc, memory, boots)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(args.out.name + ".tmp")
     tmp.write_text(text)

@@ -98,6 +98,10 @@ def _list(args) -> int:
     print("presets:")
     text = presets.list_presets_text() if hasattr(presets, "list_presets_text") else "\n".join(presets.names())
     print(text)
+    from benchmark.runner.setup import EXTRA_PRESETS_ENV, extra_presets
+
+    for name, preset in extra_presets().items():
+        print(f"  {name}  (from ${EXTRA_PRESETS_ENV}) {getattr(preset, 'description', '')}")
     print("\nestimators:")
     for name in estimators.available():
         print(f"  {name:<12} parameters: {', '.join(estimators.parameters(name)) or '(none)'}")

@@ -31,13 +31,14 @@ import torch
 from benchmark.errors import ConfigError
 from metrics.frechet import (FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats, frechet_distance,
                              psd_factor)
-from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, as_feature_tensor, f1_score, inside_manifold,
-                                      knn_squared_radii)
+from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, f1_score, inside_manifold, knn_squared_radii,
+                                      real_and_fake_tensors)
 
 
 @dataclass
 class ConfidenceInterval:
-    """A statistic `value` with its percentile bootstrap interval [low, high] at level 1 - alpha."""
+    """A statistic `value` with its bootstrap interval [low, high] at level 1 - alpha from n_boot replicates;
+    method: "percentile" or "shifted" (see the module doc)."""
 
     value: float
     low: float
@@ -145,11 +146,12 @@ class FixedReferenceFID:
 
     With the reference covariance sigma_r = B B^T (B = psd_factor, [D, r]) and the rows centred once at
     their mean m and projected once, Y = (X - m) B [N, r], a resample with counts c (n = sum c) has
-        shift = sum_i c_i (x_i - m) / n                          (mu = m + shift)
+        shift = sum_i c_i (x_i - m) / n,  ybar = B^T shift               (mu = m + shift)
         tr(sigma) = (sum_i c_i ||x_i - m||^2 - n ||shift||^2) / (n - 1)
-        B^T sigma B = (sum_i c_i y_i y_i^T - n (B^T shift)(B^T shift)^T) / (n - 1)
-        FID = ||mu_r - mu||^2 + tr(sigma_r) + tr(sigma) - 2 sum_i sqrt(eig_i(B^T sigma B))   (see frechet.py)
-    so a replicate costs one [drawn rows, r] Gram product and one r x r eigvalsh, no D x D x D products.
+        B^T sigma B = Z^T Z / (n - 1),  Z = rows sqrt(c_i) (y_i - ybar) of the drawn rows
+        FID = ||mu_r - mu||^2 + tr(sigma_r) + tr(sigma) - 2 sum_i sqrt(eig_i(Z^T Z) / (n - 1))  (frechet.py)
+    Z^T Z and Z Z^T share their nonzero eigenvalues, so the smaller of the two is decomposed: a
+    replicate costs one Gram product and one eigvalsh of size min(drawn rows, r), no D^3 products.
     """
 
     def __init__(self, reference: FeatureStats, features) -> None:
@@ -170,11 +172,11 @@ class FixedReferenceFID:
         drawn = np.flatnonzero(counts)
         weights = counts[drawn].astype(np.float64)
         shift = weights @ self.centred[drawn] / total
-        projected_shift = weights @ self.projected[drawn] / total
-        scaled = self.projected[drawn] * np.sqrt(weights)[:, None]
-        middle = (scaled.T @ scaled - total * np.outer(projected_shift, projected_shift)) / (total - 1)
+        projected = self.projected[drawn]
+        rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
+        gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
+        cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (total - 1), 0.0, None)).sum()
         trace = (weights @ self.squared_norms[drawn] - total * shift @ shift) / (total - 1)
-        cross = np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (middle + middle.T)), 0.0, None)).sum()
         gap = self.mean_gap - shift
         return float(gap @ gap + self.reference_trace + trace - 2.0 * cross)
 
@@ -197,9 +199,12 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
     """FID(real, fake) with a bootstrap interval over resamples of the fake set (and the real set if asked).
 
     real_features [N, D], fake_features [M, D]. `real_stats` (e.g. a cached reference) replaces the
-    statistics of real_features when the real set is not resampled.
+    statistics of real_features when the real set is not resampled; real_features may then be None.
     """
     _check_bootstrap_args(n_boot, alpha, interval)
+    if real_features is None and (real_stats is None or resample_real):
+        raise ConfigError("real_features", None, "a feature matrix [N, D] (needed without real_stats, "
+                          "and always with resample_real=True)")
     reference = real_stats if real_stats is not None and not resample_real else feature_statistics(real_features)
     value = fid_from_stats(reference, feature_statistics(fake_features))
     rng = np.random.default_rng(seed)
@@ -295,10 +300,7 @@ def precision_recall_bootstrap(real_features, fake_features, k: int = 3, n_boot:
     membership tests are reused when resample_real is False).
     """
     _check_bootstrap_args(n_boot, alpha, interval)
-    real = as_feature_tensor(real_features, "real_features", "cpu")
-    fake = as_feature_tensor(fake_features, "fake_features", "cpu")
-    if real.shape[1] != fake.shape[1]:
-        raise ConfigError("fake_features", f"dimension {fake.shape[1]}", f"the real features' dimension {real.shape[1]}")
+    real, fake = real_and_fake_tensors(real_features, fake_features, "cpu")
     all_real, all_fake = np.ones(real.shape[0], dtype=np.int64), np.ones(fake.shape[0], dtype=np.int64)
     with torch.no_grad():
         fixed_inside = inside_manifold(fake, real, knn_squared_radii(real, k, chunk_size), chunk_size)

@@ -20,7 +20,9 @@ CACHE_FORMAT = "features-v1"
 
 def images_bytes(images) -> tuple[np.ndarray, str]:
     """A C-contiguous CPU numpy view of the images and a text of their dtype and shape."""
-    array = images.detach().cpu().contiguous().numpy() if isinstance(images, torch.Tensor) else np.ascontiguousarray(images)
+    if isinstance(images, torch.Tensor):
+        images = images.detach().cpu().contiguous().numpy()
+    array = np.ascontiguousarray(images)
     return array, f"{array.dtype.str}{array.shape}"
 
 

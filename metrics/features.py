@@ -261,7 +261,8 @@ def build_feature_extractor(name: str, **kwargs) -> FeatureExtractor:
 
             classifier = DomainClassifier.load(path)
         if classifier is None:
-            raise ConfigError("classifier", None, "a DomainClassifier instance (classifier=...) or classifier_path=PATH",
+            raise ConfigError("classifier", None,
+                              "a DomainClassifier instance (classifier=...) or classifier_path=PATH",
                               "train one with `python -m benchmark train` or pick feature_extractor = 'inception'")
         return ClassifierFeatures(classifier, **kwargs)
     raise ConfigError("feature_extractor", name, f"one of {EXTRACTORS}")

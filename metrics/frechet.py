@@ -41,7 +41,8 @@ class FeatureStats:
         with np.load(path) as data:
             missing = {"mu", "sigma", "n"} - set(data.files)
             if missing:
-                raise ConfigError("stats file", str(path), f"an .npz with keys mu, sigma, n (missing {sorted(missing)})")
+                raise ConfigError("stats file", str(path),
+                                  f"an .npz with keys mu, sigma, n (missing {sorted(missing)})")
             return cls(mu=data["mu"].astype(np.float64), sigma=data["sigma"].astype(np.float64), n=int(data["n"]))
 
 

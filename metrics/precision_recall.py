@@ -49,6 +49,17 @@ def as_feature_tensor(features, field: str, device: torch.device | str | None = 
     return tensor
 
 
+def real_and_fake_tensors(real_features, fake_features, device: torch.device | str | None = None
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both feature sets as float32 tensors on one device (the real set's unless given), same dimension D."""
+    real = as_feature_tensor(real_features, "real_features", device)
+    fake = as_feature_tensor(fake_features, "fake_features", real.device)
+    if real.shape[1] != fake.shape[1]:
+        raise ConfigError("fake_features", f"dimension {fake.shape[1]}",
+                          f"the real features' dimension {real.shape[1]}")
+    return real, fake
+
+
 def _check_chunk_size(chunk_size: int) -> None:
     if not isinstance(chunk_size, int) or chunk_size < 1:
         raise ConfigError("chunk_size", chunk_size, "a positive integer (rows per distance block)")
@@ -112,10 +123,7 @@ def precision_recall(real_features, fake_features, k: int = 3, chunk_size: int =
     Inputs are numpy arrays or tensors; the computation runs in float32 on `device` (default: the
     device of the inputs, CPU for numpy).
     """
-    real = as_feature_tensor(real_features, "real_features", device)
-    fake = as_feature_tensor(fake_features, "fake_features", real.device)
-    if real.shape[1] != fake.shape[1]:
-        raise ConfigError("fake_features", f"dimension {fake.shape[1]}", f"the real features' dimension {real.shape[1]}")
+    real, fake = real_and_fake_tensors(real_features, fake_features, device)
     with torch.no_grad():
         precision = inside_manifold(fake, real, knn_squared_radii(real, k, chunk_size), chunk_size)
         recall = inside_manifold(real, fake, knn_squared_radii(fake, k, chunk_size), chunk_size)

@@ -52,7 +52,8 @@ def _as_rows(values, field: str) -> torch.Tensor:
     """[B, ...] numpy/tensor -> [B, P] float64 CPU tensor (P = pixels per image)."""
     tensor = values.detach() if isinstance(values, torch.Tensor) else torch.from_numpy(np.asarray(values))
     if tensor.ndim < 2:
-        raise ConfigError(field, f"array of shape {tuple(tensor.shape)}", "a per-pixel array [B, ...] with B >= 1 images")
+        raise ConfigError(field, f"array of shape {tuple(tensor.shape)}",
+                          "a per-pixel array [B, ...] with B >= 1 images")
     rows = tensor.to(device="cpu", dtype=torch.float64).reshape(tensor.shape[0], -1)
     if rows.shape[1] == 0:
         raise ConfigError(field, f"array of shape {tuple(tensor.shape)}", "at least one pixel per image")

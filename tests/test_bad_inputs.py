@@ -173,6 +173,8 @@ CASES = [
          "protocols.guidance.window", "stop <= 50"),
     Case("unknown protocol", changed("protocols", "calibration", {}), "protocols.calibration",
          "rename or remove the table"),
+    Case("zero steps", changed("run", "steps", 0), "run.steps", "set steps = 50"),
+    Case("batch size 0", changed("run", "batch_size", 0), "run.batch_size", "set batch_size = 50"),
     Case("negative seed", changed("run", "seed", -1), "run.seed", "set seed = 0"),
     Case("misspelt run key", changed("run", "num_sample", 8), "run.num_sample", "correct the spelling"),
     Case("unknown sampler", changed("run", "sampler", "euler"), "run.sampler", "set run.sampler"),

@@ -72,7 +72,7 @@ def test_fid_bootstrap_default_interval_contains_value_and_is_deterministic():
     percentile = fid_bootstrap(real, fake, n_boot=40, seed=1, interval="percentile")
     # resamples hold ~63% distinct rows, so their FID is biased upwards: the shift removes exactly that offset
     assert percentile.low > ci.low and percentile.high - percentile.low == pytest.approx(ci.high - ci.low)
-    cached = fid_bootstrap(real, fake, n_boot=40, seed=1, real_stats=feature_statistics(real))
+    cached = fid_bootstrap(None, fake, n_boot=40, seed=1, real_stats=feature_statistics(real))
     assert cached.low == pytest.approx(ci.low, rel=1e-12) and cached.high == pytest.approx(ci.high, rel=1e-12)
 
 
@@ -145,5 +145,7 @@ def test_bad_arguments_are_named():
         bootstrap_ci(np.mean, data, alpha=1.5)
     with pytest.raises(ConfigError, match="interval"):
         fid_bootstrap(data, data, interval="bca")
+    with pytest.raises(ConfigError, match="real_features"):
+        fid_bootstrap(None, data, resample_real=True, real_stats=feature_statistics(data))
     with pytest.raises(ConfigError, match="idx_b"):
         paired_fid_difference(data, data, np.arange(5), np.array([0, 25]))

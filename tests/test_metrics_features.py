@@ -83,6 +83,7 @@ def test_classifier_features_wrap_features_in_eval_mode(classifier, tmp_path):
     images = fixed_images(10, channels=1, size=32)
     classifier.train()
     extractor = build_feature_extractor("classifier", classifier=classifier, batch_size=4, progress=False)
+    assert isinstance(extractor, ClassifierFeatures) and isinstance(extractor, FeatureExtractor)
     out = extractor(images)
     assert classifier.training  # mode restored
     classifier.eval()

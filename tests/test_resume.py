@@ -15,6 +15,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from benchmark.cli import main
 from tests.test_distributed import (REPO, assert_same_results, fresh_process_env, reference_run, result_files,
                                     toy_config)
@@ -109,3 +111,24 @@ def test_unfinished_run_with_another_config_is_refused(tmp_path, monkeypatch, ca
     err = capsys.readouterr().err
     assert "unfinished run with a different config" in err and "--overwrite" in err
     assert sorted(os.listdir(out)) == ["config.json"]
+
+
+def test_overwrite_replaces_a_run_folder_but_never_a_foreign_one(tmp_path):
+    from benchmark.config import parse_config
+    from benchmark.errors import ConfigError
+    from benchmark.runner.setup import prepare_run_dir
+
+    config = parse_config({"run": {"preset": "toy", "num_samples": 4, "keep": 2}})
+    run = tmp_path / "run"
+    (run / "shards").mkdir(parents=True)
+    for name in ("config.json", "manifest.json", "metrics.csv", "shards/gen_0000000_0000004.pt"):
+        (run / name).write_text("old")
+    assert prepare_run_dir(run, config, overwrite=True) is False  # a fresh start, not a resume
+    assert result_files(run) == ["config.json"] and (run / "config.json").read_text() != "old"
+
+    foreign = tmp_path / "photos"
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_text("keep me")
+    with pytest.raises(ConfigError, match="holds other files"):
+        prepare_run_dir(foreign, config, overwrite=True)
+    assert (foreign / "holiday.jpg").read_text() == "keep me"

@@ -1,9 +1,8 @@
 """Protocol 2: improved precision / recall (Kynkaanniemi et al. 2019, k = 3) of the kept subsets.
 
-Precision is a mean over generated samples of "inside the real manifold", so resampling the generated set
-gives a valid bootstrap interval. Recall and F1 depend on the generated set's own k-NN radii, which
-duplicated rows of a bootstrap resample would shrink (a duplicate is its own 0-distance neighbour), so
-they are reported without an interval rather than with a biased one.
+Intervals come from `metrics.precision_recall_bootstrap`: each replicate builds the manifold from the
+distinct drawn points and weights them by how often they were drawn, so a duplicated point does not shrink
+its own k-NN radius to 0 (which would bias recall in a naive bootstrap).
 """
 from __future__ import annotations
 
@@ -12,7 +11,7 @@ import numpy as np
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import keep_lowest
 from benchmark.runner.table import MetricRow, row_from_ci
-from metrics import bootstrap_ci, precision_recall
+from metrics import precision_recall_bootstrap
 
 NAME = "precision_recall"
 
@@ -29,11 +28,8 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         subsets = {"(all)": np.ones(gen.size, dtype=bool)}
         subsets.update({name: keep_lowest(gen.scores[name].numpy(), cfg.keep) for name in inputs.estimator_names})
         for name, mask in subsets.items():
-            fake = feats[mask]
-            n = int(mask.sum())
-            point = precision_recall(real, fake, k=k)
-            ci = bootstrap_ci(lambda f: precision_recall(real, f, k=k).precision, fake, n_boot=n_boot, seed=cfg.seed)
-            rows.append(row_from_ci(NAME, name, f"precision[{space}]", ci, n, cfg.seed))
-            rows.append(MetricRow(NAME, name, f"recall[{space}]", float(point.recall), n=n, seed=cfg.seed))
-            rows.append(MetricRow(NAME, name, f"f1[{space}]", float(point.f1), n=n, seed=cfg.seed))
+            result = precision_recall_bootstrap(real, feats[mask], k=k, n_boot=n_boot, seed=cfg.seed)
+            for metric in ("precision", "recall", "f1"):
+                rows.append(row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()),
+                                        cfg.seed))
     return rows

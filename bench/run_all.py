@@ -1,0 +1,48 @@
+"""`make bench`: every performance benchmark, one fresh process each; reports in results/bench/*.md.
+
+    estimators_bench.py  -> estimator_overhead.md, shared_trajectory.md
+    metrics_bench.py     -> metrics.md (metrics vs reference implementations, peak memory at N = 10k)
+    scaling_bench.py     -> scaling.md (time and memory of a run vs N = 1k, 2k, 4k, 8k)
+and summary.md with the wall-clock each bench took. Extra arguments after `--only NAME` run one bench.
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from common import RESULTS, ROOT, machine, table, write_report
+
+BENCHES = {
+    "estimators": ("estimators_bench.py", ["estimator_overhead.md", "shared_trajectory.md"]),
+    "metrics": ("metrics_bench.py", ["metrics.md"]),
+    "scaling": ("scaling_bench.py", ["scaling.md"]),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=sorted(BENCHES), nargs="+", default=list(BENCHES))
+    args = parser.parse_args()
+    where = machine()
+    rows, failed = [], []
+    for name in args.only:
+        script, reports = BENCHES[name]
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / script)], cwd=ROOT)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            failed.append(name)
+        rows.append([name, script, ", ".join(f"[{r}]({r})" for r in reports),
+                     "ok" if done.returncode == 0 else f"failed ({done.returncode})", seconds])
+    write_report("summary.md", "Performance benchmarks", [
+        f"`make bench` ran {len(rows)} bench(es). {where}.",
+        table(["bench", "script", "reports", "status", "wall-clock (s)"], rows),
+    ])
+    if failed:
+        raise SystemExit(f"failed: {', '.join(failed)} (reports in {RESULTS})")
+
+
+if __name__ == "__main__":
+    main()
