@@ -8,6 +8,10 @@ PIP    := $(PY) -m pip install --quiet --constraint constraints.txt
 REFERENCE_NODEPS := clean-fid==0.1.35 torch-fidelity==0.4.0 laplace-torch==0.3 \
                     backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1 asdfghjkl==0.1a5
 FASHION_DIR := /usr/share/datasets/fashion-mnist
+# One BLAS/OpenMP thread unless the caller says otherwise: on a small shared CPU spinning threads cost
+# far more than they give (runs set torch's own thread count from the config's run.threads).
+export OPENBLAS_NUM_THREADS ?= 1
+export OMP_NUM_THREADS ?= 1
 
 .PHONY: install test demo smoke bench clean
 

@@ -17,7 +17,7 @@ from benchmark.errors import ConfigError
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
-            "features", "bootstrap", "device", "name"}
+            "features", "bootstrap", "device", "name", "threads"}
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
     "precision_recall": {"k": 3},
@@ -46,6 +46,7 @@ class RunConfig:
     features: tuple[str, ...] = ("classifier",)
     bootstrap: int = 200
     device: str = "cpu"
+    threads: int = 1
     name: str = "run"
     estimators: tuple[EstimatorSpec, ...] = ()
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -55,7 +56,7 @@ class RunConfig:
         return {
             "run": {k: getattr(self, k) if not isinstance(getattr(self, k), tuple) else list(getattr(self, k))
                     for k in ("preset", "sampler", "steps", "num_samples", "keep", "seed", "batch_size",
-                              "features", "bootstrap", "device", "name")},
+                              "features", "bootstrap", "device", "threads", "name")},
             "estimators": {e.name: dict(e.params) for e in self.estimators},
             "protocols": {k: dict(v) for k, v in self.protocols.items()},
         }
@@ -102,6 +103,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
         preset=str(run_preset), sampler=sampler, steps=steps, num_samples=n, keep=keep,
         seed=_int(run, "seed", 0, low=0), batch_size=_int(run, "batch_size", 50, low=1), features=features,
         bootstrap=_int(run, "bootstrap", 200, low=10), device=str(run.get("device", "cpu")),
+        threads=_int(run, "threads", 1, low=1),
         name=str(run.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source)
 
 

@@ -77,13 +77,19 @@ def ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
 
 
 def ema_decay_at(step: int, decay: float) -> float:
-    """Warm-up of the EMA decay: min(decay, (1 + step) / (10 + step)), so early averages forget the init."""
-    return min(decay, (1.0 + step) / (10.0 + step))
+    """EMA decay min(decay, 1 - 2 / (step + 2)): the average spans about half the steps so far, at most 1/(1-decay)."""
+    return min(decay, 1.0 - 2.0 / (step + 2.0))
 
 
-def lr_at(step: int, lr: float, warmup: int) -> float:
-    """Linear warm-up over `warmup` steps, then constant (the EMA does the averaging)."""
-    return lr * min(1.0, (step + 1) / max(1, warmup))
+def lr_at(step: int, lr: float, warmup: int, total: int | None = None, decay_from: float = 0.7,
+          final: float = 0.1) -> float:
+    """Linear warm-up over `warmup` steps, constant, then linear decay to final * lr over the last
+    (1 - decay_from) of `total` steps (no decay when total is None)."""
+    scale = min(1.0, (step + 1) / max(1, warmup))
+    if total is not None and step >= decay_from * total:
+        frac = min(1.0, (step - decay_from * total) / max(1.0, (1.0 - decay_from) * total))
+        scale *= 1.0 - (1.0 - final) * frac
+    return lr * scale
 
 
 def diffusion_loss(unet: nn.Module, x0: torch.Tensor, y: torch.Tensor | None, sqrt_ab: torch.Tensor,
@@ -213,7 +219,7 @@ def _train_diffusion(cfg: TrainConfig, progress: bool) -> dict:
         x0 = augment(data.images[idx], cfg.hflip, gen)
         y = data.labels[idx] if num_classes else None
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg.lr, cfg.warmup)
+            group["lr"] = lr_at(step, cfg.lr, cfg.warmup, cfg.steps)
         loss = diffusion_loss(unet, x0, y, sqrt_ab, sqrt_1m_ab, gen)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"training loss is {loss.item()} at step {step}; lower --lr")
@@ -262,7 +268,8 @@ def write_model_card(out: Path, summary: dict, quality: dict | None = None) -> N
              f"- Conditioning: {'class labels (' + str(summary['num_classes']) + ' classes)' if summary['num_classes'] else 'none'}",
              f"- Architecture: {cfg['arch']}, dropout {cfg['dropout']}, {summary['parameters']:,} parameters",
              "- Objective: epsilon prediction, DDPM linear schedule 1e-4..0.02, T = 1000",
-             f"- Optimiser: AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}), batch {cfg['batch_size']}, "
+             f"- Optimiser: AdamW lr {cfg['lr']} (warm-up {cfg['warmup']}, linear decay to 0.1x over the last 30% "
+             f"of {cfg['steps']} steps), batch {cfg['batch_size']}, "
              f"grad-clip 1.0, EMA {cfg['ema_decay']} (the saved weights)",
              f"- Steps: {summary['steps']} ({summary['stop_reason']}), wall-clock {summary['wall_clock_s'] / 60:.1f} min "
              f"on {cfg['threads']} CPU threads, final training loss {summary['final_loss']:.4f}"]

@@ -8,6 +8,16 @@ from benchmark.models import DiffusersUNet, GaussianMixtureModel
 from tests.helpers import tiny_gmm_means, tiny_unet
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_torch_thread():
+    """The whole suite runs torch on one intra-op thread: the test networks are tiny, and on a 2-core machine
+    that is shared (CI, or helpers working beside it) two spinning threads made them 30x slower."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def single_thread():
     """Run torch on one thread: on a small shared CPU, tiny networks are several times faster that way."""

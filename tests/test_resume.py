@@ -85,7 +85,9 @@ def test_killed_runs_resume_to_identical_results(tmp_path, tmp_path_factory, mon
 
     killed_run("features", out, config, driver)  # resumes generation, dies caching the 2nd features
     assert len(list((out / "shards").glob("gen_*.pt"))) == 3
-    assert len(list((out / "features").glob("*.npy"))) == 1 and len(hidden_temporaries(out / "features")) == 1
+    [cached] = (out / "features").glob("*.npy")  # the generated images' features, complete
+    assert len(hidden_temporaries(out / "features")) == 1  # the real images' features, half-written
+    cached_at = cached.stat().st_mtime_ns
 
     env = fresh_process_env()  # the same command as a user would type it
     done = subprocess.run([sys.executable, "-m", "benchmark", "run", "--config", str(config), "--out", str(out),
@@ -93,6 +95,7 @@ def test_killed_runs_resume_to_identical_results(tmp_path, tmp_path_factory, mon
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_results(out, reference)
     assert result_files(out) == result_files(reference)
+    assert cached.stat().st_mtime_ns == cached_at  # read back from the cache, not recomputed
 
     # finished: the same command is refused without --overwrite and leaves the run as it was
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}

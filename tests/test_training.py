@@ -8,7 +8,8 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.models import DiffusersUNet, load_model
-from benchmark.training import TrainConfig, batch_indices, ema_decay_at, train_classifier, train_diffusion, train_main
+from benchmark.training import (TrainConfig, batch_indices, ema_decay_at, lr_at, train_classifier, train_diffusion,
+                                train_main)
 
 TINY_ARCH = dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, add_attention=False,
                  down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
@@ -65,7 +66,10 @@ def test_batches_cover_each_epoch_once():
     epoch0 = torch.cat([batch_indices(n, bs, s, seed=0) for s in range(3)])
     assert len(set(epoch0.tolist())) == 9
     assert torch.equal(batch_indices(n, bs, 4, seed=0), batch_indices(n, bs, 4, seed=0))
-    assert ema_decay_at(0, 0.999) == pytest.approx(0.1) and ema_decay_at(10**6, 0.999) == 0.999
+    assert ema_decay_at(0, 0.999) == 0.0 and ema_decay_at(198, 0.999) == pytest.approx(0.99)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+    assert lr_at(0, 1.0, 10) == pytest.approx(0.1) and lr_at(50, 1.0, 10, total=100) == 1.0
+    assert lr_at(85, 1.0, 10, total=100) == pytest.approx(0.55) and lr_at(100, 1.0, 10, total=100) == pytest.approx(0.1)
 
 
 def test_classifier_trains_and_roundtrips(tmp_path):

@@ -58,8 +58,20 @@ def compute_reference_stats(preset: Preset, feature: str, n: int | None = None, 
     extract = _extractor(preset, feature)
     stats = feature_statistics(chunked_features(extract, data.images, cache_dir))
     if save and preset.folder:
-        stats.save(PRESETS_DIR / preset.folder / f"ref_stats_{feature}.npz")
+        save_compact_stats(stats, PRESETS_DIR / preset.folder / f"ref_stats_{feature}.npz")
     return stats
+
+
+def save_compact_stats(stats, path: Path) -> None:
+    """Write mu (float64), sigma (float32, to keep the 2048 x 2048 Inception covariance ~16 MB) and n to an npz.
+
+    float32 rounding of sigma changes an FID by far less than its sampling error (relative 6e-8 per entry).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, mu=np.asarray(stats.mu, dtype=np.float64),
+                        sigma=np.asarray(stats.sigma, dtype=np.float32), n=np.int64(stats.n))
+    tmp.replace(path)
 
 
 def _extractor(preset: Preset, feature: str):
@@ -72,7 +84,10 @@ def _extractor(preset: Preset, feature: str):
 
 def generate(preset: Preset, n: int, steps: int, seed: int = 0, batch_size: int = 250,
              cache: Path | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n samples [n,C,H,W] (DDIM `steps`) and their labels [n] (class i % K for a conditional model)."""
+    """n samples [n,C,H,W] (DDIM `steps`) and their labels [n] (class i % K for a conditional model).
+
+    Image presets are clamped to the data range [-1, 1]; gmm samples are not (its exact draws are unbounded).
+    """
     from benchmark.sampling.engine import initial_noise, sample
 
     if cache is not None and cache.is_file():
@@ -87,7 +102,8 @@ def generate(preset: Preset, n: int, steps: int, seed: int = 0, batch_size: int 
             idx = torch.arange(i, min(i + batch_size, n))
             x_T = initial_noise(seed, idx, model.sample_shape)
             y = labels[idx] if labels is not None else None
-            xs.append(sample(model, x_T, sampler="ddim", steps=steps, y=y, seed=seed, indices=idx).x0.clamp(-1, 1))
+            x0 = sample(model, x_T, sampler="ddim", steps=steps, y=y, seed=seed, indices=idx).x0
+            xs.append(x0 if preset.name == "gmm" else x0.clamp(-1, 1))
     x = torch.cat(xs)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
@@ -119,6 +135,55 @@ def evaluate(preset: Preset, num_samples: int = 2000, inception_samples: int = 0
             fid_i, ref_n = fid_from_stats(feature_statistics(feats), ref), ref.n
     return QualityReport(preset.name, num_samples, steps, acc, fid_c, fid_i, min(inception_samples, num_samples)
                          if fid_i is not None else 0, ref_n, round(seconds, 1))
+
+
+def real_data_fid(preset: Preset, n: int, feature: str = "classifier") -> float:
+    """FID of the first n *train* images against the committed test statistics: the floor a perfect model
+    would reach with n samples (finite-sample bias included)."""
+    from metrics import feature_statistics, fid_from_stats
+
+    ref = preset.reference_stats(feature)
+    feats = _extractor(preset, feature)(preset.load_data("train", n=n).images)
+    return fid_from_stats(feature_statistics(feats), ref)
+
+
+def oracle_eps_error(preset: Preset, timesteps: tuple[int, ...] = (50, 250, 500, 750, 950), n: int = 500,
+                     seed: int = 0) -> dict[int, float]:
+    """Per-pixel mean squared gap E||eps_net(x_t, t) - eps*(x_t, t)||^2 / D between the preset's network and its
+    oracle's exact eps*, on x_t = sqrt(ab_t) x0 + sqrt(1 - ab_t) n with x0 exact test draws (gmm preset)."""
+    oracle = preset.oracle()
+    if oracle is None:
+        return {}
+    net = preset.load_model()
+    x0 = preset.load_data("test", n=n).images
+    gen = torch.Generator().manual_seed(seed)
+    out = {}
+    with torch.no_grad():
+        for t in timesteps:
+            ab = float(oracle.alphas_cumprod[t])
+            x_t = ab ** 0.5 * x0 + (1 - ab) ** 0.5 * torch.randn(x0.shape, generator=gen)
+            gap = net.eps(x_t, t) - oracle.eps(x_t.double(), t).float()
+            out[int(t)] = float(gap.pow(2).mean())
+    return out
+
+
+def write_quality_to_card(preset: Preset, report: QualityReport) -> Path | None:
+    """Replace the "## Sample quality" section of the preset's model_card.md with `report`."""
+    if not preset.folder:
+        return None
+    card = PRESETS_DIR / preset.folder / "model_card.md"
+    text = card.read_text().split("\n## Sample quality")[0].rstrip() if card.is_file() else f"# {preset.name}"
+    lines = [f"- {report.num_samples} samples, DDIM {report.steps} steps"
+             + (", labels i % 10 (balanced)" if report.label_accuracy is not None else "")]
+    if report.label_accuracy is not None:
+        lines.append(f"- domain-classifier accuracy on the conditioning labels: {100 * report.label_accuracy:.1f}%")
+    if report.fid_classifier is not None:
+        lines.append(f"- FID in domain-classifier features (vs the test split): {report.fid_classifier:.2f}")
+    if report.fid_inception is not None:
+        lines.append(f"- FID with Inception-v3 pool3 features: {report.fid_inception:.2f} "
+                     f"({report.inception_samples} samples vs {report.inception_reference_n} test images)")
+    card.write_text(text + "\n\n## Sample quality\n\n" + "\n".join(lines) + "\n")
+    return card
 
 
 def save_grid(preset: Preset, path: Path, per_class: int = 8, steps: int = 50, seed: int = 1) -> None:
@@ -170,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--cache", default=None)
     e.add_argument("--grid", default=None, help="also write a PNG sample grid to this path")
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--write-card", action="store_true", help="write the result into the preset's model_card.md")
     r.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -182,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(preset, args.samples, args.inception_samples, args.steps, cache_dir=cache)
     if args.grid:
         save_grid(preset, Path(args.grid), steps=args.steps)
+    if args.write_card:
+        write_quality_to_card(preset, report)
     print(json.dumps(asdict(report)))
     return 0
 

@@ -31,7 +31,12 @@ PROTOCOL_FUNCTIONS = {
 
 @torch.no_grad()  # (the guided pass enables gradients where it needs them)
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
-    """Run every configured protocol; returns the report path (None on ranks other than 0)."""
+    """Run every configured protocol; returns the report path (None on ranks other than 0).
+
+    torch runs on `config.threads` intra-op threads (default 1: the presets' networks are small, and on a
+    busy 2-core machine two spinning threads made a pass up to 35x slower than one).
+    """
+    torch.set_num_threads(config.threads)
     rank, world = distributed.rank_and_world()
     timings: dict[str, float] = {}
     tick = time.perf_counter()
