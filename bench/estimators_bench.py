@@ -9,14 +9,14 @@
 
 Paper settings: DDIM 50 steps; sensitivity and MC-Dropout M = 5 on steps 45..48; BayesDiff with its
 defaults (skip 5, 10 Monte-Carlo draws), its Laplace posterior fitted here on 256 training images
-(not saved). Passes are interleaved round-robin so that load from other processes hits all alike.
+(not saved). Passes are interleaved round-robin so that load from other processes hits all alike;
+the ratios use process CPU time at one intra-op thread (wall-clock is reported beside it).
 
-Usage: python bench/estimators_bench.py [--batch 32] [--steps 50] [--rounds 5]
+Usage: python bench/estimators_bench.py [--batch 32] [--steps 50] [--rounds 5] [--threads 1]
 """
 from __future__ import annotations
 
 import argparse
-import statistics
 import time
 from dataclasses import dataclass
 
@@ -30,25 +30,38 @@ ESTIMATORS = {"random": {}, "sensitivity": {"m": 5}, "mc_dropout": {"m": 5}, "ba
 
 @dataclass
 class Pass:
+    """Timings of one kind of pass over the rounds: wall-clock, process CPU time, and the CPU time inside the
+    network's forward. With one intra-op thread, CPU time leaves out the time spent waiting for a core on a
+    shared machine; the minimum over rounds is the least disturbed measurement."""
+
     label: str
-    seconds: list[float]  # wall-clock of each round
-    network: list[float]  # of which inside the network (the UNet's forward), each round
+    wall: list[float]
+    cpu: list[float]
+    network: list[float]
     nfe: float  # network evaluations per sample, sampler + estimators
     extra_nfe: float  # the estimators' part
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def best_wall(self) -> float:
+        return min(self.wall)
+
+    @property
+    def best_cpu(self) -> float:
+        return min(self.cpu)
+
+    @property
+    def best_network(self) -> float:
+        return min(self.network)
 
     @property
     def outside_network(self) -> float:
-        """Median seconds spent outside the network: the engine, the estimators' maths and bookkeeping."""
-        return statistics.median(t - n for t, n in zip(self.seconds, self.network))
+        """CPU seconds outside the network's forward (engine, estimator maths, bookkeeping), least of the rounds."""
+        return min(c - n for c, n in zip(self.cpu, self.network))
 
 
 class NetworkClock:
-    """Adds up the seconds spent inside the model's networks (forward hooks on its direct sub-modules, e.g.
-    the diffusers UNet), whichever model method called them."""
+    """Adds up the CPU seconds spent inside the model's networks (forward hooks on its direct sub-modules,
+    e.g. the diffusers UNet), whichever model method called them."""
 
     def __init__(self, model) -> None:
         self.seconds, self._start = 0.0, 0.0
@@ -57,10 +70,10 @@ class NetworkClock:
             net.register_forward_hook(self._leave)
 
     def _enter(self, *_args) -> None:
-        self._start = time.perf_counter()
+        self._start = time.process_time()
 
     def _leave(self, *_args) -> None:
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += time.process_time() - self._start
 
 
 def bare_ddim(model, x_T: torch.Tensor, y, steps: int) -> torch.Tensor:
@@ -121,16 +134,16 @@ def main() -> None:
             nfe[label] = (out.nfe + extra, extra)
     nfe["(bare loop)"] = (float(args.steps), 0.0)
     clock = NetworkClock(model)
-    seconds: dict[str, list[float]] = {label: [] for label in passes}
-    network: dict[str, list[float]] = {label: [] for label in passes}
+    timings: dict[str, tuple[list[float], list[float], list[float]]] = {label: ([], [], []) for label in passes}
     for _ in range(args.rounds):
         for label, run in passes.items():
             clock.seconds = 0.0
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             run()
-            seconds[label].append(time.perf_counter() - start)
-            network[label].append(clock.seconds)
-    results = {label: Pass(label, seconds[label], network[label], *nfe[label]) for label in passes}
+            timings[label][0].append(time.perf_counter() - wall)
+            timings[label][1].append(time.process_time() - cpu)
+            timings[label][2].append(clock.seconds)
+    results = {label: Pass(label, *timings[label], *nfe[label]) for label in passes}
     report(results, args, subj.name, where)
 
 
@@ -139,50 +152,59 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
     rows = []
     for name in ESTIMATORS:
         p = results[name]
-        nfe_ratio, time_ratio = p.nfe / base.nfe, p.median / base.median
-        network_ratio = statistics.median(p.network) / statistics.median(base.network)
-        rows.append([name, p.extra_nfe, nfe_ratio, time_ratio, f"{100 * (time_ratio / nfe_ratio - 1):+.1f}%",
-                     "yes" if abs(time_ratio / nfe_ratio - 1) <= 0.05 else "no", network_ratio,
-                     1e3 * (p.outside_network - base.outside_network), 1e3 * p.median])
-    engine_overhead = base.median / bare.median - 1
-    per_estimator = table(["estimator", "extra NFE / sample", "NFE ratio", "time ratio", "overhead",
-                           "within 5%", "network-time ratio", "extra ms outside the network", "pass (ms)"], rows)
+        nfe_ratio, cpu_ratio = p.nfe / base.nfe, p.best_cpu / base.best_cpu
+        overhead = cpu_ratio / nfe_ratio - 1
+        rows.append([name, p.extra_nfe, nfe_ratio, cpu_ratio, f"{100 * overhead:+.1f}%",
+                     "yes" if abs(overhead) <= 0.05 else "no", p.best_wall / base.best_wall,
+                     p.best_network / base.best_network, 1e3 * (p.outside_network - base.outside_network),
+                     1e3 * p.best_cpu])
+    per_estimator = table(["estimator", "extra NFE / sample", "NFE ratio", "time ratio (CPU)", "overhead",
+                           "within 5%", "time ratio (wall)", "network-time ratio", "extra ms outside the network",
+                           "pass (CPU ms)"], rows)
     separate = [results[name] for name in ESTIMATORS]
     together = results["(all in one pass)"]
-    sep_time, sep_nfe = sum(p.median for p in separate), sum(p.nfe for p in separate)
-    shared = table(["", "NFE / sample", "wall-clock (s, median)"], [
-        ["each estimator in its own pass (sum of 4 passes)", sep_nfe, sep_time],
-        ["all estimators in one pass", together.nfe, together.median],
-        ["saved by the shared trajectory", sep_nfe - together.nfe, sep_time - together.median],
+    sep_cpu, sep_wall, sep_nfe = (sum(p.best_cpu for p in separate), sum(p.best_wall for p in separate),
+                                  sum(p.nfe for p in separate))
+    shared = table(["", "NFE / sample", "CPU time (s)", "wall-clock (s)"], [
+        [f"each estimator in its own pass (sum of {len(separate)} passes)", sep_nfe, sep_cpu, sep_wall],
+        ["all estimators in one pass", together.nfe, together.best_cpu, together.best_wall],
+        ["saved by the shared trajectory", sep_nfe - together.nfe, sep_cpu - together.best_cpu,
+         sep_wall - together.best_wall],
     ])
-    spread = max((max(p.seconds) - min(p.seconds)) / p.median for p in results.values())
+    spread = max((max(p.cpu) - min(p.cpu)) / min(p.cpu) for p in results.values())
+    wall_spread = max((max(p.wall) - min(p.wall)) / min(p.wall) for p in results.values())
+    measured = (f"Preset `{preset}`, DDIM {args.steps} steps, a batch of {args.batch} samples, the least of "
+                f"{args.rounds} interleaved rounds after a warm-up. {where}.")
     write_report("estimator_overhead.md", "Per-estimator cost: time ratio vs NFE ratio", [
-        f"Preset `{preset}`, DDIM {args.steps} steps, a batch of {args.batch} samples, median of {args.rounds} "
-        f"interleaved rounds after a warm-up. {where}. Written by `bench/estimators_bench.py`.",
+        measured + " Written by `bench/estimators_bench.py`.",
         per_estimator,
-        f"NFE ratio = (sampler NFEs + the estimator's NFEs) / sampler NFEs; time ratio = pass with the estimator "
-        f"/ pass without; overhead = time ratio / NFE ratio - 1. Network-time ratio: seconds inside the network "
-        f"(the UNet's forward) with the estimator / without; it differs from the NFE ratio when the "
-        f"estimator's calls have other batch shapes. Extra ms outside the network: what the estimator adds outside "
-        f"network calls (its maths, the engine's bookkeeping for it) per pass of {args.batch} samples. "
-        f"The engine without estimators takes "
-        f"{1e3 * base.median:.1f} ms vs {1e3 * bare.median:.1f} ms for a bare DDIM loop calling the network "
-        f"directly ({100 * engine_overhead:+.1f}%: NFE accounting, the finiteness check of every output, step "
-        f"contexts). Largest (max - min) / median over the rounds of one pass: {100 * spread:.0f}%.",
-        "Where the overhead is far from 0 it is the shape of the extra calls, not bookkeeping: sensitivity "
-        "evaluates its M re-noised copies of all samples as one large batch (cheaper per row than the sampler's "
-        "batch), MC-Dropout makes one call of M rows per sample so that each sample's dropout masks depend on "
-        "that sample alone (many small calls), and BayesDiff does non-network work per uncertainty step "
-        "(the closed-form last-layer variance, a convolution of squared features, and its Monte-Carlo "
-        "moments), none of which counts as an NFE.",
+        "NFE ratio = (sampler NFEs + the estimator's NFEs) / sampler NFEs. Time ratio = pass with the estimator / "
+        "pass without, in process CPU time (one intra-op thread, so CPU time counts the work of this process "
+        "only, not the time it waited for the cores) and in wall-clock; largest spread (max - min) / min over "
+        f"the rounds of one pass: {100 * spread:.0f}% in CPU time, {100 * wall_spread:.0f}% in wall-clock. "
+        "Overhead = CPU time ratio / NFE ratio - 1. "
+        "Network-time ratio: CPU time inside the UNet's forward with the estimator / without; it departs from "
+        "the NFE ratio when the estimator's network calls have other batch shapes than the sampler's. Extra ms "
+        "outside the network: CPU time the estimator adds outside network calls (its maths and the engine's "
+        f"bookkeeping for it) per pass of {args.batch} samples.",
+        f"The engine itself, without estimators: {1e3 * base.best_cpu:.0f} CPU ms per pass vs "
+        f"{1e3 * bare.best_cpu:.0f} ms for a bare DDIM loop calling the network directly "
+        f"({100 * (base.best_cpu / bare.best_cpu - 1):+.1f}%: NFE accounting, the finiteness check of every "
+        "output, step contexts).",
+        "Where the overhead is far from 0 the network-time ratio shows why: it is the shape of the extra calls "
+        "rather than bookkeeping. Sensitivity evaluates the M re-noised copies of all samples as one batch of "
+        "M x B rows (cheaper per row than the sampler's batch of B); MC-Dropout makes one call of M rows per "
+        "sample so that each sample's dropout masks depend on that sample alone (many small calls, dearer per "
+        "row); BayesDiff evaluates x_t and its Monte-Carlo draws together and adds non-network maths (the "
+        "closed-form last-layer variance, its moment propagation), which costs time but no NFEs.",
     ])
     write_report("shared_trajectory.md", "One shared trajectory vs one pass per estimator", [
-        f"Preset `{preset}`, DDIM {args.steps} steps, batch {args.batch}, estimators "
-        f"{', '.join(ESTIMATORS)}, median of {args.rounds} rounds. {where}.",
+        measured + f" Estimators {', '.join(ESTIMATORS)}. Written by `bench/estimators_bench.py`.",
         shared,
         f"Sharing the trajectory pays the {base.nfe:g} sampler NFEs per sample once instead of "
-        f"{len(separate)} times: {100 * (1 - together.nfe / sep_nfe):.0f}% fewer NFEs and "
-        f"{100 * (1 - together.median / sep_time):.0f}% less wall-clock here.",
+        f"{len(separate)} times: {100 * (1 - together.nfe / sep_nfe):.0f}% fewer NFEs, "
+        f"{100 * (1 - together.best_cpu / sep_cpu):.0f}% less CPU time and "
+        f"{100 * (1 - together.best_wall / sep_wall):.0f}% less wall-clock here.",
     ])
 
 

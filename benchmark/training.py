@@ -263,7 +263,8 @@ def write_model_card(out: Path, summary: dict, quality: dict | None = None) -> N
     """A short model_card.md: data, architecture, steps, wall-clock and (when measured) sample quality."""
     cfg = summary["config"]
     lines = [f"# {cfg['dataset']} diffusion model (diffusers UNet2DModel)", "",
-             f"- Data: `{cfg['dataset']}` train split (see benchmark/datasets.py), images in [-1, 1]"
+             (f"- Data: `{cfg['dataset']}` train split (see benchmark/datasets.py), images in [-1, 1]"
+              if cfg["dataset"] != "gmm" else "- Data: 20k exact draws of the gmm preset's mixture (benchmark/presets/gmm.py)")
              + (", random horizontal flips" if cfg["hflip"] else ""),
              f"- Conditioning: {'class labels (' + str(summary['num_classes']) + ' classes)' if summary['num_classes'] else 'none'}",
              f"- Architecture: {cfg['arch']}, dropout {cfg['dropout']}, {summary['parameters']:,} parameters",
