@@ -17,6 +17,7 @@ Usage: python bench/estimators_bench.py [--batch 32] [--steps 50] [--rounds 5] [
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from dataclasses import dataclass
 
@@ -52,6 +53,12 @@ class Pass:
     @property
     def best_network(self) -> float:
         return min(self.network)
+
+    def ratio(self, other: "Pass", kind: str = "cpu") -> float:
+        """Median over the rounds of this pass / `other` measured in the same round (paired: both saw about
+        the same load from other processes)."""
+        mine, theirs = getattr(self, kind), getattr(other, kind)
+        return statistics.median(a / b for a, b in zip(mine, theirs))
 
     @property
     def outside_network(self) -> float:
@@ -152,12 +159,11 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
     rows = []
     for name in ESTIMATORS:
         p = results[name]
-        nfe_ratio, cpu_ratio = p.nfe / base.nfe, p.best_cpu / base.best_cpu
+        nfe_ratio, cpu_ratio = p.nfe / base.nfe, p.ratio(base)
         overhead = cpu_ratio / nfe_ratio - 1
         rows.append([name, p.extra_nfe, nfe_ratio, cpu_ratio, f"{100 * overhead:+.1f}%",
-                     "yes" if abs(overhead) <= 0.05 else "no", p.best_wall / base.best_wall,
-                     p.best_network / base.best_network, 1e3 * (p.outside_network - base.outside_network),
-                     1e3 * p.best_cpu])
+                     "yes" if abs(overhead) <= 0.05 else "no", p.ratio(base, "wall"), p.ratio(base, "network"),
+                     1e3 * (p.outside_network - base.outside_network), 1e3 * p.best_cpu])
     per_estimator = table(["estimator", "extra NFE / sample", "NFE ratio", "time ratio (CPU)", "overhead",
                            "within 5%", "time ratio (wall)", "network-time ratio", "extra ms outside the network",
                            "pass (CPU ms)"], rows)
@@ -179,7 +185,7 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         measured + " Written by `bench/estimators_bench.py`.",
         per_estimator,
         "NFE ratio = (sampler NFEs + the estimator's NFEs) / sampler NFEs. Time ratio = pass with the estimator / "
-        "pass without, in process CPU time (one intra-op thread, so CPU time counts the work of this process "
+        "pass without in the same round (median over rounds), in process CPU time (one intra-op thread, so CPU time counts the work of this process "
         "only, not the time it waited for the cores) and in wall-clock; largest spread (max - min) / min over "
         f"the rounds of one pass: {100 * spread:.0f}% in CPU time, {100 * wall_spread:.0f}% in wall-clock. "
         "Overhead = CPU time ratio / NFE ratio - 1. "
@@ -188,15 +194,15 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         "outside the network: CPU time the estimator adds outside network calls (its maths and the engine's "
         f"bookkeeping for it) per pass of {args.batch} samples.",
         f"The engine itself, without estimators: {1e3 * base.best_cpu:.0f} CPU ms per pass vs "
-        f"{1e3 * bare.best_cpu:.0f} ms for a bare DDIM loop calling the network directly "
-        f"({100 * (base.best_cpu / bare.best_cpu - 1):+.1f}%: NFE accounting, the finiteness check of every "
-        "output, step contexts).",
-        "Where the overhead is far from 0 the network-time ratio shows why: it is the shape of the extra calls "
-        "rather than bookkeeping. Sensitivity evaluates the M re-noised copies of all samples as one batch of "
-        "M x B rows (cheaper per row than the sampler's batch of B); MC-Dropout makes one call of M rows per "
-        "sample so that each sample's dropout masks depend on that sample alone (many small calls, dearer per "
-        "row); BayesDiff evaluates x_t and its Monte-Carlo draws together and adds non-network maths (the "
-        "closed-form last-layer variance, its moment propagation), which costs time but no NFEs.",
+        f"{1e3 * bare.best_cpu:.0f} ms for a bare DDIM loop calling the network directly (paired ratio "
+        f"{base.ratio(bare):.3f}: NFE accounting, the finiteness check of every output, step contexts).",
+        "Where the overhead is far from 0, the network-time ratio tells whether the estimator's network calls "
+        "cost more or less per row than the sampler's (their batch shapes differ) and the last column what it "
+        "spends outside the network. Sensitivity evaluates the M re-noised copies of all samples as one batch "
+        "of M x B rows. MC-Dropout makes one call of M rows per sample, so that each sample's dropout masks "
+        "depend on that sample alone (the suite's per-index seeding); many small calls cost more per row than "
+        "the sampler's batch of B. BayesDiff evaluates its Monte-Carlo draws in batches and adds non-network "
+        "maths (the closed-form last-layer variance and the moment propagation), which costs time but no NFEs.",
     ])
     write_report("shared_trajectory.md", "One shared trajectory vs one pass per estimator", [
         measured + f" Estimators {', '.join(ESTIMATORS)}. Written by `bench/estimators_bench.py`.",
