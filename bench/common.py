@@ -63,11 +63,15 @@ def median_seconds(function: Callable[[], Any], repeats: int) -> tuple[float, li
     return statistics.median(times), times
 
 
-def machine() -> str:
-    """One line about where the numbers were measured (they depend on it, and on the load)."""
+def machine(threads: int | None = -1) -> str:
+    """One line about where the numbers were measured (they depend on it, and on the load).
+
+    threads: the intra-op thread count to report (-1: this process's; None: leave it out)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} "
-            f"with {torch.get_num_threads()} intra-op thread(s), Python {platform.python_version()}; "
+    threads = torch.get_num_threads() if threads == -1 else threads
+    with_threads = f" with {threads} intra-op thread(s)" if threads is not None else ""
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__}"
+            f"{with_threads}, Python {platform.python_version()}; "
             f"1-minute load average {load:.1f} at the start (the machine is shared: wall-clock numbers are noisy)")
 
 

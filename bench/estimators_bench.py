@@ -185,9 +185,9 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         measured + " Written by `bench/estimators_bench.py`.",
         per_estimator,
         "NFE ratio = (sampler NFEs + the estimator's NFEs) / sampler NFEs. Time ratio = pass with the estimator / "
-        "pass without in the same round (median over rounds), in process CPU time (one intra-op thread, so CPU time counts the work of this process "
-        "only, not the time it waited for the cores) and in wall-clock; largest spread (max - min) / min over "
-        f"the rounds of one pass: {100 * spread:.0f}% in CPU time, {100 * wall_spread:.0f}% in wall-clock. "
+        "pass without in the same round (median over rounds), in process CPU time (one intra-op thread, so CPU "
+        "time counts the work of this process only, not the time it waited for the cores) and in wall-clock; "
+        f"largest spread (max - min) / min over the rounds of one pass: {100 * spread:.0f}% in CPU time, {100 * wall_spread:.0f}% in wall-clock. "
         "Overhead = CPU time ratio / NFE ratio - 1. "
         "Network-time ratio: CPU time inside the UNet's forward with the estimator / without; it departs from "
         "the NFE ratio when the estimator's network calls have other batch shapes than the sampler's. Extra ms "

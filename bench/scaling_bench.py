@@ -79,8 +79,7 @@ def main() -> None:
         child(*args.child)
         return
     subj = subject()
-    where = machine().replace(f"with {__import__('torch').get_num_threads()} intra-op",
-                              f"with {args.threads} intra-op")
+    where = machine(threads=args.threads)
     env = {**os.environ, **subj.env, "OMP_NUM_THREADS": str(args.threads), "PYTHONPATH": str(ROOT)}
     rows: list[list] = []
     totals: list[float] = []
@@ -106,8 +105,8 @@ def main() -> None:
                       growth_exponent(args.sizes, [row[-1] - row[-2] for row in rows])])
     write_report("scaling.md", "Time and memory vs the number of samples N", [
         f"Preset `{subj.name}`, DDIM **{args.steps} steps** (few, to keep the bench short; generation is linear "
-        f"in the steps), batch {args.batch}, estimator sensitivity (M = {args.m} on its window, the last step), protocols "
-        f"filtered_fid, precision_recall, cost with {args.bootstrap} bootstrap replicates, classifier features. "
+        f"in the steps), batch {args.batch}, estimator sensitivity (M = {args.m} on its window, the last step), "
+        f"protocols filtered_fid, precision_recall, cost with {args.bootstrap} bootstrap replicates, classifier features. "
         f"One fresh `python -m benchmark run` process per N. {where}. Written by `bench/scaling_bench.py`.",
         table(["N", *(f"{p} (s)" for p in PHASES), "total (s)", "RSS before run (MiB)", "peak RSS (MiB)"], rows),
         f"Growth exponent b in time ~ N^b, fitted between N = {args.sizes[0]} and N = {args.sizes[-1]} "
