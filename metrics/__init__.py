@@ -1,7 +1,8 @@
 """Metrics: Fréchet distance / FID, improved precision & recall, sparsification (AUSE / AURG),
 bootstrap confidence intervals, and the feature extractors they run on. Pure functions over arrays."""
 from metrics.bootstrap import (ConfidenceInterval, PrecisionRecallCI, bootstrap_ci, fid_bootstrap,
-                               paired_fid_difference, precision_recall_bootstrap)
+                               paired_fid_difference, paired_sets_fid_difference,
+                               precision_recall_bootstrap)
 from metrics.cache import cached_features, feature_cache_key
 from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
                               resolve_inception_weights)
@@ -14,6 +15,7 @@ __all__ = [
     "ClassifierFeatures", "ConfidenceInterval", "FeatureExtractor", "FeatureStats", "InceptionFeatures",
     "PrecisionRecall", "PrecisionRecallCI", "SparsificationResult", "bootstrap_ci", "build_feature_extractor",
     "cached_features", "feature_cache_key", "feature_statistics", "fid_bootstrap", "fid_from_features",
-    "fid_from_stats", "frechet_distance", "paired_fid_difference", "precision_recall", "precision_recall_bootstrap",
+    "fid_from_stats", "frechet_distance", "paired_fid_difference", "paired_sets_fid_difference", "precision_recall",
+    "precision_recall_bootstrap",
     "resolve_inception_weights", "sparsification", "sparsification_pooled",
 ]

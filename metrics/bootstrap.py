@@ -29,8 +29,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
-from metrics.frechet import (FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats, frechet_distance,
-                             psd_factor)
+from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats
 from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, f1_score, inside_manifold, knn_squared_radii,
                                       real_and_fake_tensors)
 
@@ -114,6 +113,16 @@ def bootstrap_ci(statistic: Callable[..., float], *arrays, n_boot: int = 200, se
     return percentile_interval(float(statistic(*arrays)), replicates, alpha, interval)
 
 
+def drawn_rows(counts: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(n = sum of counts, indices of the rows drawn at least once, their counts as float64) of a resample."""
+    total = int(counts.sum())
+    if total < 2:
+        raise ConfigError("subset size", total, "at least 2 rows in every bootstrap replicate",
+                          "use larger subsets (tens of rows or more) for bootstrap intervals")
+    drawn = np.flatnonzero(counts)
+    return total, drawn, counts[drawn].astype(np.float64)
+
+
 class CountWeightedStatistics:
     """Feature statistics of resamples given as counts, without copying rows. features [N, D].
 
@@ -129,13 +138,9 @@ class CountWeightedStatistics:
         self.centred = array - self.centre
 
     def __call__(self, counts: np.ndarray) -> FeatureStats:
-        total = int(counts.sum())
-        if total < 2:
-            raise ConfigError("subset size", total, "at least 2 rows in every bootstrap replicate",
-                              "use larger subsets (tens of rows or more) for bootstrap intervals")
-        drawn = np.flatnonzero(counts)
-        scaled = self.centred[drawn] * np.sqrt(counts[drawn].astype(np.float64))[:, None]
-        shift = np.sqrt(counts[drawn].astype(np.float64)) @ scaled / total
+        total, drawn, weights = drawn_rows(counts)
+        scaled = self.centred[drawn] * np.sqrt(weights)[:, None]
+        shift = np.sqrt(weights) @ scaled / total
         scatter = scaled.T @ scaled
         sigma = (scatter - total * np.outer(shift, shift)) / (total - 1)
         return FeatureStats(mu=self.centre + shift, sigma=sigma, n=total)
@@ -156,7 +161,7 @@ class FixedReferenceFID:
 
     def __init__(self, reference: FeatureStats, features) -> None:
         array = as_feature_matrix(features)
-        factor = psd_factor(reference.sigma)
+        factor = reference.factor  # cached on the statistics: one eigh per reference, not per subset
         self.centre = array.mean(axis=0)
         self.centred = array - self.centre
         self.projected = self.centred @ factor
@@ -165,12 +170,7 @@ class FixedReferenceFID:
         self.reference_trace = float(np.trace(reference.sigma))
 
     def __call__(self, counts: np.ndarray) -> float:
-        total = int(counts.sum())
-        if total < 2:
-            raise ConfigError("subset size", total, "at least 2 rows in every bootstrap replicate",
-                              "use larger subsets (tens of rows or more) for bootstrap intervals")
-        drawn = np.flatnonzero(counts)
-        weights = counts[drawn].astype(np.float64)
+        total, drawn, weights = drawn_rows(counts)
         shift = weights @ self.centred[drawn] / total
         projected = self.projected[drawn]
         rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
@@ -185,12 +185,15 @@ def _resampled_fid(reference: CountWeightedStatistics, reference_counts: np.ndar
                    subset_counts) -> list[float]:
     """FIDs of resampled subsets against one resampled reference (covariance factor computed once)."""
     stats = reference(reference_counts)
-    factor = psd_factor(stats.sigma)
-    out = []
-    for subset, counts in zip(subsets, subset_counts):
-        other = subset(counts)
-        out.append(frechet_distance(stats.mu, stats.sigma, other.mu, other.sigma, factor1=factor))
-    return out
+    return [fid_from_stats(stats, subset(counts)) for subset, counts in zip(subsets, subset_counts)]
+
+
+def _reference(real_features, real_stats: FeatureStats | None, resample_real: bool) -> FeatureStats:
+    """The fixed reference statistics: `real_stats` when given (and the real set is not resampled)."""
+    if real_features is None and (real_stats is None or resample_real):
+        raise ConfigError("real_features", None, "a feature matrix [N, D] (needed without real_stats, "
+                          "and always with resample_real=True)")
+    return real_stats if real_stats is not None and not resample_real else feature_statistics(real_features)
 
 
 def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, *,
@@ -202,10 +205,7 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
     statistics of real_features when the real set is not resampled; real_features may then be None.
     """
     _check_bootstrap_args(n_boot, alpha, interval)
-    if real_features is None and (real_stats is None or resample_real):
-        raise ConfigError("real_features", None, "a feature matrix [N, D] (needed without real_stats, "
-                          "and always with resample_real=True)")
-    reference = real_stats if real_stats is not None and not resample_real else feature_statistics(real_features)
+    reference = _reference(real_features, real_stats, resample_real)
     value = fid_from_stats(reference, feature_statistics(fake_features))
     rng = np.random.default_rng(seed)
     replicates = []
@@ -238,19 +238,20 @@ def _as_index(index, pool_size: int, field: str) -> np.ndarray:
 
 def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: int = 200, seed: int = 0,
                           alpha: float = 0.05, *, resample_real: bool = False,
-                          interval: str = "shifted") -> ConfidenceInterval:
+                          real_stats: FeatureStats | None = None, interval: str = "shifted") -> ConfidenceInterval:
     """FID(pool[idx_a]) - FID(pool[idx_b]) with a paired bootstrap interval.
 
     Each replicate resamples the whole pool once (counts c over its N rows); subset a of the replicate
     is its rows idx_a with counts c[idx_a], subset b its rows idx_b with counts c[idx_b], so rows shared
     by a and b move together. With resample_real the reference set is resampled once per replicate,
-    shared by both FIDs. Identical subsets give exactly 0 in every replicate.
+    shared by both FIDs. Identical subsets give exactly 0 in every replicate. `real_stats` replaces the
+    statistics of real_features (which may then be None) when the reference is not resampled.
     """
     _check_bootstrap_args(n_boot, alpha, interval)
     pool = as_feature_matrix(pool_features, "pool_features")
     index_a = _as_index(idx_a, pool.shape[0], "idx_a")
     index_b = _as_index(idx_b, pool.shape[0], "idx_b")
-    reference = feature_statistics(real_features)
+    reference = _reference(real_features, real_stats, resample_real)
     value = (fid_from_stats(reference, feature_statistics(pool[index_a]))
              - fid_from_stats(reference, feature_statistics(pool[index_b])))
     rng = np.random.default_rng(seed)
@@ -268,6 +269,24 @@ def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: in
         for _ in range(n_boot):
             counts = resample_counts(rng, pool.shape[0])
             replicates.append(fid_a(counts[index_a]) - fid_b(counts[index_b]))
+    return percentile_interval(value, replicates, alpha, interval)
+
+
+def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, n_boot: int = 200, seed: int = 0,
+                               alpha: float = 0.05, *, interval: str = "shifted") -> ConfidenceInterval:
+    """FID(a) - FID(b) against a fixed reference for two sets whose row i belongs to the same sample i (e.g.
+    guided and plain images from the same x_T): each replicate draws one set of counts and applies it to both."""
+    _check_bootstrap_args(n_boot, alpha, interval)
+    a, b = as_feature_matrix(features_a, "features_a"), as_feature_matrix(features_b, "features_b")
+    if a.shape[0] != b.shape[0]:
+        raise ConfigError("features_b", f"{b.shape[0]} rows", f"one row per row of features_a ({a.shape[0]})")
+    value = fid_from_stats(reference, feature_statistics(a)) - fid_from_stats(reference, feature_statistics(b))
+    fid_a, fid_b = FixedReferenceFID(reference, a), FixedReferenceFID(reference, b)
+    rng = np.random.default_rng(seed)
+    replicates = []
+    for _ in range(n_boot):
+        counts = resample_counts(rng, a.shape[0])
+        replicates.append(fid_a(counts) - fid_b(counts))
     return percentile_interval(value, replicates, alpha, interval)
 
 

@@ -8,6 +8,7 @@ singular (fewer samples than dimensions).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,11 @@ class FeatureStats:
     mu: np.ndarray
     sigma: np.ndarray
     n: int
+
+    @cached_property
+    def factor(self) -> np.ndarray:
+        """psd_factor(sigma) [D, r], computed once per statistics object (a reference reused by many FIDs)."""
+        return psd_factor(self.sigma)
 
     def save(self, path: str | Path) -> None:
         """Write an .npz with keys mu, sigma, n (written to a temporary file, then renamed)."""
@@ -108,8 +114,9 @@ def frechet_distance(mu1, sigma1, mu2, sigma2, *, factor1: np.ndarray | None = N
 
 
 def fid_from_stats(stats_a: FeatureStats, stats_b: FeatureStats) -> float:
-    """Fréchet distance between two FeatureStats."""
-    return frechet_distance(stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma)
+    """Fréchet distance between two FeatureStats (stats_a's covariance factor is cached on it: pass the
+    reference first when it is reused)."""
+    return frechet_distance(stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma, factor1=stats_a.factor)
 
 
 def fid_from_features(features_a, features_b) -> float:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from benchmark.errors import ConfigError
-from metrics import (bootstrap_ci, fid_bootstrap, fid_from_features, paired_fid_difference, precision_recall,
-                     precision_recall_bootstrap)
+from metrics import (bootstrap_ci, fid_bootstrap, fid_from_features, paired_fid_difference,
+                     paired_sets_fid_difference, precision_recall, precision_recall_bootstrap)
 from metrics.bootstrap import CountWeightedStatistics
 from metrics.frechet import feature_statistics
 
@@ -99,6 +99,33 @@ def test_paired_difference_matches_naive_pool_resampling():
     ci = paired_fid_difference(real, pool, idx_a, idx_b, n_boot=25, seed=5, interval="percentile")
     assert ci.value == pytest.approx(fid_from_features(real, pool[idx_a]) - fid_from_features(real, pool[idx_b]))
     np.testing.assert_allclose([ci.low, ci.high], percentile_bounds(naive), rtol=1e-8)
+
+
+def test_paired_difference_with_reference_stats_equals_the_one_from_real_features():
+    real, pool = features(10, 100), features(11, 80, shift=0.2)
+    idx_a, idx_b = np.arange(0, 50), np.arange(30, 80)
+    from_features = paired_fid_difference(real, pool, idx_a, idx_b, n_boot=15, seed=2)
+    from_stats = paired_fid_difference(None, pool, idx_a, idx_b, n_boot=15, seed=2,
+                                       real_stats=feature_statistics(real))
+    np.testing.assert_allclose([from_stats.value, from_stats.low, from_stats.high],
+                               [from_features.value, from_features.low, from_features.high], rtol=1e-9)
+
+
+def test_paired_sets_difference_matches_naive_row_paired_resampling():
+    """Row i of both sets is the same sample: one draw of counts per replicate, applied to both sets."""
+    real, set_a, set_b = features(16, 100), features(17, 60, shift=0.3), features(18, 60)
+    reference = feature_statistics(real)
+    rng = np.random.default_rng(4)
+    naive = []
+    for _ in range(20):
+        counts = np.bincount(rng.integers(0, 60, 60), minlength=60)
+        naive.append(fid_from_features(real, np.repeat(set_a, counts, axis=0))
+                     - fid_from_features(real, np.repeat(set_b, counts, axis=0)))
+    ci = paired_sets_fid_difference(set_a, set_b, reference, n_boot=20, seed=4, interval="percentile")
+    assert ci.value == pytest.approx(fid_from_features(real, set_a) - fid_from_features(real, set_b))
+    np.testing.assert_allclose([ci.low, ci.high], percentile_bounds(naive), rtol=1e-8)
+    same = paired_sets_fid_difference(set_a, set_a.copy(), reference, n_boot=10, seed=0)
+    assert (same.value, same.low, same.high) == (0.0, 0.0, 0.0)
 
 
 def test_paired_difference_flags_a_real_difference():

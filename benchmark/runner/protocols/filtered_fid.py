@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.fid_utils import inception_free_boot, fid_ci, keep_lowest, subset_delta_ci
+from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, keep_lowest, subset_delta_ci
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "filtered_fid"
@@ -22,8 +22,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     keep = cfg.keep
     for space, feats in inputs.fake_features.items():
         ref = inputs.reference_stats[space]
-        real = inputs.real_features.get(space)
-        n_boot = inception_free_boot(space, cfg.bootstrap)
+        n_boot = bootstrap_replicates(space, cfg.bootstrap)
         all_ci = fid_ci(feats, ref, n_boot, cfg.seed)
         rows.append(row_from_ci(NAME, "(all)", f"fid_all[{space}]", all_ci, gen.size, cfg.seed))
         random_mask = keep_lowest(gen.scores["random"].numpy(), keep) if "random" in gen.scores else None
@@ -34,10 +33,10 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
             rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", kept_ci, keep, cfg.seed))
             everything = np.ones_like(mask)
             rows.append(row_from_ci(NAME, name, f"delta_vs_all[{space}]",
-                                    subset_delta_ci(feats, mask, everything, ref, n_boot, cfg.seed, real), keep, cfg.seed))
+                                    subset_delta_ci(feats, mask, everything, ref, n_boot, cfg.seed), keep, cfg.seed))
             if random_mask is not None and name != "random":
                 rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
-                                        subset_delta_ci(feats, mask, random_mask, ref, n_boot, cfg.seed, real), keep, cfg.seed))
+                                        subset_delta_ci(feats, mask, random_mask, ref, n_boot, cfg.seed), keep, cfg.seed))
             curves[(space, name)] = _curve(feats, scores, ref, params["curve_fractions"], n_boot, cfg.seed, rows, name, space)
     inputs.artifacts["fid_curves"] = curves
     return rows
@@ -47,7 +46,7 @@ def _curve(feats, scores, ref, fractions, n_boot, seed, rows, name, space) -> li
     points = []
     for frac in sorted(float(f) for f in fractions):
         k = max(2, int(round(frac * scores.size)))
-        ci = fid_ci(feats[keep_lowest(scores, k)], ref, max(10, n_boot // 4) if n_boot else 0, seed)
+        ci = fid_ci(feats[keep_lowest(scores, k)], ref, max(10, n_boot // 4), seed)
         points.append((frac, ci.value, ci.low, ci.high))
         rows.append(row_from_ci(NAME, name, f"fid_at_keep_{frac:.2f}[{space}]", ci, k, seed))
     return points

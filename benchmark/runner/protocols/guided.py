@@ -9,7 +9,7 @@ from __future__ import annotations
 from benchmark.guidance import UncertaintyGuidance
 from benchmark.runner.generation import generate, load_generation
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.fid_utils import inception_free_boot, fid_ci, paired_delta_ci
+from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, paired_delta_ci
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "guidance"
@@ -31,7 +31,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         ref = inputs.reference_stats[space]
         plain_feats = inputs.fake_features[space][:n]
         guided_feats = inputs.extract(space, guided.x0)
-        n_boot = inception_free_boot(space, cfg.bootstrap)
+        n_boot = bootstrap_replicates(space, cfg.bootstrap)
         rows.append(row_from_ci(NAME, "plain", f"fid[{space}]", fid_ci(plain_feats, ref, n_boot, cfg.seed), n, cfg.seed))
         rows.append(row_from_ci(NAME, "guided", f"fid[{space}]", fid_ci(guided_feats, ref, n_boot, cfg.seed), n, cfg.seed))
         rows.append(row_from_ci(NAME, "guided", f"delta_vs_plain[{space}]",
