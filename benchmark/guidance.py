@@ -56,7 +56,7 @@ def percentile_mask(uncertainty: torch.Tensor, percentile: float) -> torch.Tenso
     u = uncertainty.detach()
     if u.dtype not in (torch.float32, torch.float64):  # torch.quantile needs float32 / float64
         u = u.float()
-    thresholds = torch.stack([torch.quantile(row, percentile / 100.0) for row in u.flatten(1)])  # [B]
+    thresholds = torch.quantile(u.flatten(1), percentile / 100.0, dim=1)  # [B]
     return u > thresholds.view(-1, *([1] * (u.ndim - 1)))
 
 
@@ -67,18 +67,15 @@ def uncertainty_and_gradient(
     t: int,
     ab_t: float,
     noise: torch.Tensor,
-    center: str = "mean",
-    clip_x0: bool = False,
-    y: torch.Tensor | None = None,
+    **options,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(U_t, g) [B,C,H,W] each: the sensitivity map and g = d(sum over each image's pixels of U_t)/d eps.
 
-    x_t, eps [B,C,H,W]; noise [M,B,C,H,W]; see `sensitivity_variance` for U_t.
+    x_t, eps [B,C,H,W]; noise [M,B,C,H,W]; `options` (center, clip_x0, y) and U_t as in `sensitivity_variance`.
     """
     with torch.enable_grad():
         eps_var = eps.detach().clone().requires_grad_(True)
-        u = sensitivity_variance(model, x_t.detach(), eps_var, t, ab_t, noise, center=center,
-                                 clip_x0=clip_x0, y=y)
+        u = sensitivity_variance(model, x_t.detach(), eps_var, t, ab_t, noise, **options)
         (grad,) = torch.autograd.grad(u.sum(), eps_var)
     return u.detach(), grad.detach()
 

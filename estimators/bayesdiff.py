@@ -26,8 +26,8 @@ Uncertainty steps are the step indices 0, skip, 2 skip, ... in sampling order (i
 i.e. the public `uq_array[i] = True for i in range(T-1, 0, -skip)` counted from the start.
 NFE per sample (extra over the sampler) = sum over uncertainty steps of f + [V_t > 0] S m, with m = 1 (DDIM,
 DDPM) or 2 (DPM-Solver-2) calls per draw and f the features calls: f = 0 when the model shares features with
-the sampler's own call (DiffusersUNet: one forward pass returns eps and phi(x_t, t)), else 1 (DPM-Solver-2:
-the midpoint features, 1, plus 1 when not shared). 50-step DDIM, skip 5, S = 10: 10 uncertainty steps
+the sampler's own calls (DiffusersUNet: one forward pass returns eps and phi; for DPM-Solver-2 both the
+first-stage and the midpoint call), else 1 (one call of 2B rows for DPM-Solver-2). 50-step DDIM, skip 5, S = 10: 10 uncertainty steps
 (0, 5, ..., 45), the first with V = 0, so 9 x 10 = 90 extra NFEs on a DiffusersUNet (140 in all, 2.8x, the
 public code's 50 + 9 S), or 10 + 90 = 100 on a model that cannot share features.
 
@@ -185,16 +185,15 @@ class BayesDiff(UncertaintyEstimator):
         """Last-layer features of eps_eff at the trajectory state: phi(x_t, t), or for DPM-Solver-2
         (1 - w) phi(x_t, t) + w phi(u, t_mid) with u the first-stage state.
 
-        phi(x_t, t) comes free with the sampler's own call when the model shares features (step.features);
-        otherwise it costs one features() call (DPM-Solver-2: one call on 2B rows)."""
+        Both come free with the sampler's own calls when the model shares features (step.features,
+        step.mid_features); otherwise they cost one features() call (DPM-Solver-2: one call on 2B rows)."""
         g, model = step.grid, step.model
         if g.t_mid is None:
             return step.features if step.features is not None else model.features(step.x_t, step.t, step.y)
+        if step.features is not None and step.mid_features is not None:
+            return (1.0 - g.mid_weight) * step.features + g.mid_weight * step.mid_features
         u = g.mid_x_coef * step.x_t + g.mid_eps_coef * step.eps
         batch = step.x_t.shape[0]
-        if step.features is not None:
-            mid = model.features(u, g.t_mid, step.y)
-            return (1.0 - g.mid_weight) * step.features + g.mid_weight * mid
         t = torch.tensor([step.t] * batch + [g.t_mid] * batch, device=step.x_t.device)
         both = model.features(torch.cat([step.x_t, u]), t, step.repeat_labels(2))
         return (1.0 - g.mid_weight) * both[:batch] + g.mid_weight * both[batch:]

@@ -89,10 +89,10 @@ class WindowedVarianceEstimator(UncertaintyEstimator):
     def observe(self, step: "StepContext") -> None:
         if step.index not in self._steps:
             return
-        u_t = self.step_variance(step).detach()
-        self._total = u_t.clone() if self._total is None else self._total + u_t
+        u_t = self.step_variance(step).detach()  # a fresh tensor; nothing below changes it in place
+        self._total = u_t if self._total is None else self._total + u_t
         if self.keep_steps:
-            self._per_step[step.t] = u_t.clone()
+            self._per_step[step.t] = u_t
 
     def result(self) -> EstimatorResult:
         if self._total is None:

@@ -125,7 +125,7 @@ def _feature_function(config: RunConfig, preset, out: Path, progress: bool):
 
 def _references(config: RunConfig, preset, extract):
     """Real features (where computable here) and reference statistics per feature space."""
-    from metrics import FeatureStats, feature_statistics
+    from metrics import feature_statistics
 
     real_features, reference_stats = {}, {}
     for space in config.features:
@@ -135,8 +135,7 @@ def _references(config: RunConfig, preset, extract):
             real_features[space] = extract(space, data.images)
             reference_stats[space] = feature_statistics(real_features[space])
         else:
-            reference_stats[space] = committed if isinstance(committed, FeatureStats) else FeatureStats(
-                mu=np.asarray(committed[0], dtype=np.float64), sigma=np.asarray(committed[1], dtype=np.float64), n=0)
+            reference_stats[space] = committed  # a metrics.FeatureStats (Preset.reference_stats)
     return real_features, reference_stats
 
 

@@ -52,7 +52,7 @@ class StepContext:
     indices: torch.Tensor
     seed: int
     features: torch.Tensor | None = None  # last-layer input at (x_t, t), when an estimator asked for it
-
+    mid_features: torch.Tensor | None = None  # DPM-Solver-2: last-layer input at (u, t_mid), likewise
 
     @property
     def t(self) -> int:
@@ -96,9 +96,18 @@ class StepContext:
 
     def combine_midpoint(self, x: torch.Tensor, eps: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         """For DPM-Solver-2: (1 - w) eps + w eps(u, t_mid), u the first-stage state; identity otherwise."""
+        return self.midpoint(x, eps, y)[0]
+
+    def midpoint(self, x: torch.Tensor, eps: torch.Tensor, y: torch.Tensor | None, *, with_features: bool = False
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(eps_eff, last-layer features at the midpoint or None): one network call for DPM-Solver-2, none
+        otherwise; `with_features` takes the features from that same call (model.eps_and_features)."""
         g = self.grid
         if g.t_mid is None:
-            return eps
+            return eps, None
         u = g.mid_x_coef * x + g.mid_eps_coef * eps
-        eps_mid = self.model.eps(u, g.t_mid, y)
-        return (1.0 - g.mid_weight) * eps + g.mid_weight * eps_mid
+        if with_features:
+            eps_mid, features = self.model.eps_and_features(u, g.t_mid, y)
+        else:
+            eps_mid, features = self.model.eps(u, g.t_mid, y), None
+        return (1.0 - g.mid_weight) * eps + g.mid_weight * eps_mid, features

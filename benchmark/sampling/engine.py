@@ -90,7 +90,7 @@ def sample(
         with torch.no_grad(), model.attribute_to("sampler"):
             eps, features = model.eps_and_features(x, g.t, y) if share_features else (model.eps(x, g.t, y), None)
             ctx = StepContext(g.index, steps, sampler, g, x, eps, eps, model, y, idx, int(seed), features)
-            ctx.eps_eff = ctx.combine_midpoint(x, eps, y)
+            ctx.eps_eff, ctx.mid_features = ctx.midpoint(x, eps, y, with_features=share_features)
         for est in ests:
             tick = time.perf_counter()
             with torch.no_grad(), model.attribute_to(est.name):
