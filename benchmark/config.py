@@ -30,8 +30,17 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
 
 @dataclass(frozen=True)
 class EstimatorSpec:
+    """One [estimators.<name>] table. `name` is the instance name (rows, plots, leaderboard); `type` the
+    registered estimator it instantiates (defaults to `name`, so `[estimators.sensitivity]` needs no type);
+    `params` its constructor parameters (without `type`)."""
+
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+    type: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.type:
+            object.__setattr__(self, "type", self.name)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class RunConfig:
             "run": {k: getattr(self, k) if not isinstance(getattr(self, k), tuple) else list(getattr(self, k))
                     for k in ("preset", "sampler", "steps", "num_samples", "keep", "seed", "batch_size",
                               "features", "bootstrap", "device", "threads", "name")},
-            "estimators": {e.name: dict(e.params) for e in self.estimators},
+            "estimators": {e.name: {**({"type": e.type} if e.type != e.name else {}), **e.params}
+                           for e in self.estimators},
             "protocols": {k: dict(v) for k, v in self.protocols.items()},
         }
 
@@ -112,25 +122,28 @@ def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...
     from estimators.base import scale_window
 
     specs = []
-    for name, params in section.items():
-        if name not in registry.available():
-            raise ConfigError(f"estimators.{name}", name, f"a registered estimator: {', '.join(registry.available())}",
-                              "rename the [estimators.*] table or register the estimator (python -m benchmark list)")
+    for instance, params in section.items():
         params = dict(params or {})
+        name = params.pop("type", instance)
+        if name not in registry.available():
+            field_name = f"estimators.{instance}" + (".type" if "type" in (section[instance] or {}) else "")
+            raise ConfigError(field_name, name, f"a registered estimator: {', '.join(registry.available())}",
+                              f'set type = "<estimator>" in [estimators.{instance}] for a named variant, or add '
+                              "the estimator's module to run.plugins (python -m benchmark list)")
         accepted = set(registry.parameters(name)) - {"laplace"} | ({"fit_images"} if name == "bayesdiff" else set())
-        _no_unknown(f"estimators.{name}", params, accepted)
+        _no_unknown(f"estimators.{instance}", params, accepted)
         build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k != "fit_images"}
         try:
             registry.create(name, **build_params)  # validates names and values now, before any work
         except ConfigError as err:
-            raise _located(err, f"estimators.{name}") from None
+            raise _located(err, f"estimators.{instance}") from None
         if "fit_images" in params:
-            _int(params, "fit_images", 500, low=1, section_name=f"estimators.{name}")
+            _int(params, "fit_images", 500, low=1, section_name=f"estimators.{instance}")
         if "window" in params:
             start, stop = scale_window(tuple(params["window"]), steps)
             if stop > steps:
-                raise ConfigError(f"estimators.{name}.window", params["window"], f"inside the {steps} steps")
-        specs.append(EstimatorSpec(name, params))
+                raise ConfigError(f"estimators.{instance}.window", params["window"], f"inside the {steps} steps")
+        specs.append(EstimatorSpec(instance, params, type=name))
     if "random" not in section:
         specs.insert(0, EstimatorSpec("random", {}))
     return tuple(specs)

@@ -5,7 +5,7 @@ import importlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -110,11 +110,17 @@ class EstimatorFactory:
     params: dict[str, dict]
     posterior: object | None = None
     posterior_path: Path | None = None
+    types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
 
     def __call__(self) -> list:
         import estimators
 
-        return [estimators.create(name, **params) for name, params in self.params.items()]
+        made = []
+        for name, params in self.params.items():
+            estimator = estimators.create(self.types.get(name, name), **params)
+            estimator.name = name  # a named variant ([estimators.sens_m10] type = "sensitivity") keeps its name
+            made.append(estimator)
+        return made
 
     def persist(self, path: Path) -> None:
         """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
@@ -129,12 +135,14 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
     factory = EstimatorFactory({})
     for spec in config.estimators:
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items() if k != "fit_images"}
-        if spec.name == "bayesdiff":
+        if spec.type == "bayesdiff" and factory.posterior is None:  # variants share one fitted posterior
             factory.posterior, factory.posterior_path = ensure_laplace(
                 model, preset, int(spec.params.get("fit_images", 500)), seed=config.seed, progress=progress,
                 cache=laplace_cache)
+        if spec.type == "bayesdiff":
             params["laplace"] = factory.posterior
         factory.params[spec.name] = params
+        factory.types[spec.name] = spec.type
     return factory
 
 
