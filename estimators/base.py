@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import torch
@@ -13,6 +13,10 @@ if TYPE_CHECKING:
     from benchmark.sampling.context import BatchInfo, StepContext
 
 REFERENCE_STEPS = 50
+#: what an estimator estimates (DESIGN "Estimator kinds"): the ground-truth protocol picks its target by kind
+KINDS = ("aleatoric", "epistemic", "heuristic", "oracle")
+#: options every estimator accepts besides its own constructor parameters (see `UncertaintyEstimator.negate`)
+COMMON_PARAMETERS = ("negate",)
 
 
 @dataclass
@@ -31,12 +35,55 @@ class EstimatorResult:
     seconds: float = 0.0
 
 
+def negated_result(result: EstimatorResult) -> EstimatorResult:
+    """The same result with pixel map, score and per-step maps multiplied by -1 (the `negate` option).
+
+    Filtering keeps the lowest scores, so a negated estimator keeps the samples the plain one rejects: the
+    inverted score is tested as its own row (e.g. `[estimators.sensitivity_neg] type = "sensitivity"
+    negate = true`), never by flipping a row in place. Rank statistics (Spearman, AUROC) change sign /
+    become 1 - AUROC; variances are negative numbers, so a negated map is an ordering, not a variance.
+    """
+    per_step = None if result.per_step is None else {t: -m for t, m in result.per_step.items()}
+    return replace(result, pixel=-result.pixel, score=-result.score, per_step=per_step)
+
+
 class UncertaintyEstimator(abc.ABC):
-    """Base class of every estimator. Subclasses validate their parameters in __init__."""
+    """Base class of every estimator. Subclasses validate their parameters in __init__.
+
+    Class attributes every estimator declares:
+        kind: one of KINDS. "aleatoric" = the data's ambiguity given the network (sensitivity and its
+            variants; ground truth: the same estimator on the exact score), "epistemic" = the spread over
+            weight draws (bayesdiff, mc_dropout; ground truth: shared-theta regenerations), "heuristic" =
+            anything else, "oracle" = uses information a deployed estimator cannot have.
+        reference_row: True for floors and oracles (`random`, oracles): reported, never ranked.
+    Common option (accepted by `estimators.create` for every estimator, listed in COMMON_PARAMETERS):
+        negate: report -1 x the pixel map and score (`negated_result`), applied by `final_result`, which
+            is what the sampling engine calls. Default False.
+    """
 
     name: str = "estimator"
+    kind: str = "heuristic"
+    reference_row: bool = False
+    negate: bool = False
     #: whether the estimator needs extra network calls (False for e.g. the random floor)
     uses_network: bool = True
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.kind not in KINDS:
+            raise TypeError(f"{cls.__name__}.kind = {cls.kind!r} is invalid: one of {', '.join(KINDS)}")
+
+    def set_common(self, negate: object = False) -> "UncertaintyEstimator":
+        """Apply the options of COMMON_PARAMETERS (validated; called by `estimators.create`)."""
+        if not isinstance(negate, bool):
+            raise ConfigError(f"estimator {self.name!r} parameter negate", negate, "true or false")
+        self.negate = negate
+        return self
+
+    def final_result(self) -> EstimatorResult:
+        """`result()` with the common options applied (negate): what the sampling engine reports."""
+        result = self.result()
+        return negated_result(result) if self.negate else result
 
     def begin(self, batch: "BatchInfo") -> None:
         """Reset state for a new batch (called before the first step)."""

@@ -117,6 +117,7 @@ class BayesDiff(UncertaintyEstimator):
         mc_estimator: "regression" (control variate with the known Var[x_t]) or "plain" (sample moments).
     """
 
+    kind = "epistemic"
     wants_step_features = True  # the engine hands over phi(x_t, t) from the sampler's own network call
 
     def __init__(self, laplace: LastLayerLaplace | None = None, mc_samples: int = 10, skip: int = 5,

@@ -12,6 +12,8 @@ from estimators.registry import register
 class RandomEstimator(UncertaintyEstimator):
     """Pixel map |z| with z ~ N(0, I) per sample (seeded by sample index); score = sum of the map."""
 
+    kind = "heuristic"
+    reference_row = True
     uses_network = False
 
     def __init__(self, seed: int = 0) -> None:

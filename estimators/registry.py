@@ -5,7 +5,7 @@ import inspect
 from typing import Callable, TypeVar
 
 from benchmark.errors import ConfigError
-from estimators.base import UncertaintyEstimator
+from estimators.base import COMMON_PARAMETERS, UncertaintyEstimator
 
 _REGISTRY: dict[str, type[UncertaintyEstimator]] = {}
 T = TypeVar("T", bound=type)
@@ -30,9 +30,10 @@ def available() -> list[str]:
 
 
 def parameters(name: str) -> list[str]:
-    """The constructor parameters `create(name, ...)` accepts."""
+    """The parameters `create(name, ...)` accepts: the constructor's, then the common ones (`negate`)."""
     sig = inspect.signature(get_class(name).__init__)
-    return [p for p in sig.parameters if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    own = [p for p in sig.parameters if p != "self" and sig.parameters[p].kind is not inspect.Parameter.VAR_KEYWORD]
+    return own + [p for p in COMMON_PARAMETERS if p not in own]
 
 
 def get_class(name: str) -> type[UncertaintyEstimator]:
@@ -49,7 +50,8 @@ def create(name: str, **params: object) -> UncertaintyEstimator:
     if unknown:
         raise ConfigError(f"estimator {name!r} parameter", unknown[0],
                           f"valid parameters are: {', '.join(valid) or '(none)'}")
+    common = {k: params.pop(k) for k in COMMON_PARAMETERS if k in params}
     estimator = get_class(name)(**params)
-    estimator._params = dict(params)  # type: ignore[attr-defined]
+    estimator._params = {**params, **common}  # type: ignore[attr-defined]
     estimator.name = name
-    return estimator
+    return estimator.set_common(**common)

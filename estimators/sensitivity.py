@@ -98,6 +98,8 @@ class SensitivityEstimator(WindowedVarianceEstimator):
     For DPM-Solver-2, x0_hat uses the first-stage prediction eps_theta(x_t, t) (Alg. 1 line 3).
     """
 
+    kind = "aleatoric"
+
     def __init__(self, m: int = 5, window: tuple[int, int] = (45, 49), center: str = "mean",
                  clip_x0: bool = False, keep_steps: bool = False) -> None:
         super().__init__(m=m, window=window, keep_steps=keep_steps)

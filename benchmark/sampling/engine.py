@@ -116,7 +116,7 @@ def sample(
     for est in ests:
         tick = time.perf_counter()
         with torch.no_grad():
-            res = est.result()
+            res = est.final_result()  # result() with the common options (negate) applied
         seconds[est.name] += time.perf_counter() - tick
         results[est.name] = replace(res, nfe=model.nfe_counter[est.name] / batch, seconds=seconds[est.name])
     return SampleResult(
