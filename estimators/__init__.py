@@ -7,7 +7,9 @@ from estimators.base import EstimatorResult, UncertaintyEstimator, scale_window
 from estimators.registry import available, create, get_class, parameters, register
 
 # Built-in estimators register themselves on import.
-_BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff")
+_BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff",
+            "estimators.x0_trajectory", "estimators.flip", "estimators.zigzag", "estimators.noise_perturbation",
+            "estimators.generative_uncertainty", "estimators.realism_oracle")
 for _module in _BUILTIN:
     try:
         importlib.import_module(_module)
