@@ -114,3 +114,32 @@ def test_bad_parameters_name_the_field(field, value):
     with pytest.raises(ConfigError) as err:
         estimators.create("mc_dropout", **{field: value})
     assert err.value.field == field
+
+
+def test_per_sample_masks_match_masks_drawn_alone_and_torch_semantics():
+    """draw_masks: sample b's block equals the block drawn for b alone; element / channel dropout rates."""
+    from estimators.dropout_masks import draw_masks
+
+    x = torch.ones(3 * 4, 8, 16, 16)  # copies=3, B=4
+    gens = lambda seeds: [torch.Generator().manual_seed(s) for s in seeds]  # noqa: E731
+    for layer in (nn.Dropout(0.3), nn.Dropout2d(0.3)):
+        full = draw_masks(layer, x, gens([5, 6, 7, 8]), 3).reshape(3, 4, 8, *([16, 16] if isinstance(layer, nn.Dropout) else [1, 1]))
+        alone = draw_masks(layer, x[:3], gens([7]), 3)
+        torch.testing.assert_close(full[:, 2], alone.reshape(full[:, 2].shape))
+        torch.testing.assert_close(full.unique(), torch.tensor([0.0, 1 / 0.7]))
+        assert abs((full == 0).float().mean().item() - 0.3) < 0.05
+    assert draw_masks(nn.Dropout2d(0.5), x, gens(range(4)), 3).shape == (12, 8, 1, 1)  # one draw per channel
+
+
+def test_all_copies_of_all_samples_go_through_one_network_call(unet_model, single_thread):
+    """Batched: one eps call of M x B rows per window step (the cost of a fully batched call)."""
+    calls = []
+    predict = unet_model.predict_eps
+    unet_model.predict_eps = lambda x, *args, **kw: calls.append(x.shape[0]) or predict(x, *args, **kw)
+    try:
+        est = estimators.create("mc_dropout", m=3, window=(40, 50))
+        x_T = initial_noise(4, range(4), unet_model.sample_shape)
+        sample(unet_model, x_T, steps=10, estimators=[est], seed=1)
+    finally:
+        del unet_model.predict_eps
+    assert calls.count(12) == 2 and calls.count(4) == 10  # 2 window steps of 3 x 4 rows; 10 sampler steps
