@@ -105,12 +105,23 @@ class UncertaintyEstimator(abc.ABC):
 def scale_window(window: tuple[int, int], steps: int, reference: int = REFERENCE_STEPS) -> tuple[int, int]:
     """Map a half-open window of step indices of a `reference`-step run onto a `steps`-step run.
 
-    (45, 49) of 50 steps stays (45, 49); for 25 steps it becomes (22, 24) (at least one step long).
+    Anchored on the fraction of the trajectory, for every sampler alike (a step index counts solver steps):
+    step i of an n-step run spans the fraction [i/n, (i+1)/n) of the trajectory, and it belongs to the
+    window (a, b) when its midpoint does:   a / reference <= (i + 1/2) / n < b / reference,
+    i.e. i in [ceil(a n / reference - 1/2), ceil(b n / reference - 1/2)). The final step (index n - 1, the
+    one that lands on the data) is included only when asked for, i.e. when b = reference; a window that
+    would be empty keeps the one step nearest to it (a 1-step run keeps its only step).
+    Examples for (45, 49), the paper's steps 45..48 of 50 (t = 80..20 on DDIM, t = 0 excluded):
+    20 steps -> (18, 19); 25 -> (22, 24); 50 -> (45, 49); 100 -> (90, 98).
     """
-    start = int(round(window[0] * steps / reference))
-    stop = int(round(window[1] * steps / reference))
-    start = min(max(start, 0), steps - 1)
-    stop = min(max(stop, start + 1), steps)
+    a, b = int(window[0]), int(window[1])
+    last = steps if b >= reference or steps == 1 else steps - 1  # exclusive bound of allowed steps
+
+    def first_at_or_after(boundary: int) -> int:  # ceil(boundary * steps / reference - 1/2), exactly
+        return -((-(2 * boundary * steps - reference)) // (2 * reference))
+
+    start = min(max(first_at_or_after(a), 0), last - 1)
+    stop = min(max(first_at_or_after(b), start + 1), last)
     return start, stop
 
 

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 def window_steps(window: tuple[int, int], num_steps: int) -> range:
     """Step indices (0 = first denoising step) covered by `window`, a half-open window of a 50-step run.
 
-    The window is scaled proportionally to `num_steps` (see `scale_window`): (45, 49) is steps 45..48 of
-    a 50-step run and steps 22..23 of a 25-step run.
+    The window covers the same fraction of the trajectory at every step count (see `scale_window`):
+    (45, 49) is steps 45..48 of a 50-step run, 22..23 of a 25-step run, 18 of a 20-step run; the final
+    step is never included unless the window ends at 50.
     """
     start, stop = scale_window(window, num_steps)
     return range(start, stop)
