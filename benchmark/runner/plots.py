@@ -10,13 +10,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from benchmark.runner.io import atomic_write  # noqa: E402
+
+DPI = 110
+
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    """Write the figure atomically (0644 under the usual umask, see runner.io) and close it."""
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
     plt.close(fig)
-    tmp.replace(path)
     return path
 
 
@@ -63,28 +65,49 @@ def stepwise(per_step: dict[str, dict[int, float]], path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlabel("diffusion timestep t (denoising runs left to right)")
     ax.set_ylabel("mean per-pixel uncertainty")
-    ax.set_title("Step-wise uncertainty")
+    ax.set_title("Step-wise uncertainty (every estimator with per-step maps)")
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
+def _mosaic(tiles: np.ndarray, gap: int = 1) -> np.ndarray:
+    """[n, H, W] or [n, H, W, 3] tiles side by side with `gap` NaN (blank) columns between them."""
+    n, h, w = tiles.shape[:3]
+    out = np.full((h, n * w + (n - 1) * gap, *tiles.shape[3:]), np.nan)
+    for i in range(n):
+        out[:, i * (w + gap): i * (w + gap) + w] = tiles[i]
+    return out
+
+
 def extremes_grid(x0: torch.Tensor, pixel: torch.Tensor, scores: torch.Tensor, name: str, path: Path,
                   count: int = 8) -> Path:
-    """Lowest- and highest-score samples (top two rows) with their pixel maps (bottom two rows)."""
+    """The `count` lowest- and highest-score samples with their pixel maps: one mosaic per row (fast), the
+    score written over each sample, the maps of both rows on one colour scale with its colour bar."""
     order = torch.argsort(scores)
-    count = min(count, scores.numel() // 2)
-    picks = {"lowest score": order[:count], "highest score": order.flip(0)[:count]}
-    fig, axes = plt.subplots(4, count, figsize=(1.3 * count, 5.6), squeeze=False)
+    count = max(1, min(count, scores.numel() // 2))
+    picks = {"lowest scores": order[:count], "highest scores": order.flip(0)[:count]}
+    maps = {label: pixel[idx].float().mean(1).numpy() for label, idx in picks.items()}  # [count, H, W]
+    vmax = max(float(np.nanmax(m)) for m in maps.values())
+    vmin = min(float(np.nanmin(m)) for m in maps.values())
+    width = x0.shape[-1]
+    fig, axes = plt.subplots(4, 1, figsize=(max(4.0, 0.9 * count + 1.4), 6.2), squeeze=False)
+    image = None
     for row, (label, idx) in enumerate(picks.items()):
+        imgs = ((x0[idx].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
+        imgs = imgs[..., 0] if imgs.shape[-1] == 1 else imgs
+        sample_ax, map_ax = axes[2 * row][0], axes[2 * row + 1][0]
+        sample_ax.imshow(_mosaic(imgs), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         for col, i in enumerate(idx.tolist()):
-            img = ((x0[i].clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy()
-            axes[2 * row][col].imshow(img.squeeze(-1) if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
-            axes[2 * row + 1][col].imshow(pixel[i].mean(0).numpy(), cmap="magma")
-            axes[2 * row][col].set_title(f"{scores[i]:.3g}", fontsize=7)
-        axes[2 * row][0].set_ylabel(label, fontsize=8)
-        axes[2 * row + 1][0].set_ylabel("map", fontsize=8)
+            sample_ax.text(col * (width + 1) + width / 2, -0.8, f"{float(scores[i]):.3g}", ha="center",
+                           va="bottom", fontsize=7)
+        sample_ax.set_ylabel(f"{label}\n(score above)", fontsize=8)
+        image = map_ax.imshow(_mosaic(maps[label]), cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest")
+        map_ax.set_ylabel("pixel map", fontsize=8)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"{name}: samples and pixel-wise uncertainty", fontsize=9)
+    bar = fig.colorbar(image, ax=[axes[1][0], axes[3][0]], fraction=0.04, pad=0.02)
+    bar.set_label("per-pixel uncertainty (channel mean)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    fig.suptitle(f"{name}: lowest- and highest-score samples and their pixel maps", fontsize=9)
     return _save(fig, path)

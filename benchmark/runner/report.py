@@ -1,57 +1,111 @@
-"""The Markdown report of a run: tables per protocol plus the plots."""
+"""The Markdown report of a run: headline table, findings, compact tables per protocol, settings, plots.
+
+A reader sees in the first screen which estimators beat the `random` floor, by how much and at what cost:
+the headline table (key metrics with ↑/↓, 95 % intervals, the significantly best entry in bold, reference
+rows apart) and the findings generated from the numbers.
+"""
 from __future__ import annotations
 
-import math
+import re
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from benchmark.runner import plots
+from benchmark.config import RunConfig
+from benchmark.errors import ConfigError
+from benchmark.runner import findings, plots, report_tables
 from benchmark.runner.io import save_text
+from benchmark.runner.manifest import EstimatorRecord, estimator_records
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.sampling import initial_labels, initial_noise, sample
 
 STEPWISE_SAMPLES = 4
+FULL_WINDOW = (0, 50)
+CAPTIONS = {
+    "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
+                      "better); dashed: the oracle that removes by true error.",
+    "fid_vs_kept": "FID of the kept set against the kept fraction (lowest scores kept), 95 % bootstrap bands.",
+    "stepwise_uncertainty": "Mean per-pixel uncertainty at every denoising step, for every estimator that keeps "
+                            f"per-step maps (re-run on {STEPWISE_SAMPLES} samples over all steps).",
+    "extremes": "Lowest- and highest-score samples (score above each) with their pixel maps on one colour scale.",
+}
 
 
-def format_value(value: float, low: float, high: float) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    text = f"{value:.4g}"
-    if not (math.isnan(low) or math.isnan(high)):
-        text += f" [{low:.4g}, {high:.4g}]"
-    return text
+@dataclass
+class ReportData:
+    """Everything the Markdown text is made of (no model, no tensors): testable on hand-made tables."""
+
+    config: RunConfig
+    frame: pd.DataFrame
+    records: dict[str, EstimatorRecord]
+    figures: list[str] = field(default_factory=list)  # paths relative to the run folder
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def roles(self) -> report_tables.Roles:
+        refs = frozenset({report_tables.FLOOR} | {n for n, r in self.records.items() if r.reference_row})
+        return report_tables.Roles(refs, {n: r.kind for n, r in self.records.items()})
 
 
-def protocol_table(frame: pd.DataFrame, protocol: str) -> str:
-    part = frame[frame.protocol == protocol]
-    if part.empty:
-        return ""
-    cells = part.assign(cell=[format_value(v, lo, hi) for v, lo, hi in zip(part.value, part.ci_low, part.ci_high)])
-    wide = cells.pivot_table(index="estimator", columns="metric", values="cell", aggfunc="first", sort=False)
-    wide = wide[[m for m in dict.fromkeys(part.metric) if m in wide.columns]]
-    return wide.reset_index().to_markdown(index=False)
-
-
-def write_report(inputs: ProtocolInputs, frame: pd.DataFrame) -> Path:
-    cfg, out, gen = inputs.config, inputs.run_dir, inputs.generation
-    figures = _figures(inputs)
+def render_report(data: ReportData) -> str:
+    cfg, frame, roles = data.config, data.frame, data.roles
+    spaces = list(cfg.features)
     lines = [f"# diffusion-uq-bench report: {cfg.name}", "",
-             f"Preset `{cfg.preset}`, sampler `{cfg.sampler}` with {cfg.steps} steps, N = {cfg.num_samples} samples, "
-             f"K = {cfg.keep} kept, seed {cfg.seed}, feature spaces {', '.join(cfg.features)}, "
-             f"{cfg.bootstrap} bootstrap replicates (95% intervals in brackets).", "",
-             "Estimators: " + ", ".join(f"`{e.name}` {e.params or ''}" for e in cfg.estimators), ""]
+             f"Preset `{cfg.preset}` · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
+             f"samples, K = {cfg.keep} kept · seed {cfg.seed} · features {', '.join(spaces)}. Values: point "
+             f"estimate [95 % bootstrap interval, {cfg.bootstrap} replicates]; ↑ higher is better, ↓ lower is "
+             "better; **bold**: significantly better than every other ranked row and the random floor.", ""]
+    headline, names = report_tables.headline_table(frame, roles, spaces)
+    if headline:
+        lines += ["## Headline", "", headline, "", report_tables.reference_note(names, roles), ""]
+    negatable = _negatable(data.records)
+    lines += ["## Findings", "", *findings.findings_lines(frame, roles, spaces, negatable), ""]
+    lines += ["## Results by protocol", ""]
     for protocol in dict.fromkeys(frame.protocol):
-        lines += [f"## {protocol}", "", protocol_table(frame, protocol), ""]
-    if figures:
+        for group in report_tables.protocol_groups(frame, protocol):
+            table, reference_values = report_tables.compact_table(group, roles)
+            if not table and not reference_values:
+                continue
+            lines += [f"### {group.title}", ""]
+            lines += [table, ""] if table else []
+            lines += [text for text in (group.note, reference_values) if text]
+            lines.append("")
+    note = report_tables.reference_note(frame.estimator, roles)
+    lines += [note, ""] if note else []
+    lines += ["## Settings", "", report_tables.settings_table(cfg, frame), ""]
+    if data.records:
+        lines += ["### Estimators", "", report_tables.estimator_table(data.records, roles), ""]
+    if data.timings:
+        lines += ["## Time by stage", "", report_tables.time_table(data.timings), ""]
+    if data.figures:
         lines += ["## Figures", ""]
-        lines += [f"![{p.stem}]({p.relative_to(out).as_posix()})" for p in figures]
-        lines.append("")
-    lines += ["Tidy numbers: `metrics.csv`; config, versions and timings: `manifest.json`.", ""]
+        for rel in data.figures:
+            stem = Path(rel).stem
+            caption = next((text for key, text in CAPTIONS.items() if stem.startswith(key)), "")
+            lines += [f"![{stem}]({rel})", "", f"*{stem}*: {caption}", ""]
+    lines += ["Tidy numbers: `metrics.csv`; config, versions, checksums and timings: `manifest.json`.", ""]
+    return "\n".join(lines)
+
+
+def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str, float] | None = None) -> Path:
+    """Figures, then report.md; the time spent here is added to `timings` as `report` (figures included)."""
+    tick = time.perf_counter()
+    out = inputs.run_dir
+    figures = [p.relative_to(out).as_posix() for p in _figures(inputs)]
+    shown = dict(timings or {})
+    data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, shown)
+    shown["report"] = time.perf_counter() - tick
     path = out / "report.md"
-    save_text("\n".join(lines), path)
+    save_text(render_report(data), path)
     return path
+
+
+def safe_name(name: str) -> str:
+    """A file-name-safe form of an estimator instance name (letters, digits, `_`, `-`, `.`)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def _figures(inputs: ProtocolInputs) -> list[Path]:
@@ -66,26 +120,41 @@ def _figures(inputs: ProtocolInputs) -> list[Path]:
     if per_step:
         paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png"))
     for name in inputs.estimator_names:
-        if not name.startswith("_"):
-            paths.append(plots.extremes_grid(gen.x0, gen.pixels[name], gen.scores[name], name,
-                                             out / f"extremes_{name}.png"))
+        paths.append(plots.extremes_grid(gen.x0, gen.pixels[name], gen.scores[name], name,
+                                         out / f"extremes_{safe_name(name)}.png"))
     return paths
 
 
-def stepwise_uncertainty(inputs: ProtocolInputs) -> dict[str, dict[int, float]]:
-    """Mean per-pixel uncertainty at every denoising step (Fig. 3 of the aleatoric paper) on a few samples.
-
-    Estimators that take `window` and `keep_steps` are re-run with the window covering all steps.
-    """
+def _stepwise_estimators(make_estimators) -> list:
+    """Every configured estimator that can keep per-step maps, re-made with `keep_steps` and, where it has a
+    window, the window over all steps (its own window where the full one is refused)."""
     import estimators
 
-    cfg, model = inputs.config, inputs.model
+    params, types = getattr(make_estimators, "params", None), getattr(make_estimators, "types", {})
+    if params is None:
+        return []
     chosen = []
-    for spec in cfg.estimators:
-        accepted = estimators.parameters(spec.name)
-        if "window" in accepted and "keep_steps" in accepted:
-            params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()}
-            chosen.append(estimators.create(spec.name, **{**params, "window": (0, 50), "keep_steps": True}))
+    for name, given in params.items():
+        type_name = types.get(name, name)
+        accepted = estimators.parameters(type_name)
+        if "keep_steps" not in accepted:
+            continue
+        tries = ([{"window": FULL_WINDOW}] if "window" in accepted else []) + [{}]
+        for extra in tries:
+            try:
+                estimator = estimators.create(type_name, **{**given, **extra, "keep_steps": True})
+            except ConfigError:
+                continue
+            estimator.name = name
+            chosen.append(estimator)
+            break
+    return chosen
+
+
+def stepwise_uncertainty(inputs: ProtocolInputs) -> dict[str, dict[int, float]]:
+    """Mean per-pixel uncertainty at every denoising step (Fig. 3 of the aleatoric paper) on a few samples."""
+    cfg, model = inputs.config, inputs.model
+    chosen = _stepwise_estimators(inputs.make_estimators)
     if not chosen:
         return {}
     idx = torch.arange(STEPWISE_SAMPLES)
@@ -93,4 +162,18 @@ def stepwise_uncertainty(inputs: ProtocolInputs) -> dict[str, dict[int, float]]:
     y = initial_labels(cfg.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
     result = sample(model, x_T, sampler=cfg.sampler, steps=cfg.steps, estimators=chosen, y=y, seed=cfg.seed, indices=idx)
     return {name: {int(t): float(m.mean()) for t, m in (res.per_step or {}).items()}
-            for name, res in result.uncertainty.items()}
+            for name, res in result.uncertainty.items() if res.per_step}
+
+
+def _negatable(records: dict[str, EstimatorRecord]) -> set[str]:
+    """Instances whose estimator accepts the common `negate` option (and are not already negated)."""
+    import estimators
+
+    found = set()
+    for name, rec in records.items():
+        try:
+            if "negate" in estimators.parameters(rec.type) and not rec.params.get("negate"):
+                found.add(name)
+        except ConfigError:
+            continue
+    return found

@@ -92,9 +92,9 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     frame = to_frame(rows)
     save_text(frame.to_csv(index=False, float_format="%.6g"), out / "metrics.csv")
     tick = time.perf_counter()
-    report_path = report.write_report(inputs, frame)
+    report_path = report.write_report(inputs, frame, timings)
     timings["report"] = time.perf_counter() - tick
-    write_manifest(out, config, timings)  # written last: its presence marks a finished run
+    write_manifest(out, config, timings, model=model)  # written last: its presence marks a finished run
     distributed.finish()
     return report_path
 

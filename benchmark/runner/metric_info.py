@@ -1,0 +1,107 @@
+"""What a metric name means for reading it: better direction, cost or quality, label, feature space.
+
+Metric names in metrics.csv look like `fid_kept[classifier]`, `ause`, `fid_at_keep_0.50[inception]`.
+The direction is read from the first word of the name that has one (`fid`, `delta`, `ause` lower is
+better; `precision`, `aurg`, `spearman`, `auroc` higher), so metrics added by new protocols get an arrow
+without a table entry here; a name with no known word gets none (and is never ranked or bolded).
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+HIGHER_WORDS = frozenset({"precision", "recall", "f1", "aurg", "spearman", "pearson", "auroc", "auprc", "accuracy",
+                          "agreement", "vendi", "diversity", "coverage", "density", "acceptance"})
+LOWER_WORDS = frozenset({"fid", "kid", "delta", "ause", "rmse", "mse", "mae", "error", "ece", "nfe", "seconds",
+                         "time", "fidinf"})
+COST_WORDS = frozenset({"nfe", "seconds", "time"})
+#: run settings some protocols record as rows (shown in the settings table, never as a result)
+SETTING_METRICS = frozenset({"start_timestep"})
+LABELS = {
+    "delta_vs_random": "ΔFID vs random K",
+    "delta_vs_all": "ΔFID vs all",
+    "delta_vs_plain": "ΔFID vs plain",
+    "fid_kept": "FID of kept K",
+    "fid_all": "FID of all N",
+    "ause": "AUSE",
+    "aurg": "AURG",
+    "ause_pooled": "AUSE (pooled)",
+    "aurg_pooled": "AURG (pooled)",
+    "extra_nfe_per_sample": "extra NFE / sample",
+    "nfe_per_sample": "NFE / sample",
+    "nfe_ratio": "NFE ratio",
+    "time_ratio": "time ratio",
+    "seconds_per_sample": "s / sample",
+    "spearman_score_vs_neg_log_density": "ρ(score, −log p)",
+}
+_SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]]+)\]$")
+_CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)$")
+
+
+@dataclass(frozen=True)
+class MetricName:
+    """A parsed metric name: `fid_at_keep_0.50[inception]` -> base `fid_at_keep_0.50`, space `inception`,
+    family `fid_at_keep`, point `0.50` (a point of a curve: shown in its own table, one column per point)."""
+
+    name: str
+    base: str
+    space: str | None
+    family: str | None = None
+    point: str | None = None
+
+
+def parse(metric: str) -> MetricName:
+    match = _SPACE.match(metric)
+    base, space = (match["base"], match["space"]) if match else (metric, None)
+    curve = _CURVE.match(base)
+    if curve:
+        return MetricName(metric, base, space, f"{curve['family']}_at_{curve['param']}", curve["value"])
+    return MetricName(metric, base, space)
+
+
+def direction(metric: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when the name does not say."""
+    words = parse(metric).base.lower().split("_")
+    for word in words:
+        if word in HIGHER_WORDS:
+            return 1
+        if word in LOWER_WORDS:
+            return -1
+    return 0
+
+
+def is_cost(metric: str) -> bool:
+    """NFEs and wall-clock: what an estimator costs, never part of a quality rank."""
+    return bool(set(parse(metric).base.lower().split("_")) & COST_WORDS)
+
+
+def is_setting(metric: str) -> bool:
+    return parse(metric).base in SETTING_METRICS
+
+
+def arrow(metric: str) -> str:
+    return {1: " ↑", -1: " ↓", 0: ""}[direction(metric)]
+
+
+def label(metric: str, *, with_space: bool = True, with_arrow: bool = True) -> str:
+    """A short reader's label: `delta_vs_random[classifier]` -> `ΔFID vs random K [classifier] ↓`."""
+    parsed = parse(metric)
+    text = LABELS.get(parsed.base, parsed.base)
+    if with_space and parsed.space:
+        text += f" [{parsed.space}]"
+    return text + (arrow(metric) if with_arrow else "")
+
+
+def format_value(value: float, low: float = math.nan, high: float = math.nan) -> str:
+    """`1.234 [1.1, 1.4]` (4 significant digits; no interval where none was computed)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    text = f"{value:.4g}"
+    if not (_nan(low) or _nan(high)):
+        text += f" [{low:.4g}, {high:.4g}]"
+    return text
+
+
+def _nan(x) -> bool:
+    return x is None or (isinstance(x, float) and math.isnan(x))

@@ -1,0 +1,201 @@
+"""Markdown tables of a run's report: the headline table, compact per-protocol tables, settings, timings.
+
+Every table lists ranked estimators first and reference rows (in italics, never ranked) after them. In a
+column whose better direction is known (↑/↓ in its header), the entry that is *significantly* better than
+every other ranked entry and than the `random` floor (95 % intervals clear of theirs) is in bold.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from benchmark.runner import metric_info, ranking
+
+FLOOR = "random"
+#: (protocol, pattern on the metric's base name, every feature space or the first only): the headline columns
+HEADLINE = (
+    ("filtered_fid", "delta_vs_random", True),
+    ("precision_recall", "precision", False),
+    ("sparsification", "ause", False),
+    ("sparsification", "aurg", False),
+    ("ground_truth", "spearman_score*", False),
+    ("ground_truth", "auroc*", False),
+    ("cost", "extra_nfe_per_sample", False),
+    ("cost", "time_ratio", False),
+)
+CURVE_PARAMETERS = {"keep": "the fraction of samples kept (lowest scores first)"}
+Entry = tuple[float, float, float]  # value, ci_low, ci_high
+
+
+@dataclass(frozen=True)
+class Roles:
+    """Which rows are references (never ranked) and the kind of each estimator (from the registry)."""
+
+    references: frozenset[str] = frozenset({FLOOR})
+    kinds: dict[str, str | None] = field(default_factory=dict)
+
+    def is_reference(self, name: str) -> bool:
+        return ranking.is_reference(name, self.references)
+
+    def order(self, names) -> list[str]:
+        names = list(dict.fromkeys(names))
+        return [n for n in names if not self.is_reference(n)] + [n for n in names if self.is_reference(n)]
+
+    def display(self, name: str) -> str:
+        return f"*{name}*" if self.is_reference(name) else f"`{name}`"
+
+
+@dataclass
+class Column:
+    header: str
+    metric: str  # the full metric name (its direction decides the bold entry)
+    values: dict[str, Entry]
+
+
+def entries(frame: pd.DataFrame, protocol: str, metric: str) -> dict[str, Entry]:
+    part = frame[(frame.protocol == protocol) & (frame.metric == metric)]
+    return {est: (float(v), float(lo), float(hi)) for est, v, lo, hi in
+            zip(part.estimator, part.value, part.ci_low, part.ci_high) if not math.isnan(float(v))}
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(":--" if i == 0 else "--:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def winner(column: Column, roles: Roles) -> str | None:
+    """The ranked entry significantly better than every other ranked entry and the floor, if one is."""
+    sign = metric_info.direction(column.metric)
+    contenders = {k: v for k, v in column.values.items() if not roles.is_reference(k) or k == FLOOR}
+    if sign == 0 or not contenders:
+        return None
+    frame = pd.DataFrame(contenders, index=["value", "low", "high"]).T
+    best = ranking.significantly_best(frame.value, frame.low, frame.high, higher_is_better=sign > 0)
+    return best if best is not None and not roles.is_reference(best) else None
+
+
+def render(columns: list[Column], rows: list[str], roles: Roles, first: str = "estimator") -> str:
+    bold = {id(c): winner(c, roles) for c in columns}
+    body = []
+    for name in rows:
+        cells = [roles.display(name)]
+        for column in columns:
+            text = metric_info.format_value(*column.values[name]) if name in column.values else "–"
+            cells.append(f"**{text}**" if bold[id(column)] == name else text)
+        body.append(cells)
+    return markdown_table([first, *[c.header for c in columns]], body)
+
+
+def headline_columns(frame: pd.DataFrame, spaces: list[str]) -> list[Column]:
+    columns = []
+    for protocol, pattern, every_space in HEADLINE:
+        metrics = list(dict.fromkeys(frame.metric[frame.protocol == protocol]))
+        wanted_spaces = spaces if every_space else spaces[:1]
+        for space in ([None] if not any(metric_info.parse(m).space for m in metrics) else wanted_spaces):
+            match = [m for m in metrics if fnmatch.fnmatch(metric_info.parse(m).base, pattern)
+                     and metric_info.parse(m).space == space]
+            if match:
+                columns.append(Column(metric_info.label(match[0]), match[0], entries(frame, protocol, match[0])))
+    return columns
+
+
+def headline_table(frame: pd.DataFrame, roles: Roles, spaces: list[str]) -> tuple[str, list[str]]:
+    """(Markdown table, its row names): one row per estimator, the protocols' key metrics as columns."""
+    columns = [c for c in headline_columns(frame, spaces) if c.values]
+    rows = roles.order(n for c in columns for n in c.values)
+    return (render(columns, rows, roles) if columns else ""), rows
+
+
+def reference_note(names, roles: Roles) -> str:
+    """One line explaining the reference rows that appear in the report."""
+    present = [n for n in dict.fromkeys(names) if roles.is_reference(n)]
+    if not present:
+        return ""
+    parts = [f"*{n}* = {ranking.explain_reference(n, roles.kinds.get(n))}" for n in present]
+    return "Reference rows (italic, never ranked): " + "; ".join(parts) + "."
+
+
+@dataclass
+class TableGroup:
+    title: str
+    columns: list[Column]
+    note: str = ""
+
+
+def protocol_groups(frame: pd.DataFrame, protocol: str) -> list[TableGroup]:
+    """Metrics of one protocol split by feature space; curve points (`*_at_keep_0.50`) get a table per curve."""
+    part = frame[(frame.protocol == protocol) & ~frame.metric.map(metric_info.is_setting)]
+    groups: dict[tuple[str | None, str | None], list[str]] = {}
+    for metric in dict.fromkeys(part.metric):
+        parsed = metric_info.parse(metric)
+        groups.setdefault((parsed.family, parsed.space), []).append(metric)
+    out = []
+    for (family, space), metrics in groups.items():
+        where = f" · {space}" if space else ""
+        if family is None:
+            columns = [Column(metric_info.label(m, with_space=False), m, entries(part, protocol, m)) for m in metrics]
+            out.append(TableGroup(f"{protocol}{where}", columns))
+        else:
+            columns = [Column(metric_info.parse(m).point, m, entries(part, protocol, m)) for m in metrics]
+            arrow = metric_info.arrow(metrics[0])
+            out.append(TableGroup(f"{protocol}{where}: {family}{arrow}", columns,
+                                  note=f"Columns: {CURVE_PARAMETERS.get(family.rsplit('_', 1)[-1], family)}."))
+    return out
+
+
+def compact_table(group: TableGroup, roles: Roles) -> tuple[str, str]:
+    """(table, reference line): no column that is empty for every ranked row; values only reference rows have
+    are listed in one line under the table instead."""
+    names = roles.order(n for c in group.columns for n in c.values)
+    ranked = [n for n in names if not roles.is_reference(n)]
+    if ranked:
+        kept = [c for c in group.columns if any(n in c.values for n in ranked)]
+        dropped = [c for c in group.columns if c not in kept]
+    else:
+        kept, dropped = [c for c in group.columns if c.values], []
+    rows = [n for n in names if any(n in c.values for c in kept)]
+    extra = [f"*{n}* {c.header} = {metric_info.format_value(*c.values[n])}" for c in dropped for n in c.values]
+    table = render(kept, rows, roles) if kept and rows else ""
+    return table, ("Reference values: " + "; ".join(extra) + ".") if extra else ""
+
+
+def settings_table(config, frame: pd.DataFrame) -> str:
+    run = config.to_dict()
+    rows = [[key, _plain(value)] for key, value in run["run"].items() if key not in ("name",)]
+    for section in ("model", "data"):
+        for key, value in (run.get(section) or {}).items():
+            rows.append([f"{section}.{key}", _plain(value)])
+    for name, params in run.get("protocols", {}).items():
+        rows.append([f"protocol {name}", ", ".join(f"{k} = {_plain(v)}" for k, v in params.items()) or "defaults"])
+    settings = frame[frame.metric.map(metric_info.is_setting)]
+    for protocol, metric, value in zip(settings.protocol, settings.metric, settings.value):
+        if not math.isnan(float(value)):
+            rows.append([f"{protocol} {metric}", f"{float(value):g}"])
+    return markdown_table(["setting", "value"], rows)
+
+
+def estimator_table(records: dict, roles: Roles) -> str:
+    rows = []
+    for name in roles.order(records):
+        rec = records[name]
+        params = ", ".join(f"{k} = {_plain(v)}" for k, v in rec.params.items()) or "defaults"
+        rows.append([roles.display(name), f"`{rec.type}`", str(rec.kind or "–"),
+                     "reference" if roles.is_reference(name) else "ranked", params])
+    return markdown_table(["estimator", "type", "kind", "row", "parameters"], rows)
+
+
+def time_table(timings: dict[str, float]) -> str:
+    total = sum(timings.values()) or 1.0
+    rows = [[stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"] for stage, sec in timings.items()]
+    rows.append(["total", f"{sum(timings.values()):.2f}", "100 %"])
+    return markdown_table(["stage", "seconds", "share"], rows)
+
+
+def _plain(value) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_plain(v) for v in value) + "]"
+    return f"`{value}`" if isinstance(value, str) else str(value)
