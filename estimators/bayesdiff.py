@@ -119,6 +119,7 @@ class BayesDiff(UncertaintyEstimator):
 
     kind = "epistemic"
     wants_step_features = True  # the engine hands over phi(x_t, t) from the sampler's own network call
+    state_variance = True  # its map is Var of the sampler state after the last observed step (augmentation)
 
     def __init__(self, laplace: LastLayerLaplace | None = None, mc_samples: int = 10, skip: int = 5,
                  keep_steps: bool = False, eps_variance: str = "total", mc_estimator: str = "regression") -> None:
