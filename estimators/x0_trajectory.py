@@ -13,6 +13,10 @@ Extra NFEs per sample: 0 (it reads the sampler's predictions). For DPM-Solver-2,
 prediction at x_t (as for `sensitivity`).
 `last_steps` counts steps of a 50-step run and is scaled to other step counts like the windows of the other
 estimators (10 of 50 = 5 of 25; at least 2). A one-step run has no variance: its map is 0.
+Default last_steps = 3: on the gmm preset (its trained UNet, DDIM 50 steps, 300 samples, seed 0) the AUROC of
+the score for samples farther than 3.9 from every component mean (69 of 300) was 0.99 with the last 3 steps,
+0.87 with 5, 0.23 with 10 and 0.17 with 20 (earlier steps add the ordinary convergence of x0_hat, which is
+larger for on-mode samples); for the 10 % lowest-density samples 0.99 / 0.74 / 0.06 / 0.16.
 """
 from __future__ import annotations
 
@@ -45,7 +49,7 @@ class X0TrajectoryEstimator(UncertaintyEstimator):
     """Per-pixel variance of x0_hat over the last `last_steps` steps (of a 50-step run, scaled).
 
     Args:
-        last_steps: how many of the final sampler steps enter the variance (>= 2; 10 = the last fifth).
+        last_steps: how many of the final sampler steps (of a 50-step run) enter the variance (>= 2).
     """
 
     kind = "heuristic"
@@ -53,7 +57,7 @@ class X0TrajectoryEstimator(UncertaintyEstimator):
     uses_network = False  # no calls of its own
     nfe_formula = "0"
 
-    def __init__(self, last_steps: int = 10) -> None:
+    def __init__(self, last_steps: int = 3) -> None:
         if not isinstance(last_steps, int) or isinstance(last_steps, bool) or not 2 <= last_steps <= REFERENCE_STEPS:
             raise ConfigError("last_steps", last_steps, f"an integer in [2, {REFERENCE_STEPS}] (steps of a "
                               f"{REFERENCE_STEPS}-step run; a variance needs two predictions)")
