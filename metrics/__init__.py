@@ -6,6 +6,7 @@ from metrics.bootstrap import (ConfidenceInterval, PrecisionRecallCI, bootstrap_
 from metrics.cache import cached_features, feature_cache_key
 from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
                               resolve_inception_weights)
+from metrics.fid_infinity import FIDInfinity, fid_infinity, fid_infinity_bootstrap, fid_infinity_difference_bootstrap
 from metrics.info import METRIC_INFO, MetricInfo, base_metric_name, metric_info
 from metrics.frechet import (FeatureStats, feature_statistics, fid_from_features, fid_from_stats,
                              frechet_distance)
@@ -13,7 +14,8 @@ from metrics.precision_recall import PrecisionRecall, precision_recall
 from metrics.sparsification import SparsificationResult, sparsification, sparsification_pooled
 
 __all__ = [
-    "METRIC_INFO", "ClassifierFeatures", "ConfidenceInterval", "MetricInfo", "base_metric_name", "metric_info", "FeatureExtractor", "FeatureStats", "InceptionFeatures",
+    "METRIC_INFO", "ClassifierFeatures", "ConfidenceInterval", "FIDInfinity", "fid_infinity", "fid_infinity_bootstrap",
+    "fid_infinity_difference_bootstrap", "MetricInfo", "base_metric_name", "metric_info", "FeatureExtractor", "FeatureStats", "InceptionFeatures",
     "PrecisionRecall", "PrecisionRecallCI", "SparsificationResult", "bootstrap_ci", "build_feature_extractor",
     "cached_features", "feature_cache_key", "feature_statistics", "fid_bootstrap", "fid_from_features",
     "fid_from_stats", "frechet_distance", "paired_fid_difference", "paired_sets_fid_difference", "precision_recall",
