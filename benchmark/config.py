@@ -8,16 +8,20 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+import inspect
+import math
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.config_fields import Field, check, default_of
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
-            "features", "bootstrap", "device", "name", "threads"}
+            "features", "bootstrap", "device", "name", "threads", "plugins"}
+SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
     "precision_recall": {"k": 3},
@@ -26,6 +30,44 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "cost": {},
     "ground_truth": {"lowest_density_fraction": 0.1},
 }
+#: the protocols of a config without [protocols]: every one that any preset can run (ground_truth needs a
+#: preset with an oracle: ask for it by name)
+DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p != "ground_truth")
+#: typed rules of [run] fields (benchmark.config_fields.Field); a key of RUN_KEYS without a rule is checked by
+#: the code that reads it
+RUN_FIELDS: dict[str, Field] = {
+    "steps": Field("int", 50, low=1),
+    "num_samples": Field("int", 600, low=2),
+    "keep": Field("int", 500, low=1),
+    "keep_fraction": Field("float", 5 / 6, low=0, high=1, open_low=True, fix="e.g. keep_fraction = 0.833 (5/6, as in the papers)"),
+    "seed": Field("int", 0, low=0),
+    "batch_size": Field("int", 50, low=1),
+    "features": Field("list[str]", ["classifier"], choices=FEATURES, fix='e.g. run.features = ["classifier"]'),
+    "bootstrap": Field("int", 200, low=10),
+    "device": Field("str", "cpu", pattern=r"cpu|cuda(:[0-9]+)?|mps", fix='set run.device = "cpu" (or "cuda", "cuda:1")'),
+    "threads": Field("int", 1, low=1),
+    "name": Field("str", "run", pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
+                  fix='use a plain folder name (letters, digits, . _ + -; no "/" or ".."), e.g. name = "smoke"'),
+    "preset": Field("str", None, pattern=r"\S.*", fix="set run.preset (python -m benchmark list)"),
+    "sampler": Field("str", "ddim"),
+}
+#: ranges of protocol fields, keyed "protocol.key" (types and defaults come from PROTOCOL_KEYS: a key added
+#: there without a rule here is still type-checked against its default's type)
+PROTOCOL_RULES: dict[str, Field] = {
+    "filtered_fid.curve_fractions": Field("list[float]", low=0, high=1, open_low=True, min_len=1),
+    "precision_recall.k": Field("int", low=1),
+    "sparsification.num_images": Field("int", low=1),
+    "sparsification.noise_fraction": Field("float", low=0, high=1, open_low=True, open_high=True),
+    "sparsification.fractions": Field("int", low=2),
+    "guidance.num_samples": Field("int", low=2),
+    "guidance.m": Field("int", low=2),
+    "guidance.percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
+    "guidance.window": Field("list[int]", low=0, high=50, min_len=2, max_len=2,
+                             fix="give [start, stop] with 0 <= start < stop <= 50 (steps of a 50-step run)"),
+    "ground_truth.lowest_density_fraction": Field("float", low=0, high=1, open_low=True, open_high=True),
+}
+#: the smallest number of samples a reported FID may be computed from (the curve's smallest kept subset)
+MIN_FID_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -60,9 +102,12 @@ class RunConfig:
     estimators: tuple[EstimatorSpec, ...] = ()
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    model: Any = None  # benchmark.models.loading.ModelSpec of a [model] section (None: the preset's model)
+    data: Any = None  # benchmark.datasets.DataSpec of a [data] section (None: the preset's data)
+    plugins: tuple[str, ...] = ()  # run.plugins, as written
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "run": {k: getattr(self, k) if not isinstance(getattr(self, k), tuple) else list(getattr(self, k))
                     for k in ("preset", "sampler", "steps", "num_samples", "keep", "seed", "batch_size",
                               "features", "bootstrap", "device", "threads", "name")},
@@ -70,6 +115,38 @@ class RunConfig:
                            for e in self.estimators},
             "protocols": {k: dict(v) for k, v in self.protocols.items()},
         }
+        if self.plugins:
+            out["run"]["plugins"] = list(self.plugins)
+        for section in ("model", "data"):
+            if getattr(self, section) is not None:
+                out[section] = {k: v for k, v in asdict(getattr(self, section)).items() if v is not None}
+        return out
+
+
+def _model_and_data(data: dict[str, Any], run_preset: Any, base_dir: Path | None) -> tuple[Any, Any, Any]:
+    """(ModelSpec | None, DataSpec | None, preset name | None) of the [model] and [data] sections; a run.preset
+    naming a model folder (not a preset) stands for [model] path = that folder."""
+    from benchmark.datasets import data_spec_from_section
+    from benchmark.models.loading import model_spec_from_section
+
+    model_section = _section(data, "model")
+    if "model" not in data and isinstance(run_preset, str) and _is_model_folder(run_preset, base_dir):
+        model_section, run_preset = {"path": run_preset}, None
+    model = model_spec_from_section(model_section, base_dir=base_dir) if model_section or "model" in data else None
+    data_spec = data_spec_from_section(_section(data, "data"), base_dir=base_dir) if "data" in data else None
+    if data_spec is not None and model is None and not run_preset:
+        raise ConfigError("data", data_spec.label, "a [data] section beside a model",
+                          "add a [model] section with path = ..., or set run.preset")
+    return model, data_spec, run_preset
+
+
+def _is_model_folder(name: str, base_dir: Path | None) -> bool:
+    from benchmark import presets
+
+    if name in presets.names():
+        return False
+    path = Path(name).expanduser()
+    return any(p.is_dir() for p in ([path] if path.is_absolute() or base_dir is None else [base_dir / path, path]))
 
 
 def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
@@ -78,7 +155,15 @@ def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
     if not path.is_file():
         raise ConfigError("--config", str(path), "an existing TOML file", "give the path of a file such as configs/smoke.toml")
     try:
-        data = tomllib.loads(path.read_text())
+        text = path.read_bytes().decode("utf-8-sig")  # UTF-8, with or without a byte-order mark
+    except UnicodeDecodeError as err:
+        guess = "it looks like UTF-16" if path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff") else "binary or another encoding"
+        raise ConfigError("--config", str(path), f"a UTF-8 text file (byte {err.start} is not UTF-8; {guess})",
+                          "save the file as UTF-8") from None
+    except OSError as err:
+        raise ConfigError("--config", str(path), f"a readable file ({err.strerror})", "check its permissions") from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("--config", str(path), f"valid TOML ({err})", "fix the syntax at the line shown") from None
     return parse_config(data, preset=preset, source=str(path))
@@ -86,67 +171,101 @@ def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
 
 def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str = "") -> RunConfig:
     """Validate a config dict (the parsed TOML); every error names the field."""
-    unknown_sections = sorted(set(data) - {"run", "estimators", "protocols"})
+    unknown_sections = sorted(set(data) - set(SECTIONS))
     if unknown_sections:
-        raise ConfigError(unknown_sections[0], "section", "sections are [run], [estimators.*], [protocols.*]")
-    run = dict(data.get("run", {}))
+        raise ConfigError(unknown_sections[0], "section", "sections are [run], [model], [data], [estimators.*], "
+                          "[protocols.*]")
+    run = _section(data, "run")
     _no_unknown("run", run, RUN_KEYS)
-    run_preset = preset or run.get("preset") or run.get("model")
-    if not run_preset:
-        raise ConfigError("run.preset", None, "a preset name or model folder", "set run.preset (python -m benchmark list)")
+    from benchmark.plugins import load_plugins
+
+    base_dir = Path(source).resolve().parent if source else None
+    plugins = tuple(run.get("plugins", ()))
+    load_plugins(run.get("plugins", []), base_dir=base_dir)  # before [estimators.*] names are checked
+    typed = {key: check(RUN_FIELDS[key], run[key], f"run.{key}") for key in run if key in RUN_FIELDS}
+    run_preset = preset or typed.get("preset") or run.get("model")
+    model, data_spec, run_preset = _model_and_data(data, run_preset, base_dir)
+    if not run_preset and model is None:
+        raise ConfigError("run.preset", None, "a preset name or model folder",
+                          "set run.preset (python -m benchmark list) or add a [model] section with path = ...")
+    if model is not None and not run_preset and "features" not in typed:
+        typed["features"] = ["inception"]  # no domain classifier without a preset: the Inception space serves
     from benchmark.sampling.schedule import SAMPLERS
 
-    sampler = run.get("sampler", "ddim")
+    sampler = typed.get("sampler", "ddim")
     if sampler not in SAMPLERS:
         raise ConfigError("run.sampler", sampler, f"one of {', '.join(SAMPLERS)}", "set run.sampler to one of these")
-    steps = _int(run, "steps", 50, low=1)
-    n = _int(run, "num_samples", 600, low=2)
-    keep = _keep(run, n)
-    features = tuple(run.get("features", ["classifier"]))
-    for feat in features:
-        if feat not in FEATURES:
-            raise ConfigError("run.features", feat, f"a list drawn from {list(FEATURES)}",
-                              'e.g. run.features = ["classifier"]')
-    estimators = _estimators(data.get("estimators", {}), steps)
-    protocols = _protocols(data.get("protocols", {k: {} for k in PROTOCOLS}), steps, n)
+
+    def value(key: str) -> Any:
+        return typed[key] if key in typed else default_of(RUN_FIELDS[key])
+
+    steps, n = value("steps"), value("num_samples")
+    keep = _keep(typed, n)
+    features = tuple(value("features"))
+    estimators = _estimators(_section(data, "estimators"), steps)
+    protocols = _protocols(_section(data, "protocols") if "protocols" in data else dict.fromkeys(DEFAULT_PROTOCOLS, {}),
+                           steps, n)
+    _check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
     return RunConfig(
-        preset=str(run_preset), sampler=sampler, steps=steps, num_samples=n, keep=keep,
-        seed=_int(run, "seed", 0, low=0), batch_size=_int(run, "batch_size", 50, low=1), features=features,
-        bootstrap=_int(run, "bootstrap", 200, low=10), device=str(run.get("device", "cpu")),
-        threads=_int(run, "threads", 1, low=1),
-        name=str(run.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source)
+        preset=str(run_preset or ""), model=model, data=data_spec, plugins=plugins, sampler=sampler, steps=steps,
+        num_samples=n, keep=keep,
+        seed=value("seed"), batch_size=value("batch_size"), features=features,
+        bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
+        name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source)
 
 
 def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...]:
     import estimators as registry
-    from estimators.base import scale_window
+    from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
 
     specs = []
     for instance, params in section.items():
-        params = dict(params or {})
+        params = _table(params, f"estimators.{instance}")
         name = params.pop("type", instance)
         if name not in registry.available():
             field_name = f"estimators.{instance}" + (".type" if "type" in (section[instance] or {}) else "")
             raise ConfigError(field_name, name, f"a registered estimator: {', '.join(registry.available())}",
                               f'set type = "<estimator>" in [estimators.{instance}] for a named variant, or add '
                               "the estimator's module to run.plugins (python -m benchmark list)")
-        accepted = set(registry.parameters(name)) - {"laplace"} | ({"fit_images"} if name == "bayesdiff" else set())
+        accepted = set(registry.parameters(name)) - {"laplace", "extractor"} | (set(LAPLACE_FIT_KEYS) if name == "bayesdiff" else set())
         _no_unknown(f"estimators.{instance}", params, accepted)
-        build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items() if k != "fit_images"}
+        params = {k: check(_parameter_rule(registry.get_class(name), k), v, f"estimators.{instance}.{k}")
+                  for k, v in params.items()}
+        build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
+                        if k not in LAPLACE_FIT_KEYS}
         try:
             registry.create(name, **build_params)  # validates names and values now, before any work
+            if name == "bayesdiff":  # the posterior's fit settings (fit_images, prior_precision, hessian)
+                LaplaceSettings(**{k: params[k] for k in LAPLACE_FIT_KEYS if k in params} | {
+                    "fit_images": params.get("fit_images", 500)})
         except ConfigError as err:
             raise _located(err, f"estimators.{instance}") from None
-        if "fit_images" in params:
-            _int(params, "fit_images", 500, low=1, section_name=f"estimators.{instance}")
-        if "window" in params:
-            start, stop = scale_window(tuple(params["window"]), steps)
-            if stop > steps:
-                raise ConfigError(f"estimators.{instance}.window", params["window"], f"inside the {steps} steps")
+        window = params["window"] if "window" in params else _parameter_rule(registry.get_class(name), "window").default
+        if window is not None:  # given, or the constructor's default window: either must hold a step of the run
+            _window_has_steps(window, steps, f"estimators.{instance}.window")
         specs.append(EstimatorSpec(instance, params, type=name))
     if "random" not in section:
         specs.insert(0, EstimatorSpec("random", {}))
     return tuple(specs)
+
+
+_ANNOTATED_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "tuple[int, int]": "list[int]"}
+
+
+def _parameter_rule(cls: type, key: str) -> Field:
+    """The typed rule of an estimator parameter from its constructor's annotation (int, float, bool, str,
+    tuple[int, int]); other annotations are left to the constructor's own checks."""
+    if key == "fit_images":
+        return Field("int", 500, low=1)
+    param = inspect.signature(cls.__init__).parameters.get(key)
+    annotation = param.annotation if param is not None else None
+    kind = _ANNOTATED_KINDS.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    if kind is None:
+        return Field("any")
+    default = None if param.default is inspect.Parameter.empty else param.default
+    pair = kind == "list[int]"
+    return Field(kind, list(default) if pair and default is not None else default, min_len=2 if pair else 0,
+                 max_len=2 if pair else None)
 
 
 def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[str, Any]]:
@@ -154,11 +273,15 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
     for name, params in section.items():
         if name not in PROTOCOL_KEYS:
             raise ConfigError(f"protocols.{name}", name, f"one of {', '.join(PROTOCOLS)}", "rename or remove the table")
-        params = dict(params or {})
+        params = _table(params, f"protocols.{name}")
         _no_unknown(f"protocols.{name}", params, set(PROTOCOL_KEYS[name]) | {"enabled"})
-        merged = {**PROTOCOL_KEYS[name], **params}
-        if not merged.pop("enabled", True):
+        if not check(Field("bool", True), params.pop("enabled", True), f"protocols.{name}.enabled"):
             continue
+        merged = {key: default_of(default) for key, default in PROTOCOL_KEYS[name].items()}
+        for key, value in params.items():
+            rule = PROTOCOL_RULES.get(f"{name}.{key}")
+            rule = replace(rule, default=merged[key]) if rule is not None else PROTOCOL_KEYS[name][key]
+            merged[key] = check(rule, value, f"protocols.{name}.{key}")
         out[name] = merged
     if "guidance" in out:
         from benchmark.guidance import UncertaintyGuidance
@@ -168,39 +291,77 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             UncertaintyGuidance(m=g["m"], percentile=g["percentile"], strength=g["strength"], window=g["window"])
         except ConfigError as err:
             raise _located(err, "protocols.guidance") from None
-        if not isinstance(g["num_samples"], int) or g["num_samples"] < 2:
-            raise ConfigError("protocols.guidance.num_samples", g["num_samples"], "an integer >= 2")
-    if "filtered_fid" in out:
-        for frac in out["filtered_fid"]["curve_fractions"]:
-            if not 0 < float(frac) <= 1:
-                raise ConfigError("protocols.filtered_fid.curve_fractions", frac, "fractions in (0, 1]")
-    if "sparsification" in out:
-        s = out["sparsification"]
-        if not 0 < float(s["noise_fraction"]) < 1:
-            raise ConfigError("protocols.sparsification.noise_fraction", s["noise_fraction"], "a fraction in (0, 1)")
-        if not isinstance(s["num_images"], int) or s["num_images"] < 1:
-            raise ConfigError("protocols.sparsification.num_images", s["num_images"], "an integer >= 1")
-    if "precision_recall" in out:
-        k = out["precision_recall"]["k"]
-        if not isinstance(k, int) or not 1 <= k < n:
-            raise ConfigError("protocols.precision_recall.k", k, f"an integer in [1, num_samples)")
+        _window_has_steps(g["window"], steps, "protocols.guidance.window")
     return out
+
+
+def _check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n: int, keep: int,
+                          features: tuple[str, ...]) -> None:
+    """Cross-field constraints: a configured protocol must be able to produce what its name says."""
+    subset_protocols = [p for p in ("filtered_fid", "precision_recall") if p in protocols]
+    if subset_protocols and not features:
+        raise ConfigError("run.features", [], f"at least one feature space for protocols.{subset_protocols[0]}",
+                          'set run.features = ["classifier"], or disable the protocol (enabled = false)')
+    if subset_protocols and keep >= n:
+        raise ConfigError("run.keep", keep, f"K < N = {n} for protocols.{subset_protocols[0]} (keeping every sample "
+                          "filters nothing)", "lower run.keep (e.g. 5/6 of N) or disable the protocol")
+    if "filtered_fid" in protocols:
+        fractions = protocols["filtered_fid"]["curve_fractions"]
+        smallest = max(2, int(round(min(fractions) * n)))
+        if smallest < MIN_FID_SAMPLES:
+            raise ConfigError("protocols.filtered_fid.curve_fractions", fractions,
+                              f"fractions whose smallest subset has >= {MIN_FID_SAMPLES} samples (the smallest, "
+                              f"{min(fractions):g} of N = {n}, has {smallest})",
+                              f"raise the smallest fraction to >= {MIN_FID_SAMPLES / n:.3g} or raise run.num_samples")
+    if "precision_recall" in protocols:
+        k = protocols["precision_recall"]["k"]
+        if k >= keep:
+            raise ConfigError("protocols.precision_recall.k", k, f"k < K = {keep} (the k-th neighbour must exist in "
+                              "the kept set)", f"set k = 3 or raise run.keep above {k}")
+
+
+def _window_has_steps(window: Any, steps: int, where: str) -> None:
+    """A window (a, b) of the 50-step reference grid must hold >= 1 step of a `steps`-step run without being
+    moved: by the rule of `estimators.base.scale_window`, step i belongs to it when its midpoint does,
+    a/50 <= (i + 1/2)/steps < b/50, and the final step only when b = 50. (scale_window itself keeps the
+    nearest step of an empty window; a run that would need that is refused here, before any work.)"""
+    from estimators.base import REFERENCE_STEPS, scale_window
+
+    a, b = (int(v) for v in window)
+    start, stop = scale_window((a, b), steps)
+    held = [i for i in range(start, stop) if a / REFERENCE_STEPS <= (i + 0.5) / steps < b / REFERENCE_STEPS]
+    if not held:
+        raise ConfigError(where, list(window), f"a window holding >= 1 step of the run's {steps} steps (it spans "
+                          f"the fraction [{a / REFERENCE_STEPS:g}, {b / REFERENCE_STEPS:g}) of the trajectory, which holds "
+                          f"the midpoint of none of the {steps} steps{'' if b == REFERENCE_STEPS else ' before the final one'})",
+                          f"raise run.steps (e.g. to {REFERENCE_STEPS}) or widen the window (e.g. [{a}, 50])")
 
 
 def _keep(run: dict[str, Any], n: int) -> int:
     if "keep" in run and "keep_fraction" in run:
-        raise ConfigError("run.keep", run["keep"], "give either keep (K) or keep_fraction, not both")
+        raise ConfigError("run.keep", run["keep"], "give either keep (K) or keep_fraction, not both",
+                          "remove one of run.keep and run.keep_fraction")
     if "keep" in run:
-        keep = _int(run, "keep", 1, low=1)
+        keep = run["keep"]
     else:
-        frac = float(run.get("keep_fraction", 5 / 6))
-        if not 0 < frac <= 1:
-            raise ConfigError("run.keep_fraction", frac, "a fraction in (0, 1]")
-        keep = max(1, int(round(frac * n)))
+        keep = max(1, int(round(run.get("keep_fraction", 5 / 6) * n)))
     if keep > n:
         raise ConfigError("run.keep", keep, f"K <= N = {n} (you cannot keep more samples than you generate)",
                           "lower run.keep or raise run.num_samples")
     return keep
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return _table(data.get(name, {}), name)
+
+
+def _table(value: Any, where: str) -> dict[str, Any]:
+    """A TOML table as a dict (an empty table may come as None)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, "a table of keys", f"write it as a [{where}] table with key = value lines")
+    return dict(value)
 
 
 def _int(section: dict[str, Any], key: str, default: int, *, low: int, section_name: str = "run") -> int:

@@ -86,7 +86,7 @@ VARIANTS = ",".join(f"{HERE}:{cls.__name__}" for cls in
 
 BASE: dict[str, dict[str, Any]] = {
     "run": {"preset": "toy", "steps": 2, "num_samples": 4, "keep": 3, "batch_size": 4, "bootstrap": 10},
-    "estimators": {"sensitivity": {"m": 2}},
+    "estimators": {"sensitivity": {"m": 2, "window": [25, 50]}},
     "protocols": {"cost": {}},
 }
 
@@ -157,15 +157,15 @@ CASES = [
     Case("malformed TOML", "[run]\npreset = \"toy\nsteps = 2\n", "--config", "fix the syntax"),
     Case("unknown preset", changed("run", "preset", "no-such-preset"), "run.preset", "python -m benchmark list"),
     Case("unknown estimator", changed("estimators", "deep_ensemble", {}), "estimators.deep_ensemble",
-         "register the estimator"),
+         "run.plugins"),
     Case("unknown estimator parameter", changed("estimators", "sensitivity", {"m": 2, "mm": 3}),
          "estimators.sensitivity.mm", "correct the spelling"),
     Case("M < 2", changed("estimators", "sensitivity", {"m": 1}), "estimators.sensitivity.m", "integer >= 2"),
     Case("guidance M < 2", changed("protocols", "guidance", {"m": 1}), "protocols.guidance.m", "integer >= 2"),
     Case("percentile of 100", changed("protocols", "guidance", {"percentile": 100.0}),
-         "protocols.guidance.percentile", "strictly between 0 and 100"),
+         "protocols.guidance.percentile", "a number in (0, 100)"),
     Case("percentile of 0", changed("protocols", "guidance", {"percentile": 0}),
-         "protocols.guidance.percentile", "strictly between 0 and 100"),
+         "protocols.guidance.percentile", "a number in (0, 100)"),
     Case("K > N", changed("run", "keep", 5), "run.keep", "lower run.keep or raise run.num_samples"),
     Case("estimator window past the steps", changed("estimators", "sensitivity", {"m": 2, "window": [45, 60]}),
          "estimators.sensitivity.window", "stop <= 50"),
@@ -189,7 +189,7 @@ CASES = [
          "copy the weights there", folder_with(lambda path: path.unlink())),
     Case("corrupt weights", changed("run", "preset", "toy-folder"), "could not load the UNet weights",
          "re-download or re-train", folder_with(lambda path: path.write_bytes(path.read_bytes()[:500]))),
-    Case("MC-Dropout without dropout", {**changed("run", "preset", "toy-no-dropout"), "estimators": {"mc_dropout": {}}},
+    Case("MC-Dropout without dropout", {**changed("run", "preset", "toy-no-dropout"), "estimators": {"mc_dropout": {"window": [25, 50]}}},
          "dropout layers", "use a model trained with dropout"),
     Case("BayesDiff without a last layer",
          {**changed("run", "preset", "toy-no-last-layer"), "estimators": {"bayesdiff": {"fit_images": 8}}},

@@ -6,7 +6,7 @@ import pytest
 from benchmark.config import load_config, parse_config
 from benchmark.errors import ConfigError
 
-BASE = {"run": {"preset": "digits", "num_samples": 12, "keep": 10}}
+BASE = {"run": {"preset": "digits", "num_samples": 24, "keep": 20}}
 
 
 def _with(**sections):
@@ -22,8 +22,9 @@ def _with(**sections):
 def test_defaults_add_the_random_floor_and_all_protocols():
     cfg = parse_config(_with())
     assert [e.name for e in cfg.estimators] == ["random"]
-    assert set(cfg.protocols) == {"filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth"}
-    assert cfg.keep == 10 and cfg.num_samples == 12
+    # ground_truth needs a preset with an oracle: it runs only when asked for by name
+    assert set(cfg.protocols) == {"filtered_fid", "precision_recall", "sparsification", "guidance", "cost"}
+    assert cfg.keep == 20 and cfg.num_samples == 24
 
 
 def test_keep_fraction_defaults_to_five_sixths():
@@ -32,7 +33,7 @@ def test_keep_fraction_defaults_to_five_sixths():
 
 
 @pytest.mark.parametrize("sections, field", [
-    ({"run": {"keep": 20}}, "run.keep"),
+    ({"run": {"keep": 30}}, "run.keep"),
     ({"run": {"sampler": "euler"}}, "run.sampler"),
     ({"run": {"steps": 0}}, "run.steps"),
     ({"run": {"features": ["vgg"]}}, "run.features"),
@@ -65,3 +66,59 @@ def test_shipped_configs_parse():
     for path in sorted(root.glob("*.toml")):
         cfg = load_config(path)
         assert cfg.keep <= cfg.num_samples, path
+
+
+@pytest.mark.parametrize("sections, message", [
+    # type confusion: TOML is typed, so a value of the wrong type is refused, never truncated or coerced
+    ({"protocols": {"guidance": {"window": [45.9, 49]}}}, "protocols.guidance.window = [45.9, 49] is invalid: a list of integers"),
+    ({"protocols": {"guidance": {"window": [45.9, "49"]}}}, "protocols.guidance.window"),
+    ({"protocols": {"sparsification": {"noise_fraction": "half"}}}, "protocols.sparsification.noise_fraction = 'half' is invalid: a number in (0, 1)"),
+    ({"protocols": {"cost": {"enabled": "false"}}}, "protocols.cost.enabled = 'false' is invalid: true or false"),
+    ({"run": {"steps": 50.0}}, "run.steps = 50.0 is invalid: an integer >= 1"),
+    ({"run": {"steps": True}}, "run.steps = True is invalid"),
+    ({"run": {"bootstrap": 5}}, "run.bootstrap = 5 is invalid: an integer >= 10. Fix: set bootstrap = 200"),
+    ({"run": {"features": "classifier"}}, "run.features = 'classifier' is invalid: a list of strings"),
+    ({"run": {"device": "gpu"}}, "run.device = 'gpu' is invalid"),
+    ({"run": {"name": "../../x"}}, "run.name = '../../x' is invalid"),
+    ({"run": {"keep_fraction": 0}}, "run.keep_fraction = 0 is invalid: a number in (0, 1]"),
+    ({"estimators": {"sensitivity": {"m": 2.5}}}, "estimators.sensitivity.m = 2.5 is invalid: an integer"),
+    ({"estimators": {"sensitivity": {"window": [45.9, 49]}}}, "estimators.sensitivity.window = [45.9, 49] is invalid"),
+    ({"estimators": {"sensitivity": 5}}, "estimators.sensitivity = 5 is invalid: a table of keys"),
+    ({"protocols": {"guidance": {"strength": float("nan")}}}, "protocols.guidance.strength = nan is invalid: a number"),
+    # cross-field constraints, all before anything runs
+    ({"protocols": {"precision_recall": {"k": 20}}}, "protocols.precision_recall.k = 20 is invalid: k < K = 20"),
+    ({"protocols": {"sparsification": {"fractions": 0}}}, "protocols.sparsification.fractions = 0 is invalid: an integer >= 2"),
+    ({"protocols": {"filtered_fid": {"curve_fractions": [0.01, 1.0]}}},
+     "has >= 10 samples (the smallest, 0.01 of N = 24, has 2)"),
+    ({"run": {"steps": 1}, "protocols": {"guidance": {}}}, "protocols.guidance.window = [45, 49] is invalid: a window holding >= 1 step of the run's 1 steps"),
+    ({"run": {"steps": 5}, "estimators": {"sensitivity": {"window": [45, 49]}}}, "estimators.sensitivity.window"),
+    ({"run": {"features": []}, "protocols": {"filtered_fid": {}}}, "run.features = [] is invalid: at least one feature space"),
+    ({"run": {"keep": 24}, "protocols": {"filtered_fid": {}}}, "run.keep = 24 is invalid: K < N = 24 for protocols.filtered_fid"),
+])
+def test_typed_fields_and_cross_field_constraints(sections, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(_with(**sections))
+    assert message in str(err.value), str(err.value)
+    assert "Fix: " in str(err.value)
+
+
+def test_float_fields_take_ints_and_windows_scale_to_step_counts():
+    cfg = parse_config(_with(protocols={"guidance": {"percentile": 90, "strength": 2}}))
+    assert cfg.protocols["guidance"]["percentile"] == 90.0 and isinstance(cfg.protocols["guidance"]["strength"], float)
+    # (45, 49) of 50 steps = fractions [0.9, 0.98): step midpoints (i + 1/2)/n inside it, the final step excluded
+    # (by hand: 15 -> 13.5/15 = 0.9, 20 -> 18.5/20, 25 -> 22.5/25, 100 -> 90.5/100 lie inside; 14 -> 12.5/14 = 0.893
+    # and 10 -> 8.5/10 lie below, and the next midpoint is the final step's)
+    for steps in (15, 20, 25, 50, 100):
+        assert parse_config(_with(run={"steps": steps}, protocols={"guidance": {}})).steps == steps
+    for steps in (1, 2, 5, 10, 14):
+        with pytest.raises(ConfigError, match="holding >= 1 step"):
+            parse_config(_with(run={"steps": steps}, protocols={"guidance": {}}))
+
+
+def test_config_must_be_utf8(tmp_path):
+    path = tmp_path / "utf16.toml"
+    path.write_text('[run]\npreset = "digits"\n', encoding="utf-16")
+    with pytest.raises(ConfigError, match="a UTF-8 text file .*UTF-16.*Fix: save the file as UTF-8"):
+        load_config(path)
+    path.write_bytes('\ufeff[run]\npreset = "digits"\nnum_samples = 24\nkeep = 20\n'.encode("utf-8"))  # BOM is fine
+    assert load_config(path).preset == "digits"

@@ -39,8 +39,10 @@ bootstrap = 10
 
 [estimators.sensitivity]
 m = 2
+window = [40, 50]  # (45, 49) holds no step of a 4-step run: refused by the config check
 [estimators.mc_dropout]
 m = 2
+window = [40, 50]
 [estimators.bayesdiff]
 mc_samples = 3
 skip = 2
@@ -51,6 +53,7 @@ curve_fractions = [1.0]
 [protocols.guidance]
 num_samples = 4
 m = 2
+window = [40, 50]
 [protocols.cost]
 [protocols.ground_truth]
 """

@@ -15,10 +15,12 @@ from tests.toy_preset import ToyPreset
 CONFIG = {
     "run": {"name": "toy", "preset": "toy", "steps": 10, "num_samples": 24, "keep": 20, "batch_size": 12,
             "bootstrap": 20},
-    "estimators": {"sensitivity": {"m": 3}, "mc_dropout": {"m": 3}, "bayesdiff": {"mc_samples": 4, "skip": 2,
+    "estimators": {"sensitivity": {"m": 3, "window": [40, 50]}, "mc_dropout": {"m": 3, "window": [40, 50]},
+                   "bayesdiff": {"mc_samples": 4, "skip": 2,
                                                                                    "fit_images": 32}},
     "protocols": {"filtered_fid": {"curve_fractions": [0.5, 1.0]}, "precision_recall": {},
-                  "sparsification": {"num_images": 8}, "guidance": {"num_samples": 8, "m": 3}, "cost": {},
+                  "sparsification": {"num_images": 8}, "guidance": {"num_samples": 8, "m": 3, "window": [40, 50]},
+                  "cost": {},
                   "ground_truth": {}},
 }
 
