@@ -11,6 +11,7 @@ import torch
 from benchmark.config import RunConfig
 from benchmark.runner import distributed
 from benchmark.runner.generation import generate, load_generation
+from benchmark.runner.feature_scores import apply_feature_scores
 from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
 from benchmark.runner.protocols.base import ProtocolInputs
@@ -74,6 +75,8 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     extract = _feature_function(config, preset, out, progress)
     fake_features = {space: extract(space, gen.x0) for space in config.features}
     real_features, reference_stats = _references(config, preset, extract)
+    apply_feature_scores(gen, make_estimators(), fake_features, real_features, extract,  # e.g. realism_oracle
+                         lambda: preset.load_data("test").images)
     timings["features"] = time.perf_counter() - tick
 
     inputs = ProtocolInputs(config, out, model, preset, gen, fake_features, real_features, reference_stats,

@@ -17,6 +17,7 @@ from benchmark.errors import ConfigError, MissingAssetError
 FINISHED_MARKER = "manifest.json"
 EXTRA_PRESETS_ENV = "UQBENCH_EXTRA_PRESETS"
 LAPLACE_CACHE = "laplace_last_layer.pt"  # in the run folder, for a model that has no folder of its own
+LAPLACE_USERS = ("bayesdiff", "generative_uncertainty")  # estimators handed the run's fitted Laplace posterior
 
 
 def check_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
@@ -132,18 +133,31 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
                       laplace_cache: Path | None = None) -> EstimatorFactory:
     """The estimators of `config`; bayesdiff gets its posterior from next to the model, else from
     `laplace_cache` when that file exists, else a fit on the preset's training data (kept in memory)."""
+    import estimators
+
     factory = EstimatorFactory({})
+    fit_spec = next((s for s in config.estimators if s.type == "bayesdiff"), None)  # its fit settings serve all
     for spec in config.estimators:
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items() if k != "fit_images"}
-        if spec.type == "bayesdiff" and factory.posterior is None:  # variants share one fitted posterior
+        if spec.type in LAPLACE_USERS and factory.posterior is None:  # variants share one fitted posterior
             factory.posterior, factory.posterior_path = ensure_laplace(
-                model, preset, int(spec.params.get("fit_images", 500)), seed=config.seed, progress=progress,
-                cache=laplace_cache)
-        if spec.type == "bayesdiff":
+                model, preset, int((fit_spec or spec).params.get("fit_images", 500)), seed=config.seed,
+                progress=progress, cache=laplace_cache)
+        if spec.type in LAPLACE_USERS:
             params["laplace"] = factory.posterior
+        if "extractor" in estimators.parameters(spec.type) and params.get("features", "classifier") != "pixels":
+            params["extractor"] = feature_extractor(preset, params.get("features", "classifier"))
         factory.params[spec.name] = params
         factory.types[spec.name] = spec.type
     return factory
+
+
+def feature_extractor(preset, space: str):
+    """The run's feature extractor of `space` ("classifier": the preset's domain classifier) for estimators
+    that embed images themselves (generative_uncertainty)."""
+    from metrics import build_feature_extractor
+
+    return build_feature_extractor(space, **({"classifier": preset.load_classifier()} if space == "classifier" else {}))
 
 
 def ensure_laplace(model, preset, fit_images: int, *, seed: int, progress: bool, cache: Path | None = None):

@@ -58,8 +58,9 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     rows = [MetricRow(NAME, "(all)", "rmse", float(error.pow(2).mean().sqrt()), n=n, seed=cfg.seed),
             MetricRow(NAME, "(all)", "start_timestep", float(t), n=n, seed=cfg.seed)]
     curves = {}
+    no_map = {e.name for e in inputs.make_estimators() if not getattr(e, "has_pixel_map", True)}  # realism_oracle
     for name, pixel in maps.items():
-        if name.startswith("_"):
+        if name.startswith("_") or name in no_map:
             continue
         res = sparsification(error, pixel.cpu(), fractions=int(params["fractions"]), metric="rmse")
         for metric, per_image in (("ause", res.ause_per_image), ("aurg", res.aurg_per_image)):
