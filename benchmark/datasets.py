@@ -171,3 +171,162 @@ def _load_fashion(split: str, root: str | Path | None, download: bool) -> ImageD
         raise MissingAssetError(f"{folder}: {images.shape[0]} images but {labels.shape[0]} labels. Fix: re-download.")
     img = fashion_to_unit_range(images)
     return ImageDataset(torch.from_numpy(img[:, None].copy()), torch.from_numpy(labels.astype(np.int64)), 10, "fashion")
+
+
+# ----------------------------------------------------------------------------- your own data ([data] section)
+DATA_KEYS = ("name", "path", "reference_stats")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+ARRAY_SUFFIXES = (".npy", ".npz")
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The real images a run compares with (`[data]` section; the data half of a `benchmark.presets.Preset`).
+
+    `name`: a built-in dataset (digits, fashion, gmm); or `path`: a folder of PNG/JPEG images or an .npy/.npz
+    array [N,C,H,W] or [N,H,W,C] (see `load_image_folder`, `load_image_array`). `reference_stats`: an .npz
+    with `mu` and `sigma` (clean-fid's format, optionally `n`) of the Inception pool3 features of the reference
+    set; without it the statistics are computed from the data and cached by content hash.
+    """
+
+    name: str | None = None
+    path: str | None = None
+    reference_stats: str | None = None
+
+    @property
+    def label(self) -> str:
+        return str(self.name or self.path)
+
+    def load(self, split: str = "train", n: int | None = None) -> ImageDataset:
+        """Images [N,C,H,W] in [-1, 1] of `split` (first n)."""
+        if self.name == "gmm":
+            from benchmark.presets.gmm import build_oracle, oracle_data
+
+            return oracle_data(build_oracle(), split, n)
+        if self.name is not None:
+            return load_dataset(self.name, split, root=os.environ.get("UQBENCH_DATA_DIR")).subset(n)
+        return load_image_data(Path(str(self.path)), split).subset(n)
+
+    def load_reference_stats(self):
+        """The `reference_stats` file as metrics.FeatureStats, or None when none is named."""
+        return None if self.reference_stats is None else load_reference_stats(self.reference_stats)
+
+
+def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> DataSpec:
+    """Validate a `[data]` table (paths relative to the config's folder when they exist there)."""
+    unknown = sorted(set(section) - set(DATA_KEYS))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(DATA_KEYS)}",
+                          "correct the spelling or remove the key")
+    name, path = section.get("name"), section.get("path")
+    if (name is None) == (path is None):
+        raise ConfigError("data", sorted(section), "exactly one of data.name (a built-in dataset) or data.path",
+                          'e.g. path = "my_images" (a folder of PNG/JPEG files)')
+    if name is not None and name not in (*DATASETS, "gmm"):
+        raise ConfigError("data.name", name, f"one of {', '.join((*DATASETS, 'gmm'))}",
+                          "or give data.path (a folder of images or an .npy/.npz array)")
+    path = _existing(path, base_dir, "data.path", "a folder of PNG/JPEG images or an .npy/.npz file") if path else None
+    if path is not None and Path(path).is_file() and Path(path).suffix.lower() not in ARRAY_SUFFIXES:
+        raise ConfigError("data.path", path, "a folder of PNG/JPEG images or an .npy/.npz array",
+                          "convert the data to one of these")
+    stats = section.get("reference_stats")
+    if stats is not None:
+        stats = _existing(stats, base_dir, "data.reference_stats", "an .npz file with mu and sigma")
+        load_reference_stats(stats)  # readable, with mu and sigma of matching shapes
+    return DataSpec(name=name, path=path, reference_stats=stats)
+
+
+def _existing(path: object, base_dir: Path | None, field: str, what: str) -> str:
+    if not isinstance(path, str) or not path:
+        raise ConfigError(field, path, what)
+    candidate = Path(path).expanduser()
+    if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).exists():
+        candidate = base_dir / candidate
+    if not candidate.exists():
+        raise ConfigError(field, path, f"{what} that exists", "give a path relative to the config file or absolute")
+    return str(candidate.resolve())
+
+
+def load_reference_stats(path: str | Path):
+    """FeatureStats from an .npz with `mu` [D] and `sigma` [D, D] (clean-fid / pytorch-fid layout); `n` (the
+    number of reference images) is read when present, else 0 (unknown)."""
+    from metrics.frechet import FeatureStats
+
+    try:
+        with np.load(path) as blob:
+            mu, sigma = np.asarray(blob["mu"], np.float64), np.asarray(blob["sigma"], np.float64)
+            n = int(blob["n"]) if "n" in blob.files else 0
+    except (OSError, ValueError, KeyError) as err:
+        raise ConfigError("data.reference_stats", str(path), f"an .npz with arrays mu and sigma ({err})",
+                          "save it with np.savez(path, mu=mu, sigma=sigma)") from None
+    if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
+        raise ConfigError("data.reference_stats", str(path), f"mu [D] and sigma [D, D], got {mu.shape}, {sigma.shape}")
+    return FeatureStats(mu=mu, sigma=sigma, n=n)
+
+
+def load_image_data(path: Path, split: str) -> ImageDataset:
+    """A folder (its `train/` or `test/` subfolder when present, else the whole folder serves both splits) or
+    an array file (an .npz may hold `train` and `test` arrays; else its one array serves both)."""
+    if path.is_dir():
+        folder = path / split if (path / split).is_dir() else path
+        return load_image_folder(folder)
+    return load_image_array(path, split)
+
+
+def load_image_folder(folder: Path) -> ImageDataset:
+    """Every PNG/JPEG under `folder` (sorted by relative path) as float32 [N,C,H,W] in [-1, 1]: v / 127.5 - 1.
+
+    Grey-scale images (PIL modes 1, L, LA, I, I;16) give C = 1, all others RGB (alpha dropped) C = 3; all
+    images must share one size and channel count.
+    """
+    from PIL import Image
+
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise ConfigError("data.path", str(folder), "a folder holding .png/.jpg/.jpeg images",
+                          "put the images there or point data.path at the right folder")
+    arrays = []
+    for file in files:
+        with Image.open(file) as img:
+            grey = img.mode in ("1", "L", "LA", "I", "I;16")
+            if img.mode in ("I", "I;16"):
+                img = img.point(lambda v: v / 256)  # 16-bit grey to 8-bit
+            array = np.asarray(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+        array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        if arrays and array.shape != arrays[0].shape:
+            raise ConfigError("data.path", str(file), f"images of one shape: {files[0].name} is "
+                              f"{arrays[0].shape} (C, H, W) but this one is {array.shape}",
+                              "resize or convert the images to one size and mode")
+        arrays.append(array)
+    images = torch.from_numpy(np.stack(arrays).astype(np.float32) / 127.5 - 1.0)
+    return ImageDataset(images, None, None, folder.name)
+
+
+def load_image_array(path: Path, split: str) -> ImageDataset:
+    """An .npy array, or an .npz holding one array (or `train` / `test` arrays), as [N,C,H,W] in [-1, 1].
+
+    Layout: [N,C,H,W] when dim 1 has 1 or 3 entries, else [N,H,W,C] when the last dim has; uint8 values are
+    0..255 (v / 127.5 - 1), float values must already be in [-1, 1].
+    """
+    if path.suffix.lower() == ".npz":
+        with np.load(path) as blob:
+            keys = blob.files
+            key = split if split in keys else (keys[0] if len(keys) == 1 else None)
+            if key is None:
+                raise ConfigError("data.path", str(path), f"an .npz with one array or with train/test arrays "
+                                  f"(it holds {', '.join(keys)})", "save it with np.savez(path, train=..., test=...)")
+            array = blob[key]
+    else:
+        array = np.load(path)
+    if array.ndim != 4:
+        raise ConfigError("data.path", str(path), f"an array [N,C,H,W] or [N,H,W,C], got shape {array.shape}")
+    if array.shape[1] not in (1, 3) and array.shape[-1] in (1, 3):
+        array = array.transpose(0, 3, 1, 2)
+    elif array.shape[1] not in (1, 3):
+        raise ConfigError("data.path", str(path), f"1 or 3 channels in dim 1 or dim 3, got shape {array.shape}")
+    if array.dtype == np.uint8:
+        array = array.astype(np.float32) / 127.5 - 1.0
+    elif not np.issubdtype(array.dtype, np.floating) or array.min() < -1 or array.max() > 1:
+        raise ConfigError("data.path", str(path), f"uint8 (0..255) or float values in [-1, 1] (dtype {array.dtype})",
+                          "rescale the array")
+    return ImageDataset(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), None, None, path.stem)

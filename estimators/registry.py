@@ -1,27 +1,64 @@
 """Name -> estimator class. A user adds an estimator by decorating a class with `register(name)`."""
 from __future__ import annotations
 
+import contextlib
 import inspect
-from typing import Callable, TypeVar
+from typing import Callable, Iterator, TypeVar
 
 from benchmark.errors import ConfigError
 from estimators.base import COMMON_PARAMETERS, UncertaintyEstimator
 
 _REGISTRY: dict[str, type[UncertaintyEstimator]] = {}
+_ORIGIN: dict[str, str] = {}  # name -> where it came from ("built-in", "plug-in <file>", "entry point <dist>")
+_LOADING: list[str] = []  # the origin of the plug-in being imported now (benchmark.plugins sets it)
+BUILTIN = "built-in"
 T = TypeVar("T", bound=type)
 
 
+class RegistrationError(ValueError):
+    """A class cannot be registered: it is not an estimator, or its name is taken."""
+
+
 def register(name: str) -> Callable[[T], T]:
-    """Class decorator: make the estimator available as `create(name, ...)`."""
+    """Class decorator: make the estimator available as `create(name, ...)`.
+
+    The class must subclass `UncertaintyEstimator`, and `name` must not be taken by another class
+    (a plug-in cannot replace a built-in estimator: give it a name of its own).
+    """
 
     def decorate(cls: T) -> T:
+        if not (isinstance(cls, type) and issubclass(cls, UncertaintyEstimator)):
+            raise RegistrationError(f"register({name!r}) was applied to {getattr(cls, '__name__', cls)!r}, "
+                                    "which is not a subclass of estimators.UncertaintyEstimator")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"an estimator named {name!r} is already registered ({_REGISTRY[name].__name__})")
+            raise RegistrationError(f"an estimator named {name!r} is already registered "
+                                    f"({_REGISTRY[name].__module__}.{_REGISTRY[name].__name__}, {origin(name)})")
         cls.name = name  # type: ignore[attr-defined]
         _REGISTRY[name] = cls  # type: ignore[assignment]
+        _ORIGIN.setdefault(name, _LOADING[-1] if _LOADING else _module_origin(cls.__module__))
         return cls
 
     return decorate
+
+
+def origin(name: str) -> str:
+    """Where the estimator `name` was registered from: "built-in", "plug-in <name>", "entry point <...>"."""
+    get_class(name)
+    return _ORIGIN.get(name, BUILTIN)
+
+
+@contextlib.contextmanager
+def registering_from(label: str) -> Iterator[None]:
+    """Estimators registered inside this block are recorded as coming from `label` (a plug-in)."""
+    _LOADING.append(label)
+    try:
+        yield
+    finally:
+        _LOADING.pop()
+
+
+def _module_origin(module: str) -> str:
+    return BUILTIN if module.split(".")[0] == "estimators" else f"module {module}"
 
 
 def available() -> list[str]:

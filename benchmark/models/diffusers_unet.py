@@ -1,4 +1,9 @@
-"""Adapter for any diffusers `UNet2DModel` (optionally class-conditional) plus its scheduler config."""
+"""Adapter for any diffusers `UNet2DModel` (optionally class-conditional) plus its scheduler config.
+
+The scheduler config gives the training schedule ab_t and `prediction_type`; epsilon, v_prediction and
+sample outputs are converted to eps exactly (benchmark.models.prediction.to_epsilon), and learned-variance
+outputs (2C channels) keep their first C.
+"""
 from __future__ import annotations
 
 import json
@@ -9,6 +14,7 @@ from torch import nn
 
 from benchmark.errors import ConfigError, MissingAssetError
 from benchmark.models.base import DiffusionModel, linear_beta_alphas_cumprod
+from benchmark.models.prediction import check_prediction_type, to_epsilon
 
 
 def alphas_cumprod_from_scheduler_config(config: dict) -> torch.Tensor:
@@ -17,30 +23,54 @@ def alphas_cumprod_from_scheduler_config(config: dict) -> torch.Tensor:
 
     keys = ("num_train_timesteps", "beta_start", "beta_end", "beta_schedule", "trained_betas")
     scheduler = DDPMScheduler(**{k: config[k] for k in keys if k in config and config[k] is not None})
-    if config.get("prediction_type", "epsilon") != "epsilon":
-        raise ConfigError("scheduler.prediction_type", config.get("prediction_type"),
-                          "only epsilon-prediction models are supported")
     return scheduler.alphas_cumprod.to(torch.float64)
 
 
-class DiffusersUNet(DiffusionModel):
-    """eps_theta from a diffusers UNet2DModel. `last_layer` is `conv_out`; `features` enter it."""
+def prediction_type_from_scheduler_config(config: dict | None) -> str:
+    """`prediction_type` of a diffusers scheduler config (epsilon when absent), checked."""
+    return check_prediction_type(str((config or {}).get("prediction_type", "epsilon")))
 
-    def __init__(self, unet: nn.Module, alphas_cumprod: torch.Tensor | None = None) -> None:
+
+class DiffusersUNet(DiffusionModel):
+    """eps_theta from a diffusers UNet2DModel. `last_layer` is `conv_out` (or the submodule named by
+    `last_layer_name`, e.g. "conv_out"); `features` enter it.
+
+    Args:
+        unet: the UNet2DModel.
+        alphas_cumprod: training schedule ab_t (default: the DDPM linear schedule).
+        prediction_type: what the UNet outputs: "epsilon", "v_prediction" or "sample".
+        num_classes: label count of a class-conditional UNet; None takes the UNet's own (`num_class_embeds`,
+            unconditional when it has none). A value that contradicts the UNet is a ConfigError.
+        last_layer_name: dotted path of the last layer inside the UNet (`[model] last_layer`).
+    """
+
+    def __init__(self, unet: nn.Module, alphas_cumprod: torch.Tensor | None = None, *,
+                 prediction_type: str = "epsilon", num_classes: int | None = None,
+                 last_layer_name: str | None = None) -> None:
         cfg = unet.config
-        num_classes = getattr(cfg, "num_class_embeds", None)
+        own_classes = getattr(cfg, "num_class_embeds", None)
+        if num_classes is not None and num_classes != own_classes:
+            raise ConfigError("model.num_classes", num_classes,
+                              f"the UNet's own class count ({own_classes or 'none: it is unconditional'})",
+                              "remove model.num_classes or set it to the UNet's num_class_embeds")
         if alphas_cumprod is None:
             alphas_cumprod = linear_beta_alphas_cumprod()
         in_ch = int(cfg.in_channels)
         size = cfg.sample_size if isinstance(cfg.sample_size, (tuple, list)) else (cfg.sample_size,) * 2
         super().__init__(alphas_cumprod=alphas_cumprod, sample_shape=(in_ch, int(size[0]), int(size[1])),
-                         num_classes=int(num_classes) if num_classes else None)
+                         num_classes=int(own_classes) if own_classes else None)
         self.unet = unet.eval()
+        self.prediction_type = check_prediction_type(prediction_type)
+        self.last_layer_name = last_layer_name
+        if last_layer_name is not None:
+            self._named_layer(last_layer_name)  # fail now on a wrong path
         self.source: str | None = None
 
     @classmethod
-    def from_pretrained(cls, path_or_id: str | Path, **kwargs) -> "DiffusersUNet":
-        """Load from a pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder, or a hub id."""
+    def from_pretrained(cls, path_or_id: str | Path, *, num_classes: int | None = None,
+                        last_layer_name: str | None = None, **kwargs) -> "DiffusersUNet":
+        """Load from a pipeline folder (model_index.json, unet/, scheduler/), a bare UNet folder, or a hub id;
+        `num_classes` and `last_layer_name` as in the constructor, `kwargs` go to UNet2DModel.from_pretrained."""
         from importlib.util import find_spec
 
         from diffusers import UNet2DModel
@@ -75,17 +105,31 @@ class DiffusersUNet(DiffusionModel):
 
             scheduler_cfg = json.loads(Path(hf_hub_download(str(path_or_id), "scheduler/scheduler_config.json")).read_text())
         ab = alphas_cumprod_from_scheduler_config(scheduler_cfg) if scheduler_cfg else None
-        model = cls(unet, alphas_cumprod=ab)
+        model = cls(unet, alphas_cumprod=ab, prediction_type=prediction_type_from_scheduler_config(scheduler_cfg),
+                    num_classes=num_classes, last_layer_name=last_layer_name)
         model.source = str(path_or_id)
         return model
 
     @property
     def last_layer(self) -> nn.Module | None:
-        """`conv_out`, or None when the UNet transforms its output after it (Fourier time embedding divides by
-        t, skip up-blocks add a skip branch): then eps != conv_out(features) and last-layer methods are unsound."""
+        """The layer named by `last_layer_name`, else `conv_out`; None when eps is not that layer's output:
+        the UNet transforms its output after conv_out (Fourier time embedding divides by t, skip up-blocks add a
+        skip branch), or the model predicts v or x0 (eps is then an x_t-dependent affine map of the output, and
+        last-layer Laplace regresses eps = last_layer(features))."""
+        if self.prediction_type != "epsilon":
+            return None
+        if self.last_layer_name is not None:
+            return self._named_layer(self.last_layer_name)
         cfg = self.unet.config
         post_processed = cfg.time_embedding_type == "fourier" or any("Skip" in b for b in cfg.up_block_types)
         return None if post_processed else self.unet.conv_out
+
+    def _named_layer(self, name: str) -> nn.Module:
+        try:
+            return self.unet.get_submodule(name)
+        except AttributeError:
+            raise ConfigError("model.last_layer", name, "the dotted path of a submodule of the UNet",
+                              'e.g. last_layer = "conv_out" (see print(unet) for the names)') from None
 
     def _check_labels(self, y: torch.Tensor | None, batch: int) -> None:
         if y is not None and self.num_classes is None:
@@ -93,8 +137,12 @@ class DiffusersUNet(DiffusionModel):
         super()._check_labels(y, batch)
 
     def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        out = self.unet(x, t, class_labels=y).sample
-        return out[:, : self.sample_shape[0]]  # learned-variance models output 2C channels
+        return self._to_eps(self.unet(x, t, class_labels=y).sample, x, t)
+
+    def _to_eps(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """The UNet output [B,C or 2C,H,W] as eps [B,C,H,W] (learned-variance models: the first C channels)."""
+        ab = self.alphas_cumprod[t.to(self.alphas_cumprod.device)].to(x.device)
+        return to_epsilon(output, x, ab, self.prediction_type, self.sample_shape[0])
 
     def predict_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.predict_eps_and_features(x, t, y)[1]
@@ -103,12 +151,13 @@ class DiffusersUNet(DiffusionModel):
                                  ) -> tuple[torch.Tensor, torch.Tensor]:
         """One forward pass: eps and the activations entering conv_out (captured by a pre-hook)."""
         captured: list[torch.Tensor] = []
-        handle = self.unet.conv_out.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
+        layer = self.last_layer or self.unet.conv_out
+        handle = layer.register_forward_pre_hook(lambda _m, args: captured.append(args[0]))
         try:
             out = self.unet(x, t, class_labels=y).sample
         finally:
             handle.remove()
-        return out[:, : self.sample_shape[0]], captured[0]
+        return self._to_eps(out, x, t), captured[0]
 
 
 def _find_scheduler_config(root: Path, unet_dir: Path) -> dict | None:

@@ -1,17 +1,30 @@
-"""Built-in presets: named configs bundling a model, its data, a domain classifier and reference statistics.
+"""Presets: a named bundle of a model (`[model]`), its data (`[data]`) and an optional domain classifier.
 
-Committed assets live in a folder per preset next to this file (a diffusers pipeline folder plus
-classifier.pt, ref_stats_<feature>.npz and model_card.md). `cifar10-ddpm` has no committed weights: it
-loads the folder named by $UQBENCH_CIFAR10_DDPM, else the hub id google/ddpm-cifar10-32 (only when called).
+A preset is a `Preset` (frozen dataclass). Anything a run config's `[model]` + `[data]` sections say, a
+preset says once under a name; a config naming `run.preset` may still override either half. The interface
+the runner uses (and a preset written outside the package provides):
+
+    preset.load_model() -> DiffusionModel         the network (benchmark.models.loading.ModelSpec.load)
+    preset.load_data(split, n=None) -> ImageDataset   real images [N,C,H,W] in [-1, 1], split "train"/"test"
+    preset.load_classifier() -> DomainClassifier | None   a domain classifier for fast FID (None: Inception)
+    preset.reference_stats(feature) -> FeatureStats | None   committed statistics of the reference set
+    preset.oracle() -> GaussianMixtureModel | None   the exact model, for the ground-truth protocol
+
+Built-in presets keep their assets in a folder next to this file (a diffusers pipeline folder plus
+classifier.pt, ref_stats_<feature>.npz, model_card.md). `cifar10-ddpm` has no committed weights: it loads the
+folder named by $UQBENCH_CIFAR10_DDPM, else the hub id google/ddpm-cifar10-32 (only when called). More
+presets come from the entry-point group `diffusion_uq_bench.presets` (benchmark.plugins) and from
+$UQBENCH_EXTRA_PRESETS (benchmark.runner.setup.extra_presets); both are checked with `as_preset`.
 """
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
+from benchmark.datasets import DataSpec
 from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.models.loading import ModelSpec
 
 if TYPE_CHECKING:
     from benchmark.datasets import ImageDataset
@@ -22,132 +35,228 @@ PRESETS_DIR = Path(__file__).resolve().parent
 CIFAR10_ENV = "UQBENCH_CIFAR10_DDPM"
 CIFAR10_HUB_ID = "google/ddpm-cifar10-32"
 FEATURES = ("inception", "classifier")
+PRESET_METHODS = ("load_model", "load_data", "load_classifier", "reference_stats")
+BUILTIN = "built-in"
 
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model + data config. `folder` is the committed asset folder name (None: no committed weights).
+    """A named model + data bundle.
 
-    `estimator_defaults` holds the paper settings of the uncertainty estimators for this model
-    (e.g. M = 5 Monte-Carlo passes on steps 45..48 for cifar10-ddpm).
+    Args:
+        name: what `run.preset` names.
+        model: where the network comes from (path or hub id, num_classes, last_layer).
+        data: the real images protocols compare with (None: a model without data; FID needs reference stats).
+        classifier: path of a `metrics.classifier.DomainClassifier` checkpoint (None: Inception features serve).
+        stats_dir: folder holding committed `ref_stats_<feature>.npz` of the data's test split.
+        description, sampler, steps: shown by `python -m benchmark list`.
+        estimator_defaults: the paper settings of the estimators for this model (informational).
+        oracle_factory: builds the exact model (GaussianMixtureModel) for the ground-truth protocol.
     """
 
     name: str
-    description: str
+    model: ModelSpec
+    data: DataSpec | None = None
+    classifier: Path | None = None
+    stats_dir: Path | None = None
+    description: str = ""
     sampler: str = "ddim"
     steps: int = 50
-    num_classes: int | None = None
-    dataset: str | None = None
-    folder: str | None = None
-    classifier_from: str | None = None
     estimator_defaults: dict[str, Any] = field(default_factory=dict)
+    oracle_factory: Callable[[], "GaussianMixtureModel"] | None = None
 
-    # ------------------------------------------------------------------ assets
+    # ------------------------------------------------------------------ what the bundle says
+    @property
+    def num_classes(self) -> int | None:
+        return self.model.num_classes
+
+    @property
+    def dataset(self) -> str | None:
+        """The data's name or path (None without data)."""
+        return None if self.data is None else self.data.label
+
     @property
     def model_dir(self) -> Path | None:
-        """The local model folder (a fitted Laplace file can be saved there), or None."""
-        if self.name == "cifar10-ddpm":
-            env = os.environ.get(CIFAR10_ENV)
-            return Path(env).expanduser() if env else None
-        return PRESETS_DIR / self.folder if self.folder else None
+        """The local model folder, or None (a hub id)."""
+        return self.model.local_dir
 
+    @property
+    def folder(self) -> str | None:
+        """The name of the committed asset folder next to this module (built-in presets), else None."""
+        return self.stats_dir.name if self.stats_dir is not None and self.stats_dir.parent == PRESETS_DIR else None
+
+    # ------------------------------------------------------------------ assets
     def load_model(self) -> "DiffusionModel":
-        """The network as a DiffusersUNet (the GMM preset returns its trained network, not the oracle)."""
-        from benchmark.models import DiffusersUNet
-
-        if self.name == "cifar10-ddpm":
-            folder = self.model_dir
-            return DiffusersUNet.from_pretrained(folder if folder is not None else CIFAR10_HUB_ID)
-        folder = self.model_dir
-        if folder is None or not (folder / "unet" / "config.json").is_file():
+        """The network (the gmm preset returns its trained network, not the oracle)."""
+        folder = Path(self.model.resolved_path())
+        if folder.parent == PRESETS_DIR and not (folder / "unet" / "config.json").is_file():
             raise MissingAssetError(
                 f"preset {self.name!r} has no trained weights in {folder}. Fix: train them with "
                 f"`python -m benchmark train --dataset {self.dataset or self.name} --out {folder}` "
                 "or restore the folder from the repository (git checkout).")
-        return DiffusersUNet.from_pretrained(folder)
+        return self.model.load()
 
     def load_classifier(self) -> "DomainClassifier | None":
         """The domain classifier whose features serve fast FID (None if the preset has none)."""
+        if self.classifier is None:
+            return None
         from metrics.classifier import DomainClassifier
 
-        owner = self.classifier_from or (self.folder if self.dataset else None)
-        if owner is None:
-            return None
-        return DomainClassifier.load(PRESETS_DIR / owner / "classifier.pt")
+        return DomainClassifier.load(self.classifier)
 
     def oracle(self) -> "GaussianMixtureModel | None":
-        """The analytic mixture for the gmm preset, else None."""
-        if self.name != "gmm":
-            return None
-        from benchmark.presets.gmm import build_oracle
-
-        return build_oracle()
+        """The exact model (the gmm preset's analytic mixture), else None."""
+        return None if self.oracle_factory is None else self.oracle_factory()
 
     def load_data(self, split: str = "train", n: int | None = None) -> "ImageDataset":
         """Images [N,C,H,W] in [-1, 1] of `split` (first n); for gmm, n seeded exact draws from the oracle."""
-        from benchmark.datasets import load_dataset
-
         if split not in ("train", "test"):
             raise ConfigError("split", split, "one of 'train', 'test'")
-        if self.name == "gmm":
-            from benchmark.presets.gmm import oracle_data
-
-            return oracle_data(self.oracle(), split, n)  # type: ignore[arg-type]
-        if self.dataset is None:
+        if self.data is None:
             raise MissingAssetError(
-                f"preset {self.name!r} ships no dataset loader (CIFAR-10 is not bundled). Fix: use feature "
-                "statistics you computed yourself, or run a preset with a dataset (fashion, digits, gmm).")
-        return load_dataset(self.dataset, split, root=os.environ.get("UQBENCH_DATA_DIR")).subset(n)
+                f"preset {self.name!r} has no data (CIFAR-10 is not bundled). Fix: add a [data] section "
+                "(path = a folder of images or an .npz array) or run a preset with data (fashion, digits, gmm).")
+        return self.data.load(split, n)
 
     def reference_stats(self, feature: str):
-        """Committed test-set statistics (metrics.FeatureStats with mu, sigma, n) for `feature`, or None."""
+        """Statistics (metrics.FeatureStats: mu, sigma, n) of the reference set in `feature` space, or None:
+        the data's `reference_stats` file (Inception), else the committed ref_stats_<feature>.npz."""
         if feature not in FEATURES:
             raise ConfigError("feature", feature, f"one of {', '.join(FEATURES)}")
-        folder = PRESETS_DIR / self.folder if self.folder else None
-        path = folder / f"ref_stats_{feature}.npz" if folder else None
+        if feature == "inception" and self.data is not None and self.data.reference_stats is not None:
+            return self.data.load_reference_stats()
+        path = self.stats_dir / f"ref_stats_{feature}.npz" if self.stats_dir is not None else None
         if path is None or not path.is_file():
             return None
-        import numpy as np
+        from benchmark.datasets import load_reference_stats
 
-        from metrics.frechet import FeatureStats
-
-        with np.load(path) as blob:
-            return FeatureStats(mu=blob["mu"].astype(np.float64), sigma=blob["sigma"].astype(np.float64),
-                                n=int(blob["n"]))
+        return load_reference_stats(path)
 
 
-_PRESETS: dict[str, Preset] = {
+def _gmm_oracle() -> "GaussianMixtureModel":
+    from benchmark.presets.gmm import build_oracle
+
+    return build_oracle()
+
+
+def _builtin(name: str, description: str, *, data: str | None, num_classes: int | None = None,
+             classifier_from: str | None = None, **kwargs: Any) -> Preset:
+    folder = PRESETS_DIR / name
+    return Preset(name, ModelSpec(str(folder), num_classes=num_classes), DataSpec(name=data) if data else None,
+                  classifier=PRESETS_DIR / (classifier_from or name) / "classifier.pt", stats_dir=folder,
+                  description=description, **kwargs)
+
+
+_BUILTINS: dict[str, Preset] = {
     p.name: p
     for p in (
-        Preset("digits", "sklearn digits 16x16, class-conditional UNet (tiny; tests and the smoke run)",
-               num_classes=10, dataset="digits", folder="digits"),
-        Preset("fashion", "Fashion-MNIST 32x32, class-conditional UNet with dropout 0.1 (default of make demo)",
-               num_classes=10, dataset="fashion", folder="fashion"),
-        Preset("gmm", "analytic 10-component Gaussian mixture on digit prototypes (exact ground truth) "
-                      "+ a small UNet trained on its samples", dataset="gmm", folder="gmm", classifier_from="digits"),
-        Preset("cifar10-ddpm", f"{CIFAR10_HUB_ID} (unconditional 32x32 RGB); folder from ${CIFAR10_ENV} or the hub",
+        _builtin("digits", "sklearn digits 16x16, class-conditional UNet (tiny; tests and the smoke run)",
+                 data="digits", num_classes=10),
+        _builtin("fashion", "Fashion-MNIST 32x32, class-conditional UNet with dropout 0.1 (default of make demo)",
+                 data="fashion", num_classes=10),
+        _builtin("gmm", "analytic 10-component Gaussian mixture on digit prototypes (exact ground truth) "
+                        "+ a small UNet trained on its samples", data="gmm", classifier_from="digits",
+                 oracle_factory=_gmm_oracle),
+        Preset("cifar10-ddpm", ModelSpec(CIFAR10_HUB_ID, env=CIFAR10_ENV),
+               description=f"{CIFAR10_HUB_ID} (unconditional 32x32 RGB); folder from ${CIFAR10_ENV} or the hub",
                estimator_defaults={"mc_samples": 5, "uq_steps": [45, 46, 47, 48]}),
     )
 }
+_PLUGGED: dict[str, tuple[Any, str]] = {}  # name -> (preset, origin) registered by entry points
 
 
 def names() -> list[str]:
-    """Names of the built-in presets."""
-    return list(_PRESETS)
+    """Names of the built-in presets, then those registered by plug-ins."""
+    return [*_BUILTINS, *_PLUGGED]
 
 
-def get(name: str) -> Preset:
+def get(name: str):
     """The preset called `name`."""
-    if name not in _PRESETS:
-        raise ConfigError("preset", name, f"one of {', '.join(_PRESETS)}", "see `python -m benchmark list`")
-    return _PRESETS[name]
+    if name in _BUILTINS:
+        return _BUILTINS[name]
+    if name in _PLUGGED:
+        return _PLUGGED[name][0]
+    raise ConfigError("preset", name, f"one of {', '.join(names())}", "see `python -m benchmark list`")
+
+
+def origin(name: str) -> str:
+    """Where the preset `name` comes from: "built-in" or the plug-in that registered it."""
+    get(name)
+    return BUILTIN if name in _BUILTINS else _PLUGGED[name][1]
+
+
+def register(preset: Any, *, origin: str) -> None:
+    """Make a plug-in's preset available by its name (a built-in's name is refused)."""
+    if preset.name in _BUILTINS or (preset.name in _PLUGGED and _PLUGGED[preset.name][0] is not preset):
+        raise ConfigError(f"preset {preset.name!r} from {origin}", preset.name,
+                          f"a name not taken (already: {origin_or_none(preset.name)})", "give the preset a name of its own")
+    _PLUGGED[preset.name] = (preset, origin)
+
+
+def origin_or_none(name: str) -> str | None:
+    return origin(name) if name in names() else None
+
+
+def as_preset(target: Any, field_name: str, value: str):
+    """`target` as a preset: a preset object, or a class / function without arguments that returns one.
+
+    A preset has a string `name` and the methods load_model, load_data, load_classifier, reference_stats
+    (a `Preset` has them all); anything else (an estimator class, a model, a module) is a ConfigError.
+    """
+    from estimators.base import UncertaintyEstimator
+
+    if isinstance(target, type) and issubclass(target, UncertaintyEstimator):
+        raise ConfigError(field_name, value, f"a preset, but {target.__name__} is an estimator class",
+                          "register estimators with estimators.register (plug-ins), name presets here")
+    candidate = target
+    if not _is_preset(candidate) and callable(candidate):
+        try:
+            candidate = candidate()
+        except TypeError as err:
+            raise ConfigError(field_name, value, f"a preset or a callable without arguments returning one ({err})",
+                              "point at a benchmark.presets.Preset object") from None
+    if not _is_preset(candidate):
+        missing = [m for m in PRESET_METHODS if not callable(getattr(candidate, m, None))]
+        raise ConfigError(field_name, value, f"a preset (benchmark.presets.Preset), but it gives a "
+                          f"{type(candidate).__name__}" + (f" without {', '.join(missing)}" if missing else ""),
+                          "point at a benchmark.presets.Preset object")
+    return candidate
+
+
+def _is_preset(obj: Any) -> bool:
+    return (not isinstance(obj, type) and isinstance(getattr(obj, "name", None), str)
+            and all(callable(getattr(obj, m, None)) for m in PRESET_METHODS))
+
+
+def for_run(base: Any | None, model: ModelSpec | None, data: DataSpec | None) -> Any:
+    """The preset a run uses: `base` (run.preset) with `[model]` / `[data]` put in its place.
+
+    Without a base, the bundle is the model folder with its data and no domain classifier (Inception features
+    serve). New data drops the base's committed statistics (they describe the base's data).
+    """
+    if model is None and data is None:
+        if base is None:
+            raise ConfigError("run.preset", None, "a preset name, or a [model] section", "set run.preset or add [model]")
+        return base
+    if base is None:
+        assert model is not None, "a config with [data] but neither [model] nor run.preset is refused at parse time"
+        return Preset(name=Path(model.path).name or model.path, model=model, data=data,
+                      description=f"[model] {model.path}")
+    if not isinstance(base, Preset):
+        raise ConfigError("model" if model is not None else "data", getattr(base, "name", base),
+                          "[model] / [data] only with a built-in or Preset-based run.preset",
+                          "remove run.preset (a [model] section alone defines the run's preset)")
+    bundle = replace(base, model=model or base.model)
+    return bundle if data is None else replace(bundle, data=data, stats_dir=None)
 
 
 def list_presets_text() -> str:
-    """One line per preset: name, sampler/steps, conditioning and description (for `python -m benchmark list`)."""
-    width = max(len(n) for n in _PRESETS)
+    """One line per preset: name, sampler/steps, conditioning, origin and description (`benchmark list`)."""
+    width = max(len(n) for n in names())
     lines = []
-    for p in _PRESETS.values():
-        cond = f"{p.num_classes} classes" if p.num_classes else "unconditional"
-        lines.append(f"  {p.name:<{width}}  {p.sampler} {p.steps:>3} steps  {cond:<13}  {p.description}")
+    for name in names():
+        p = get(name)
+        cond = f"{p.num_classes} classes" if getattr(p, "num_classes", None) else "unconditional"
+        lines.append(f"  {p.name:<{width}}  {getattr(p, 'sampler', 'ddim')} {getattr(p, 'steps', 50):>3} steps  "
+                     f"{cond:<13}  [{origin(name)}]  {getattr(p, 'description', '')}")
     return "\n".join(lines)

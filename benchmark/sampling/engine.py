@@ -34,8 +34,11 @@ def initial_noise(seed: int, indices: Sequence[int] | torch.Tensor, shape: Seque
     return per_sample_randn(seed, indices, shape, stream="x_T")
 
 
-def initial_labels(seed: int, indices: Sequence[int] | torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Class labels [len(indices)], uniform over num_classes, seeded by (seed, index) alone."""
+def initial_labels(seed: int, indices: Sequence[int] | torch.Tensor, num_classes: int | None) -> torch.Tensor | None:
+    """Class labels [len(indices)], uniform over num_classes, seeded by (seed, index) alone; None for an
+    unconditional model (num_classes None), so `sample(..., y=initial_labels(...))` serves both kinds."""
+    if num_classes is None:
+        return None
     return per_sample_randint(seed, indices, num_classes, stream="labels")
 
 

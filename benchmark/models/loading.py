@@ -1,0 +1,141 @@
+"""A model from a name: a preset, a local diffusers folder (dispatched on its layout), or a hub id.
+
+`ModelSpec` is the `[model]` section of a run config (and the model half of a `benchmark.presets.Preset`):
+
+    [model]
+    path = "my_model"          # a diffusers folder (pipeline or bare UNet2DModel), or a hub id
+    num_classes = 10           # optional: absent = the model's own (unconditional for a UNet without labels)
+    last_layer = "conv_out"    # optional: dotted path of the layer BayesDiff's last-layer Laplace uses
+
+Folder layouts are tried in order (`FOLDER_LAYOUTS`); a branch for another architecture adds itself with
+`register_layout(name, matches, load)` (latent, transformer and text-conditioned pipelines do).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from benchmark.errors import ConfigError, MissingAssetError
+
+MODEL_KEYS = ("path", "num_classes", "last_layer")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Where a model comes from. `env` names an environment variable that, when set, gives a local folder
+    to use instead of `path` (e.g. a downloaded copy of a hub model)."""
+
+    path: str
+    num_classes: int | None = None
+    last_layer: str | None = None
+    env: str | None = None
+
+    def resolved_path(self) -> str:
+        """`$env` when set, else `path`."""
+        override = os.environ.get(self.env, "").strip() if self.env else ""
+        return str(Path(override).expanduser()) if override else self.path
+
+    @property
+    def local_dir(self) -> Path | None:
+        """The local folder the model loads from, or None (a hub id)."""
+        path = Path(self.resolved_path()).expanduser()
+        return path if path.is_dir() else None
+
+    def load(self):
+        """The model (see `load_model`)."""
+        return load_folder_or_hub(self.resolved_path(), num_classes=self.num_classes, last_layer=self.last_layer)
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    """A kind of model folder: `matches(folder)` recognises it; `load(folder, num_classes=, last_layer=)` loads it."""
+
+    name: str
+    matches: Callable[[Path], bool]
+    load: Callable[..., Any]
+
+
+FOLDER_LAYOUTS: list[FolderLayout] = []
+
+
+def register_layout(name: str, matches: Callable[[Path], bool], load: Callable[..., Any], *, first: bool = True) -> None:
+    """Add a folder layout; `first` puts it before the UNet2DModel layout (more specific layouts go first)."""
+    layout = FolderLayout(name, matches, load)
+    FOLDER_LAYOUTS.insert(0, layout) if first else FOLDER_LAYOUTS.append(layout)
+
+
+def load_model(path_or_preset: str | Path, *, num_classes: int | None = None, last_layer: str | None = None,
+               path: str | None = None):
+    """A DiffusionModel for a preset name (`python -m benchmark list`), a local diffusers folder or a hub id.
+
+    Keyword arguments are those of the `[model]` section (`path` may stand in for the first argument).
+    """
+    from benchmark import presets
+
+    name = str(path if path is not None else path_or_preset)
+    if name in presets.names() and num_classes is None and last_layer is None:
+        return presets.get(name).load_model()
+    return load_folder_or_hub(name, num_classes=num_classes, last_layer=last_layer)
+
+
+def load_folder_or_hub(path: str, *, num_classes: int | None = None, last_layer: str | None = None):
+    """A local folder, dispatched on its layout; anything else is tried as a hub id (downloaded only here)."""
+    from benchmark.models.diffusers_unet import DiffusersUNet
+
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        for layout in FOLDER_LAYOUTS:
+            if layout.matches(folder):
+                model = layout.load(folder, num_classes=num_classes, last_layer=last_layer)
+                model.source = str(folder)
+                return model
+        raise MissingAssetError(
+            f"model folder {folder} has no layout this suite knows ({', '.join(l.name for l in FOLDER_LAYOUTS)}). "
+            "Fix: point model.path to a diffusers pipeline folder (model_index.json, unet/, scheduler/) or a "
+            "UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors).")
+    return DiffusersUNet.from_pretrained(path, num_classes=num_classes, last_layer_name=last_layer)
+
+
+def _is_unet2d_folder(folder: Path) -> bool:
+    import json
+
+    for config in (folder / "unet" / "config.json", folder / "config.json"):
+        if config.is_file():
+            try:
+                return json.loads(config.read_text()).get("_class_name", "UNet2DModel") == "UNet2DModel"
+            except (OSError, ValueError):
+                return True  # let the loader report the broken file
+    return False
+
+
+def _load_unet2d(folder: Path, *, num_classes: int | None = None, last_layer: str | None = None):
+    from benchmark.models.diffusers_unet import DiffusersUNet
+
+    return DiffusersUNet.from_pretrained(folder, num_classes=num_classes, last_layer_name=last_layer)
+
+
+register_layout("UNet2DModel (diffusers pipeline or bare UNet folder)", _is_unet2d_folder, _load_unet2d, first=False)
+
+
+def model_spec_from_section(section: dict[str, Any], *, base_dir: Path | None = None) -> ModelSpec:
+    """Validate a `[model]` table; a relative `path` is taken relative to the config's folder when it exists there."""
+    unknown = sorted(set(section) - set(MODEL_KEYS))
+    if unknown:
+        raise ConfigError(f"model.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(MODEL_KEYS)}",
+                          "correct the spelling or remove the key")
+    path = section.get("path")
+    if not isinstance(path, str) or not path.strip():
+        raise ConfigError("model.path", path, "a local diffusers folder or a hub id",
+                          'e.g. path = "my_model" (a folder saved with save_pretrained)')
+    if base_dir is not None and not Path(path).expanduser().is_absolute() and (base_dir / path).is_dir():
+        path = str((base_dir / path).resolve())
+    num_classes = section.get("num_classes")
+    if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
+                                    or num_classes < 1):
+        raise ConfigError("model.num_classes", num_classes, "an integer >= 1 (leave it out for an unconditional model)")
+    last_layer = section.get("last_layer")
+    if last_layer is not None and (not isinstance(last_layer, str) or not last_layer):
+        raise ConfigError("model.last_layer", last_layer, 'a dotted module path such as "conv_out"')
+    return ModelSpec(path=path, num_classes=num_classes, last_layer=last_layer)
