@@ -27,13 +27,12 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
+from torch.func import functional_call
 
 from benchmark.errors import CapabilityError, ConfigError
 from benchmark.seeding import derive_seed, per_sample_randn
 from estimators.base import EstimatorResult, UncertaintyEstimator
-from estimators.laplace import LastLayerLaplace, default_path, pad_like_conv
+from estimators.laplace import LastLayerLaplace, default_path
 from estimators.registry import register
 from estimators.windowed import stack_copies, unstack_copies
 
@@ -56,28 +55,11 @@ def gaussian_entropy(features: torch.Tensor, sigma2: float = 1e-3) -> torch.Tens
 
 
 def draw_last_layers(posterior: LastLayerLaplace, m: int, seed: int) -> list[dict[str, torch.Tensor]]:
-    """M weight draws {name: tensor shaped like the parameter} theta_MAP + z / sqrt(P), seeded by `seed` alone."""
-    gen = torch.Generator().manual_seed(derive_seed(seed, WEIGHT_STREAM, 0))
-    params = dict(posterior.layer.named_parameters())
-    precision = posterior.posterior_precision
-    draws = []
-    for _ in range(m):
-        draw = {}
-        for name, value in params.items():
-            z = torch.randn(value.shape, generator=gen, dtype=torch.float64)
-            std = precision[name].to(torch.float64).cpu().rsqrt()
-            draw[name] = (value.detach().to(torch.float64).cpu() + std * z).to(value.device, value.dtype)
-        draws.append(draw)
-    return draws
+    """M weight draws {name: theta_MAP + z / sqrt(P)} of the last layer, seeded by the run's `seed` alone
+    (estimators.posterior_draws.laplace_weight_draws on this estimator's own stream)."""
+    from estimators.posterior_draws import laplace_weight_draws
 
-
-def apply_layer(layer: nn.Module, features: torch.Tensor, weights: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The last layer's output with substituted parameters: conv (its geometry) or linear, features [B, ...]."""
-    bias = weights.get("bias")
-    if isinstance(layer, nn.Linear):
-        return F.linear(features, weights["weight"], bias)
-    return F.conv2d(pad_like_conv(layer, features), weights["weight"], bias, stride=layer.stride,
-                    dilation=layer.dilation, groups=layer.groups)
+    return laplace_weight_draws(posterior, m, derive_seed(seed, WEIGHT_STREAM, 0))
 
 
 # ---------------------------------------------------------------------------------------------- the estimator
@@ -164,13 +146,20 @@ class GenerativeUncertainty(UncertaintyEstimator):
         feats = feats.reshape(self.m + 1, images.shape[1], -1).transpose(0, 1)  # [B, M+1, D]
         return EstimatorResult(pixel=pixel, score=gaussian_entropy(feats, self.sigma2).to(pixel.dtype))
 
+    def shared_draws_model(self, model, draws: int, seed: int, indices):
+        """Last-layer weight draws of this estimator's Laplace posterior (ground truth: estimators.posterior_draws)."""
+        from estimators.posterior_draws import LaplaceDrawModel
+
+        posterior = self.laplace if self.laplace is not None else LastLayerLaplace(model).load(default_path(model))
+        return LaplaceDrawModel(model, posterior, draws, seed)
+
     # ------------------------------------------------------------------ helpers
     def _draw_eps(self, states: torch.Tensor, t: int, labels, model) -> torch.Tensor:
         """eps of copy m under weight draw m: one features call of M*B rows (M NFEs per sample)."""
         phi = unstack_copies(model.features(states, t, labels), self.m)  # [M,B,...]
-        outs = [self._posterior._as_eps(apply_layer(self._posterior.layer, phi[k], self._draws[k]))
-                for k in range(self.m)]
-        return torch.cat(outs)
+        layer = self._posterior.layer
+        return self._posterior._as_eps(torch.cat([functional_call(layer, self._draws[k], (phi[k],))
+                                                  for k in range(self.m)]))
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
         """Features [N, D] (float64) of images [N,C,H,W] in the configured space."""
@@ -183,4 +172,4 @@ class GenerativeUncertainty(UncertaintyEstimator):
         return torch.as_tensor(np.asarray(self.extractor(images.detach().cpu()), dtype=np.float64))
 
 
-__all__ = ["FEATURE_SPACES", "GenerativeUncertainty", "apply_layer", "draw_last_layers", "gaussian_entropy"]
+__all__ = ["FEATURE_SPACES", "GenerativeUncertainty", "draw_last_layers", "gaussian_entropy"]
