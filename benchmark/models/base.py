@@ -77,6 +77,12 @@ class DiffusionModel(nn.Module):
 
     # ----------------------------------------------------------------- public, counted API
     @property
+    def rows_per_sample(self) -> int:
+        """Network rows one call evaluates per input row: 1, or 2 under classifier-free guidance (an unconditional
+        and a conditional row); NFEs count rows."""
+        return 1
+
+    @property
     def num_train_timesteps(self) -> int:
         return int(self.alphas_cumprod.numel())
 
@@ -115,7 +121,7 @@ class DiffusionModel(nn.Module):
         t_batch = self._timesteps(t, x.shape[0], x.device)
         self._check_labels(y, x.shape[0])
         out = forward(x, t_batch, y)
-        self.nfe_counter[self._caller] += int(x.shape[0])
+        self.nfe_counter[self._caller] += int(x.shape[0]) * self.rows_per_sample
         for tensor in out if isinstance(out, tuple) else (out,):
             _check_finite(tensor, f"{type(self).__name__}.{what} at timestep {int(t_batch[0])}")
         return out
