@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="write the baseline from the run instead of comparing (timing metrics left out)")
     reg.add_argument("--abs-tol", type=float, default=0.05)
     reg.add_argument("--rel-tol", type=float, default=0.05)
-    sub.add_parser("list", help="presets and estimators")
+    listing = sub.add_parser("list", help="presets and estimators")
+    listing.add_argument("--estimators", action="store_true",
+                         help="estimator cards: paper, kind, needs, extra NFEs per sample, parameters")
     sub.add_parser("train", help="train a preset's model or classifier (see `train --help`)", add_help=False)
     return parser
 
@@ -95,6 +97,9 @@ def _list(args) -> int:
     import estimators
     from benchmark import presets
 
+    if args.estimators:
+        print(_estimator_cards())
+        return 0
     print("presets:")
     text = presets.list_presets_text() if hasattr(presets, "list_presets_text") else "\n".join(presets.names())
     print(text)
@@ -106,6 +111,14 @@ def _list(args) -> int:
     for name in estimators.available():
         print(f"  {name:<12} parameters: {', '.join(estimators.parameters(name)) or '(none)'}")
     return 0
+
+
+def _estimator_cards() -> str:
+    """Every registered estimator's card (built-ins and plug-ins), generated from the registry."""
+    import estimators
+    from estimators.cards import cards, cards_text
+
+    return cards_text(cards(estimators.available()))
 
 
 COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list}

@@ -48,6 +48,8 @@ class FlipEstimator(WindowedVarianceEstimator):
     kind = "heuristic"
     reference_row = False
     nfe_formula = "1 x window steps"
+    paper = "De Vita & Belagiannis, WACV 2025: public-code baseline (flip TTA)"
+    needs = "eps only"
 
     def __init__(self, window: tuple[int, int] = (45, 49), keep_steps: bool = False) -> None:
         # no Monte-Carlo draws: the base class's `m` does not apply, so its constructor is not used

@@ -80,6 +80,8 @@ class GenerativeUncertainty(UncertaintyEstimator):
     kind = "epistemic"
     reference_row = False
     nfe_formula = "m x sampler NFEs (DDIM/DDPM: m x steps)"
+    paper = "Jazbec et al., 2025 (arXiv 2502.20946)"
+    needs = "last layer + features, fitted Laplace posterior, a feature extractor"
 
     def __init__(self, laplace: LastLayerLaplace | None = None, m: int = 5, features: str = "classifier",
                  sigma2: float = 1e-3, extractor: Callable | None = None) -> None:

@@ -51,6 +51,8 @@ class NoisePerturbationEstimator(WindowedVarianceEstimator):
     kind = "aleatoric"
     reference_row = False
     nfe_formula = "m x window steps"
+    paper = "generic input-perturbation sensitivity (baseline argued against by De Vita & Belagiannis)"
+    needs = "eps only"
 
     def __init__(self, m: int = 5, sigma: float = 0.1, window: tuple[int, int] = (45, 49),
                  keep_steps: bool = False) -> None:

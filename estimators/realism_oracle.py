@@ -66,6 +66,8 @@ class RealismOracle(UncertaintyEstimator):
     uses_network = False
     has_pixel_map = False
     nfe_formula = "0 (scored after generation from the run's features)"
+    paper = "Kynkaanniemi et al., NeurIPS 2019 (realism score)"
+    needs = "the real test images' features (oracle)"
 
     def __init__(self, features: str = "classifier", k: int = 3, prune_percentile: float = 50.0) -> None:
         if features not in FEATURE_SPACES:

@@ -56,6 +56,8 @@ class X0TrajectoryEstimator(UncertaintyEstimator):
     reference_row = False
     uses_network = False  # no calls of its own
     nfe_formula = "0"
+    paper = "Aithal et al., NeurIPS 2024 (arXiv 2406.09358)"
+    needs = "eps only (reads the sampler's predictions)"
 
     def __init__(self, last_steps: int = 3) -> None:
         if not isinstance(last_steps, int) or isinstance(last_steps, bool) or not 2 <= last_steps <= REFERENCE_STEPS:

@@ -80,6 +80,8 @@ class ZigzagEstimator(WindowedVarianceEstimator):
     kind = "aleatoric"
     reference_row = False
     nfe_formula = "m x num_zigzag x window steps"
+    paper = "De Vita & Belagiannis, WACV 2025: public-code zigzag variant"
+    needs = "eps only"
 
     def __init__(self, m: int = 5, num_zigzag: int = 3, window: tuple[int, int] = (40, 50),
                  center: str = "prediction", clip_x0: bool = True, keep_steps: bool = False) -> None:

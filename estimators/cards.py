@@ -1,0 +1,120 @@
+"""Estimator cards: what each registered estimator is, generated from the registry (never written by hand).
+
+A card holds the estimator's name, paper, kind, whether it is a reference row, what it needs from the model,
+its extra NFEs per sample as a formula, and its parameters with their defaults. Classes declare the facts as
+class attributes `paper`, `needs` and `nfe_formula` (kind / reference_row come from estimators.base); the
+built-in estimators written before cards existed get theirs from `KNOWN_FACTS`.
+
+    python -m benchmark list --estimators          # the cards as text
+    python -m estimators.cards --write-readme      # regenerate the README table (tests check it is current)
+"""
+from __future__ import annotations
+
+import argparse
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import estimators
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+START, END = "<!-- estimator-cards:start -->", "<!-- estimator-cards:end -->"
+#: constructor parameters the run hands over (objects, not config values): not listed on the cards
+RUNTIME_PARAMETERS = ("laplace", "extractor")
+#: (paper, needs, extra NFEs per sample) of built-in estimators whose classes do not declare them
+KNOWN_FACTS: dict[str, tuple[str, str, str]] = {
+    "sensitivity": ("De Vita & Belagiannis, WACV 2025 (arXiv 2412.00205), Alg. 1", "eps only", "m x window steps"),
+    "bayesdiff": ("Kou et al., BayesDiff, ICLR 2024", "last layer + features, Laplace fit on training images",
+                  "mc_samples x (uncertainty steps - 1), x2 for dpm2 (+1 per uncertainty step without shared "
+                  "features); 90 for DDIM 50, skip 5, S 10"),
+    "mc_dropout": ("Gal & Ghahramani, ICML 2016 (MC-Dropout)", "dropout layers", "m x window steps"),
+    "random": ("floor (random scores)", "nothing", "0"),
+}
+
+
+@dataclass(frozen=True)
+class EstimatorCard:
+    name: str
+    paper: str
+    kind: str
+    reference_row: bool
+    needs: str
+    extra_nfe: str
+    parameters: str  # "m = 5, window = [45, 49], ..." (the config's spelling)
+
+
+def card(name: str) -> EstimatorCard:
+    """The card of the registered estimator `name`."""
+    from benchmark.listing import _parameter_text  # the `list` command's spelling of a default
+
+    cls = estimators.get_class(name)
+    paper, needs, nfe = KNOWN_FACTS.get(name, ("", "", ""))
+    params = [p for p in estimators.parameters(name) if p not in RUNTIME_PARAMETERS]
+    return EstimatorCard(
+        name=name, paper=getattr(cls, "paper", paper) or "(not stated)", kind=getattr(cls, "kind", "heuristic"),
+        reference_row=bool(getattr(cls, "reference_row", False)), needs=getattr(cls, "needs", needs) or "(not stated)",
+        extra_nfe=getattr(cls, "nfe_formula", nfe) or "(not stated)",
+        parameters=", ".join(_parameter_text(cls, p) for p in params) or "(none)")
+
+
+def builtin_names() -> list[str]:
+    """Registered estimators that ship with the package (plug-ins and test doubles left out)."""
+    return [n for n in estimators.available() if estimators.get_class(n).__module__.startswith("estimators.")]
+
+
+def cards(names: list[str] | None = None) -> list[EstimatorCard]:
+    return [card(n) for n in (builtin_names() if names is None else names)]
+
+
+def markdown_table(entries: list[EstimatorCard]) -> str:
+    """One Markdown row per card (pipes in the texts escaped)."""
+    head = ["estimator", "paper", "kind", "needs from the model", "extra NFEs per sample", "parameters (defaults)"]
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in entries:
+        kind = f"{c.kind} (reference row)" if c.reference_row else c.kind
+        cells = [f"`{c.name}`", c.paper, kind, c.needs, c.extra_nfe, c.parameters]
+        rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+    return "\n".join(rows)
+
+
+def cards_text(entries: list[EstimatorCard] | None = None) -> str:
+    """The cards as indented text (for `python -m benchmark list --estimators`)."""
+    lines = []
+    for c in cards() if entries is None else entries:
+        lines += [f"{c.name}  [{c.kind}{', reference row' if c.reference_row else ''}]",
+                  f"    paper: {c.paper}", f"    needs: {c.needs}",
+                  f"    extra NFEs per sample: {c.extra_nfe}", f"    parameters: {c.parameters}"]
+    return "\n".join(lines)
+
+
+def readme_section(text: str) -> str:
+    """The generated block between the README's markers (without them)."""
+    if START not in text or END not in text:
+        raise ValueError(f"README has no {START} ... {END} block")
+    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+
+
+def write_readme(path: Path = README) -> bool:
+    """Replace the README's estimator table with the generated one; True when it changed."""
+    text = path.read_text(encoding="utf-8")
+    head, rest = text.split(START, 1)
+    new = f"{head}{START}\n{markdown_table(cards())}\n{END}{rest.split(END, 1)[1]}"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m estimators.cards", description=__doc__.split("\n")[0])
+    parser.add_argument("--write-readme", action="store_true", help="regenerate the README's estimator table")
+    args = parser.parse_args(argv)
+    if args.write_readme:
+        print("README table " + ("updated" if write_readme() else "already current"))
+    else:
+        print(markdown_table(cards()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
