@@ -85,6 +85,37 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Target:
+    """One performance target of issue 18 with the figure a bench measured for it."""
+
+    target: str  # e.g. "MC-Dropout: CPU time ratio / NFE ratio - 1 <= 5 %"
+    figure: str  # what was measured, e.g. "+3.1 %"
+    met: bool
+    note: str = ""  # where the figure comes from, or why it is not met
+
+
+def record_targets(bench: str, targets: Sequence[Target]) -> Path:
+    """Write a bench's targets to results/bench/targets/<bench>.json; `run_all.py` puts them in summary.md."""
+    import json
+    from dataclasses import asdict
+
+    from benchmark.runner.io import save_text
+
+    path = RESULTS / "targets" / f"{bench}.json"
+    save_text(json.dumps([asdict(t) for t in targets], indent=1) + "\n", path)
+    return path
+
+
+def load_targets() -> list[tuple[str, Target]]:
+    import json
+
+    found = []
+    for path in sorted((RESULTS / "targets").glob("*.json")):
+        found += [(path.stem, Target(**row)) for row in json.loads(path.read_text())]
+    return found
+
+
 def write_report(name: str, title: str, paragraphs: Sequence[str]) -> Path:
     from benchmark.runner.io import save_text
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
 
-from common import machine, subject, table, write_report
+from common import Target, machine, record_targets, subject, table, write_report
 
 ESTIMATORS = {"random": {}, "sensitivity": {"m": 5}, "mc_dropout": {"m": 5}, "bayesdiff": {}}
 
@@ -203,6 +203,13 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         "depend on that sample alone (the suite's per-index seeding); many small calls cost more per row than "
         "the sampler's batch of B. BayesDiff evaluates its Monte-Carlo draws in batches and adds non-network "
         "maths (the closed-form last-layer variance and the moment propagation), which costs time but no NFEs.",
+    ])
+    engine = base.ratio(bare) - 1
+    record_targets("estimators", [
+        Target("engine overhead vs a bare DDIM loop <= 3 %", f"{100 * engine:+.1f} %", engine <= 0.03,
+               "bench/estimators_bench.py (CPU time, paired rounds)"),
+        *[Target(f"{row[0]}: CPU time ratio / NFE ratio - 1 <= 5 %", row[4], abs(float(row[4][:-1])) <= 5,
+                 f"NFE ratio {row[2]:.3g}, time ratio {row[3]:.3g}") for row in rows],
     ])
     write_report("shared_trajectory.md", "One shared trajectory vs one pass per estimator", [
         measured + f" Estimators {', '.join(ESTIMATORS)}. Written by `bench/estimators_bench.py`.",

@@ -3,7 +3,11 @@
     estimators_bench.py  -> estimator_overhead.md, shared_trajectory.md
     metrics_bench.py     -> metrics.md (metrics vs reference implementations, peak memory at N = 10k)
     scaling_bench.py     -> scaling.md (time and memory of a run vs N = 1k, 2k, 4k, 8k)
-and summary.md with the wall-clock each bench took. Extra arguments after `--only NAME` run one bench.
+    smoke_bench.py       -> smoke.md (the CI smoke run by stage)
+    gpu.py --tiny        -> gpu_tiny_cpu.md (the GPU bench's code on a tiny CPU batch, so it cannot rot;
+                            the GPU table itself is `python bench/gpu.py` on a GPU -> gpu.md)
+and summary.md: the wall-clock each bench took and one table of issue 18's targets with the figure measured
+(benches record them in results/bench/targets/*.json) and whether each is met. Extra arguments after `--only NAME` run one bench.
 """
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ import subprocess
 import sys
 import time
 
-from common import RESULTS, ROOT, machine, table, write_report
+from common import RESULTS, ROOT, load_targets, machine, table, write_report
 
 BENCHES = {
     "estimators": ("estimators_bench.py", ["estimator_overhead.md", "shared_trajectory.md"]),
     "metrics": ("metrics_bench.py", ["metrics.md"]),
     "scaling": ("scaling_bench.py", ["scaling.md"]),
+    "smoke": ("smoke_bench.py", ["smoke.md"]),
+    "gpu-tiny": ("gpu.py --tiny", ["gpu_tiny_cpu.md"]),
 }
 
 
@@ -30,7 +36,8 @@ def main() -> None:
     for name in args.only:
         script, reports = BENCHES[name]
         start = time.perf_counter()
-        done = subprocess.run([sys.executable, str(ROOT / "bench" / script)], cwd=ROOT)
+        program, *extra = script.split()
+        done = subprocess.run([sys.executable, str(ROOT / "bench" / program), *extra], cwd=ROOT)
         seconds = time.perf_counter() - start
         if done.returncode != 0:
             failed.append(name)
@@ -39,6 +46,11 @@ def main() -> None:
     write_report("summary.md", "Performance benchmarks", [
         f"`make bench` ran {len(rows)} bench(es). {where}.",
         table(["bench", "script", "reports", "status", "wall-clock (s)"], rows),
+        "## Targets (issue 18)",
+        table(["target", "measured", "met", "source / reason"],
+              [[t.target, t.figure, "met" if t.met else "NOT met", t.note] for _, t in load_targets()]),
+        "Figures come from the latest run of each bench (results/bench/targets/*.json); a bench not run this "
+        "time keeps its previous figures.",
     ])
     if failed:
         raise SystemExit(f"failed: {', '.join(failed)} (reports in {RESULTS})")
