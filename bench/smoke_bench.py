@@ -29,14 +29,14 @@ def main() -> None:
         wall = time.perf_counter() - start
         if done.returncode != 0:
             raise SystemExit(f"the smoke run failed with exit code {done.returncode}")
-        timings = json.loads((out / "manifest.json").read_text()).get("timings", {})
+        timings = json.loads((out / "manifest.json").read_text()).get("timings_seconds", {})
     stages = sorted(timings.items(), key=lambda kv: -kv[1])
     report = timings.get("report", float("nan"))
     write_report("smoke.md", "Smoke run (CI gate): wall-clock by stage", [
         f"`python -m benchmark run --config configs/smoke.toml` in a fresh process: {wall:.1f} s wall-clock "
         f"(process start and imports included). {where}. Written by `bench/smoke_bench.py`.",
         table(["stage", "seconds"], [[name, seconds] for name, seconds in stages]),
-        "Stages come from the run's manifest (`timings`); `generation.<estimator>` is the time inside that "
+        "Stages come from the run's manifest (`timings_seconds`); `generation.<estimator>` is the time inside that "
         "estimator summed over the shards (part of `generation`), `features.<space>` part of `features`.",
     ])
     record_targets("smoke", [
