@@ -1,52 +1,74 @@
-"""Protocol 1: filtered-set FID (Table 1 of the aleatoric paper; BayesDiff).
+"""Protocol 1: filtered-set FID (Table 1 of the aleatoric paper; BayesDiff), at equal set sizes only.
 
-Generate N, keep the K with the lowest score: FID(kept) vs FID(all) vs FID(random K, the `random`
-estimator's subset), bootstrap intervals of each FID and of the paired differences; plus the curve of FID
-against the kept fraction.
+Generate N, keep the K with the lowest score. FID_N is biased upwards in the number of samples, so a
+K-subset is only ever compared with a set of the same size K: a uniformly random K-subset drawn by the
+protocol from the run's seed (`random_subset`, the same for every filter), with a paired bootstrap over
+the pool (rows shared by both sets move together). Rows per feature space:
+
+- `(all)`      fid_all (N samples) and fid_infinity_all: reference figures, compared with nothing;
+- `(random K)` fid_random: FID of the protocol's random K-subset (the baseline), a reference figure;
+- per filter   fid_kept (K), delta_vs_random = FID(kept K) - FID(random K) (the verdict: < 0 with the
+               interval below 0 = the filter helps), fid_infinity_kept (FID∞, Chong & Forsyth 2020, the
+               1/n-extrapolated FID of the kept set, an estimate of the Fréchet distance itself), and the
+               curve delta_vs_random_at_keep_<f> = FID(lowest f N) - FID(random f N) over kept fractions f < 1.
+What every interval covers is in `metrics.METRIC_INFO`. The `random` estimator is a filter like any other
+here: its deltas measure how often chance alone looks significant.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, keep_lowest, subset_delta_ci
+from benchmark.runner.protocols.fid_utils import (MIN_REPLICATES, bootstrap_replicates, fid_ci, fid_infinity_ci,
+                                                  keep_lowest, random_subset, subset_delta_ci)
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "filtered_fid"
+ALL, RANDOM = "(all)", "(random K)"
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     cfg, gen = inputs.config, inputs.generation
     rows: list[MetricRow] = []
     curves: dict = {}
-    keep = cfg.keep
+    keep, seed = cfg.keep, cfg.seed
+    points = int(params.get("fid_infinity_points", 5))
+    random_mask = random_subset(gen.size, keep, seed)
     for space, feats in inputs.fake_features.items():
         ref = inputs.reference_stats[space]
         n_boot = bootstrap_replicates(space, cfg.bootstrap)
-        all_ci = fid_ci(feats, ref, n_boot, cfg.seed)
-        rows.append(row_from_ci(NAME, "(all)", f"fid_all[{space}]", all_ci, gen.size, cfg.seed))
-        random_mask = keep_lowest(gen.scores["random"].numpy(), keep) if "random" in gen.scores else None
+        rows.append(row_from_ci(NAME, ALL, f"fid_all[{space}]", fid_ci(feats, ref, n_boot, seed), gen.size, seed))
+        rows.append(row_from_ci(NAME, RANDOM, f"fid_random[{space}]", fid_ci(feats[random_mask], ref, n_boot, seed),
+                                keep, seed))
+        if points:
+            rows.append(row_from_ci(NAME, ALL, f"fid_infinity_all[{space}]",
+                                    fid_infinity_ci(feats, ref, n_boot, seed, points), gen.size, seed))
         for name in inputs.estimator_names:
             scores = gen.scores[name].numpy()
             mask = keep_lowest(scores, keep)
-            kept_ci = fid_ci(feats[mask], ref, n_boot, cfg.seed)
-            rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", kept_ci, keep, cfg.seed))
-            everything = np.ones_like(mask)
-            rows.append(row_from_ci(NAME, name, f"delta_vs_all[{space}]",
-                                    subset_delta_ci(feats, mask, everything, ref, n_boot, cfg.seed), keep, cfg.seed))
-            if random_mask is not None and name != "random":
-                rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
-                                        subset_delta_ci(feats, mask, random_mask, ref, n_boot, cfg.seed), keep, cfg.seed))
-            curves[(space, name)] = _curve(feats, scores, ref, params["curve_fractions"], n_boot, cfg.seed, rows, name, space)
+            rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", fid_ci(feats[mask], ref, n_boot, seed), keep,
+                                    seed))
+            rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
+                                    subset_delta_ci(feats, mask, random_mask, ref, n_boot, seed), keep, seed))
+            if points:
+                rows.append(row_from_ci(NAME, name, f"fid_infinity_kept[{space}]",
+                                        fid_infinity_ci(feats[mask], ref, n_boot, seed, points), keep, seed))
+            curve = _curve(feats, scores, ref, params["curve_fractions"], seed, rows, name, space)
+            if curve:
+                curves[(space, name)] = curve
     inputs.artifacts["fid_curves"] = curves
     return rows
 
 
-def _curve(feats, scores, ref, fractions, n_boot, seed, rows, name, space) -> list[tuple[float, float, float, float]]:
+def _curve(feats, scores, ref, fractions, seed, rows, name, space) -> list[tuple[float, float, float, float]]:
+    """(fraction, ΔFID vs random at that size, low, high) for every kept fraction < 1 (at 1 both sets are all N)."""
     points = []
     for frac in sorted(float(f) for f in fractions):
         k = max(2, int(round(frac * scores.size)))
-        ci = fid_ci(feats[keep_lowest(scores, k)], ref, max(10, n_boot // 4), seed)
+        if k >= scores.size:
+            continue
+        ci = subset_delta_ci(feats, keep_lowest(scores, k), random_subset(scores.size, k, seed), ref,
+                             MIN_REPLICATES, seed)
         points.append((frac, ci.value, ci.low, ci.high))
-        rows.append(row_from_ci(NAME, name, f"fid_at_keep_{frac:.2f}[{space}]", ci, k, seed))
+        rows.append(row_from_ci(NAME, name, f"delta_vs_random_at_keep_{frac:.2f}[{space}]", ci, k, seed))
     return points
