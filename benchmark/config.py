@@ -23,7 +23,7 @@ RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_
             "features", "bootstrap", "device", "name", "threads", "plugins"}
 SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
-    "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0]},
+    "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5},
     "precision_recall": {"k": 3},
     "sparsification": {"num_images": 64, "noise_fraction": 0.5, "fractions": 50},
     "guidance": {"num_samples": 60, "m": 5, "percentile": 95.0, "strength": 1.0, "window": [45, 49]},
@@ -55,6 +55,8 @@ RUN_FIELDS: dict[str, Field] = {
 #: there without a rule here is still type-checked against its default's type)
 PROTOCOL_RULES: dict[str, Field] = {
     "filtered_fid.curve_fractions": Field("list[float]", low=0, high=1, open_low=True, min_len=1),
+    "filtered_fid.fid_infinity_points": Field("int", low=2, fix="set protocols.filtered_fid.fid_infinity_points = 5 "
+                                                                "(subset sizes of the FID∞ fit; 15 in the paper)"),
     "precision_recall.k": Field("int", low=1),
     "sparsification.num_images": Field("int", low=1),
     "sparsification.noise_fraction": Field("float", low=0, high=1, open_low=True, open_high=True),
