@@ -10,6 +10,7 @@ import torch
 from benchmark.errors import ConfigError
 
 if TYPE_CHECKING:
+    from benchmark.models.base import DiffusionModel
     from benchmark.sampling.context import BatchInfo, StepContext
 
 REFERENCE_STEPS = 50
@@ -96,6 +97,12 @@ class UncertaintyEstimator(abc.ABC):
     @abc.abstractmethod
     def result(self) -> EstimatorResult:
         """The pixel map and score of the batch (nfe / seconds are filled in by the sampling engine)."""
+
+    def shared_draws_model(self, model, draws: int, seed: int, indices) -> "DiffusionModel":
+        """Epistemic estimators: a model that evaluates a draw-major batch of `draws` x B rows with weight draw
+        theta_s on block s, the same theta_s at every call (estimators.posterior_draws): the brute-force,
+        shared-theta ground truth of the spread this estimator approximates. `indices` [B] are the samples'."""
+        raise NotImplementedError(f"{type(self).__name__} ({self.kind}) has no weight posterior to draw from")
 
     def params(self) -> dict:
         """Constructor parameters as given (for manifests and reports)."""

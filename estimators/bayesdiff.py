@@ -200,6 +200,13 @@ class BayesDiff(UncertaintyEstimator):
         both = model.features(torch.cat([step.x_t, u]), t, step.repeat_labels(2))
         return (1.0 - g.mid_weight) * both[:batch] + g.mid_weight * both[batch:]
 
+    def shared_draws_model(self, model, draws: int, seed: int, indices):
+        """Last-layer weight draws of this estimator's Laplace posterior (estimators.posterior_draws)."""
+        from estimators.posterior_draws import LaplaceDrawModel
+
+        posterior = self.laplace if self.laplace is not None else self._load_default(model)
+        return LaplaceDrawModel(model, posterior, draws, seed)
+
     def _load_default(self, model) -> LastLayerLaplace:
         if self._loaded is not None and self._loaded[0] == id(model):
             return self._loaded[1]

@@ -24,6 +24,7 @@ Deviations from the public BayesDiff code (notes/anchors.md Sec. 1):
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -43,6 +44,17 @@ HESSIANS = ("ggn", "ef")
 
 
 # ---------------------------------------------------------------------------------------------- pure math
+def weights_digest(model: nn.Module) -> str:
+    """sha256 over the model's parameters and buffers (names, shapes, dtypes, values): a fitted posterior
+    belongs to exactly these weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        value = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
+        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def conv_padding(layer: nn.Conv2d) -> tuple[tuple[int, int, int, int], str]:
     """(left, right, top, bottom) padding and F.pad mode that reproduce `layer`'s own padding explicitly."""
     kernel, dilation = layer.kernel_size, layer.dilation
@@ -198,12 +210,15 @@ class LastLayerLaplace:
         self.prior_precision, self.sigma_noise, self.hessian = float(prior_precision), float(sigma_noise), hessian
         self.data_term: dict[str, torch.Tensor] | None = None  # H (GGN) or H_ef, float64
         self.num_images = 0
+        self.weights_digest: str | None = None  # set by load(): the digest of the weights the file was fitted on
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, loader: Iterable, num_images: int | None = None, seed: int = 0, progress: bool = True
-            ) -> "LastLayerLaplace":
-        """Fit on `num_images` images (all of the loader when None) of batches [B,C,H,W] in [-1, 1] or
-        (images, labels) pairs. Image n (0-based, in loader order) gets t and eps seeded by (seed, n)."""
+    def fit(self, loader: Iterable, num_images: int | None = None, seed: int = 0, progress: bool = True,
+            value_range: tuple[float, float] | None = (-1.0, 1.0)) -> "LastLayerLaplace":
+        """Fit on `num_images` images (all of the loader when None) of batches [B,C,H,W] in `value_range` or
+        (images, labels) pairs. Image n (0-based, in loader order) gets t and eps seeded by (seed, n).
+        `value_range` = None skips the range check: data that legitimately leave [-1, 1] (the gmm preset's
+        exact mixture draws); the default refuses wrongly scaled images (uint8, [0, 1])."""
         from tqdm.auto import tqdm
 
         if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
@@ -213,7 +228,7 @@ class LastLayerLaplace:
         with torch.no_grad(), tqdm(total=num_images, desc="last-layer Laplace fit", unit="img",
                                    disable=not progress) as bar:
             for batch in loader:
-                x0, labels = self._split_batch(batch)
+                x0, labels = self._split_batch(batch, value_range)
                 if num_images is not None:
                     x0, labels = x0[: num_images - seen], None if labels is None else labels[: num_images - seen]
                 index = torch.arange(seen, seen + x0.shape[0])
@@ -284,6 +299,7 @@ class LastLayerLaplace:
         state = {"format": FILE_FORMAT, "version": FILE_VERSION, "layer": describe_layer(self.layer),
                  "eps_channels": self.eps_channels, "hessian": self.hessian, "prior_precision": self.prior_precision,
                  "sigma_noise": self.sigma_noise, "num_images": self.num_images,
+                 "weights_digest": weights_digest(self.model),
                  "data_term": {k: v.detach().cpu() for k, v in self.data_term.items()}}
         tmp = path.with_name(path.name + ".tmp")
         torch.save(state, tmp)
@@ -309,6 +325,7 @@ class LastLayerLaplace:
         device = self.layer.weight.device
         self.data_term = {k: v.to(device, torch.float64) for k, v in state["data_term"].items()}
         self.hessian, self.num_images = state["hessian"], int(state["num_images"])
+        self.weights_digest = state.get("weights_digest")  # of the model it was fitted on (None: older file)
         self.prior_precision, self.sigma_noise = float(state["prior_precision"]), float(state["sigma_noise"])
         return self
 
@@ -350,14 +367,16 @@ class LastLayerLaplace:
         residual[:, : self.eps_channels] = output[:, : self.eps_channels] - target_eps
         return residual
 
-    def _split_batch(self, batch: object) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _split_batch(self, batch: object, value_range: tuple[float, float] | None = (-1.0, 1.0)
+                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         images, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
         if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != tuple(self.model.sample_shape):
             raise ConfigError("loader batch", getattr(images, "shape", type(images).__name__),
                               f"image batches [B, {', '.join(map(str, self.model.sample_shape))}] or (images, labels)")
         low, high = float(images.min()), float(images.max())
-        if low < -1.0 - 1e-3 or high > 1.0 + 1e-3:
-            raise ConfigError("loader images", f"range [{low:.3g}, {high:.3g}]", "pixel values in [-1, 1]",
+        if value_range is not None and (low < value_range[0] - 1e-3 or high > value_range[1] + 1e-3):
+            raise ConfigError("loader images", f"range [{low:.3g}, {high:.3g}]",
+                              f"pixel values in [{value_range[0]:g}, {value_range[1]:g}]",
                               "rescale the images, e.g. x / 127.5 - 1 for uint8 or 2 x - 1 for [0, 1]")
         if getattr(self.model, "num_classes", None) is None:
             return images, None

@@ -73,6 +73,12 @@ class MCDropoutEstimator(WindowedVarianceEstimator):
                 f"built with dropout > 0, as the built-in presets are) or drop {self.name!r} from the estimators.")
         super().begin(batch)
 
+    def shared_draws_model(self, model, draws: int, seed: int, indices):
+        """Dropout masks fixed per (draw, sample) for the whole trajectory (estimators.posterior_draws)."""
+        from estimators.posterior_draws import DropoutDrawModel
+
+        return DropoutDrawModel(model, draws, seed, indices)
+
     def step_variance(self, step: "StepContext") -> torch.Tensor:
         seeds = [derive_seed(step.seed, self.name, index, step.index) for index in step.indices.tolist()]
         return mc_dropout_variance(step.model, step.x_t, step.t, self.m, seeds, step.y)

@@ -1,13 +1,25 @@
-"""Protocol 6: ground truth on the analytic Gaussian-mixture preset.
+"""Protocol 6: ground truth on the analytic Gaussian-mixture preset — each estimator against what it estimates.
 
-During the generation pass an observer records the oracle's exact Var[x0 | x_t] summed over every step of
-the trajectory; after it, the exact log-density of every generated x0. (Summed over all steps, not only
-an estimator's window: the mixture's components are isotropic, so once the posterior has settled on one
-component, in the last steps, Var[x0 | x_t] = s^2 s_t^2 / v_t is the same for every pixel and carries no
-pixel ranking; the pixel structure lives in the steps where components still compete.)
-Per estimator: mean per-image Spearman correlation of its pixel map with the true posterior variance map,
-Spearman correlation of its score with -log p(x0), and the AUROC of its score for detecting the
-lowest-density fraction of the samples (label 1 = among the lowest-density samples).
+Targets (benchmark/runner/protocols/ground_truth_targets.py) by estimator kind:
+- aleatoric: the same estimator with the exact score on the same states and draws. Rows
+  `spearman_pixel_vs_exact_score` (mean over images of the per-image Spearman correlation of the two maps) and
+  `spearman_score_vs_exact_score` (across samples).
+- epistemic, on the first `target_samples` samples: the shared-theta spread Var_s[x0^s] over `weight_draws`
+  regenerations and the squared error (x0_network - x0_exact)^2 from the same x_T. Rows
+  `spearman_{pixel,score}_vs_shared_theta_var` and `spearman_{pixel,score}_vs_sq_error`.
+  For BayesDiff also `calibration_ratio[skip=s]` for s in `calibration_skips`: the propagated Var[x0] over the
+  brute-force shared-theta variance of its own Laplace posterior, mean over pixels and samples each,
+      ratio = sum_{b,p} Var_BayesDiff[x0]_{b,p} / sum_{b,p} Var_s[x0^s]_{b,p}        (1 = calibrated).
+  Reported, never used to rescale anything.
+- every kind (usefulness): `spearman_score_vs_neg_log_density` (Spearman of the score with -log p(x0)),
+  `auroc_lowest_<f>pct_density` (label 1 = among the lowest-density fraction f of the samples) and
+  `auroc_between_mode` (label 1 = nearest-mode responsibility of x0 below `between_mode_responsibility`).
+- extra column, named for what it is: `spearman_pixel_vs_posterior_var_all_steps` (the oracle's Var[x0 | x_t]
+  summed over all steps: isotropic components leave it without pixel structure inside a late window).
+Intervals: percentile bootstrap over samples (`run.bootstrap` replicates; rows resampled jointly; AUROCs
+stratified by class); they cover the sampling variation of the statistic over the generated samples (and, for
+the epistemic targets, of those samples' weight draws), not the Monte-Carlo error of the estimators' own draws.
+A statistic that is undefined (constant input, one class only, e.g. no between-mode sample) is NaN. `n` is the number of samples used.
 """
 from __future__ import annotations
 
@@ -17,85 +29,181 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from benchmark.runner.protocols.base import ProtocolInputs
+from benchmark.runner.protocols.ground_truth_targets import (EXACT_PREFIX, ORACLE, OracleObserver,  # noqa: F401
+                                                              exact_samples, mode_responsibility, shared_theta_spread)
 from benchmark.runner.table import MetricRow, row_from_ci
-from estimators.base import EstimatorResult, UncertaintyEstimator, scale_window
+from estimators.base import COMMON_PARAMETERS
 from metrics import bootstrap_ci
+from metrics.bootstrap import ConfidenceInterval, percentile_interval
 
 NAME = "ground_truth"
-ORACLE = "_oracle"
-
-
-class OracleObserver(UncertaintyEstimator):
-    """Sums the oracle's exact per-pixel Var[x0 | x_t] over the window's steps (not a registered estimator).
-
-    The default window (0, 50) covers the whole trajectory.
-    """
-
-    name = ORACLE
-    uses_network = False
-
-    def __init__(self, oracle, window: tuple[int, int] = (0, 50)) -> None:
-        self.oracle, self.window = oracle, window
-
-    def begin(self, batch) -> None:
-        super().begin(batch)
-        self.steps = scale_window(self.window, batch.num_steps)
-        self.total: torch.Tensor | None = None
-
-    def observe(self, step) -> None:
-        if self.steps[0] <= step.index < self.steps[1]:
-            var = self.oracle.posterior_variance(step.x_t.to(torch.float64), step.t).to(step.x_t.dtype)
-            self.total = var if self.total is None else self.total + var
-
-    def result(self) -> EstimatorResult:
-        assert self.total is not None, "the window had no steps"
-        return EstimatorResult(pixel=self.total, score=self.total.flatten(1).sum(1))
 
 
 def record_log_density(oracle):
-    """after_batch hook of the generation pass: store log p(x0) of every generated sample."""
+    """after_batch hook of the generation pass: store log p(x0) and the nearest-mode responsibility."""
 
     def hook(x0: torch.Tensor, record: dict) -> None:
-        record["extras"]["log_density"] = oracle.log_density(x0.cpu()).to(torch.float64)
+        record["extras"]["log_density"] = oracle.log_density(x0.to(oracle.means.device)).cpu().to(torch.float64)
+        record["extras"]["mode_responsibility"] = mode_responsibility(oracle, x0)
 
     return hook
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
-    gen, seed = inputs.generation, inputs.config.seed
+    gen = inputs.generation
     if ORACLE not in gen.pixels or "log_density" not in gen.extras:
         return []
-    true_var = gen.pixels[ORACLE].flatten(1).numpy()
-    neg_log_p = -gen.extras["log_density"].numpy()
-    frac = float(params["lowest_density_fraction"])
-    cutoff = np.quantile(neg_log_p, 1 - frac)
-    label = (neg_log_p >= cutoff).astype(int)
-    rows = []
-    for name in inputs.estimator_names:
-        if name == ORACLE:
-            continue
-        maps = gen.pixels[name].flatten(1).numpy()
-        per_image = np.array([_spearman(m, v) for m, v in zip(maps, true_var)])
-        rows.append(row_from_ci(NAME, name, "spearman_pixel_vs_true_var",
-                                bootstrap_ci(np.nanmean, per_image, n_boot=inputs.config.bootstrap, seed=seed),
-                                gen.size, seed))
-        score = gen.scores[name].numpy()
-        rows.append(row_from_ci(NAME, name, "spearman_score_vs_neg_log_density",
-                                bootstrap_ci(_spearman, score, neg_log_p, n_boot=inputs.config.bootstrap, seed=seed),
-                                gen.size, seed))
-        rows.append(row_from_ci(NAME, name, f"auroc_lowest_{int(round(frac * 100))}pct_density",
-                                bootstrap_ci(_auroc, label.astype(np.float64), score, n_boot=inputs.config.bootstrap,
-                                             seed=seed), gen.size, seed))
+    oracle = inputs.preset.oracle().to(inputs.model.device)
+    rows = _old_target_rows(inputs)
+    rows += _usefulness_rows(inputs, params)
+    rows += _aleatoric_rows(inputs)
+    rows += _epistemic_rows(inputs, params, oracle)
     return rows
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+def _row(inputs: ProtocolInputs, estimator: str, metric: str, statistic, *arrays) -> MetricRow:
+    ci = bootstrap_ci(statistic, *arrays, n_boot=inputs.config.bootstrap, seed=inputs.seed)
+    return row_from_ci(NAME, estimator, metric, ci, len(arrays[0]), inputs.seed)
+
+
+def _pixel_row(inputs: ProtocolInputs, estimator: str, metric: str, maps: torch.Tensor, target: torch.Tensor
+               ) -> MetricRow:
+    """Mean over images of the per-image Spearman correlation of two maps [N,C,H,W]."""
+    per_image = per_image_spearman(maps, target)
+    return _row(inputs, estimator, metric, _nanmean, per_image)
+
+
+def _old_target_rows(inputs: ProtocolInputs) -> list[MetricRow]:
+    gen = inputs.generation
+    return [_pixel_row(inputs, name, "spearman_pixel_vs_posterior_var_all_steps", gen.pixels[name], gen.pixels[ORACLE])
+            for name in inputs.estimator_names]
+
+
+def _usefulness_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
+    gen = inputs.generation
+    neg_log_p = -gen.extras["log_density"].numpy()
+    frac = float(params["lowest_density_fraction"])
+    lowest = (neg_log_p >= np.quantile(neg_log_p, 1 - frac)).astype(np.float64)
+    between = (gen.extras["mode_responsibility"].numpy() < float(params["between_mode_responsibility"])
+               ).astype(np.float64)
+    rows = []
+    for name in inputs.estimator_names:
+        score = gen.scores[name].numpy()
+        rows.append(_row(inputs, name, "spearman_score_vs_neg_log_density", spearman, score, neg_log_p))
+        for metric, label in ((f"auroc_lowest_{int(round(frac * 100))}pct_density", lowest),
+                              ("auroc_between_mode", between)):
+            ci = auroc_ci(label, score, inputs.config.bootstrap, inputs.seed)
+            rows.append(row_from_ci(NAME, name, metric, ci, len(score), inputs.seed))
+    return rows
+
+
+def _aleatoric_rows(inputs: ProtocolInputs) -> list[MetricRow]:
+    gen = inputs.generation
+    rows = []
+    for name in inputs.estimator_names:
+        exact = EXACT_PREFIX + name
+        if exact not in gen.pixels:
+            continue
+        rows.append(_pixel_row(inputs, name, "spearman_pixel_vs_exact_score", gen.pixels[name], gen.pixels[exact]))
+        rows.append(_row(inputs, name, "spearman_score_vs_exact_score", spearman, gen.scores[name].numpy(),
+                         gen.scores[exact].numpy()))
+    return rows
+
+
+def _epistemic_rows(inputs: ProtocolInputs, params: dict, oracle) -> list[MetricRow]:
+    from benchmark.sampling import initial_labels, initial_noise
+
+    made = {e.name: e for e in inputs.make_estimators()}
+    epistemic = [name for name in inputs.estimator_names if name in made and made[name].kind == "epistemic"]
+    if not epistemic:
+        return []
+    cfg, gen, model = inputs.config, inputs.generation, inputs.model
+    n = min(int(params["target_samples"]), gen.size)
+    idx = gen.indices[:n]
+    x_T = initial_noise(cfg.seed, idx, model.sample_shape).to(model.device)
+    y = initial_labels(cfg.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
+    run_args = dict(sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, indices=idx)
+    x0_net = gen.x0[:n]
+    sq_error = (x0_net.double() - exact_samples(oracle, x_T, **run_args).cpu().double()).pow(2)
+    rows = []
+    for name in epistemic:
+        estimator = made[name]
+        spread = shared_theta_spread(estimator, model, x_T, draws=int(params["weight_draws"]), y=y,
+                                     **run_args).cpu().double()
+        maps, scores = gen.pixels[name][:n], gen.scores[name][:n].numpy()
+        for target_name, target in (("shared_theta_var", spread), ("sq_error", sq_error)):
+            rows.append(_pixel_row(inputs, name, f"spearman_pixel_vs_{target_name}", maps, target))
+            rows.append(_row(inputs, name, f"spearman_score_vs_{target_name}", spearman, scores,
+                             target.flatten(1).sum(1).numpy()))
+        if hasattr(estimator, "skip") and type(estimator).__name__ == "BayesDiff":
+            rows += _calibration_rows(inputs, params, estimator, x_T, y, spread, run_args)
+    return rows
+
+
+def _calibration_rows(inputs: ProtocolInputs, params: dict, estimator, x_T, y, spread: torch.Tensor,
+                      run_args: dict) -> list[MetricRow]:
+    """calibration_ratio[skip=s]: BayesDiff's Var[x0] with skip s over the shared-theta spread, same samples."""
+    skips = [int(s) for s in params["calibration_skips"]]
+    propagated = skip_variances(estimator, inputs.model, x_T, skips, y=y, **run_args)
+    spread_per_sample = spread.flatten(1).sum(1).numpy()
+    return [_row(inputs, estimator.name, f"calibration_ratio[skip={s}]", ratio_of_sums,
+                 propagated[s].flatten(1).sum(1).numpy(), spread_per_sample) for s in skips]
+
+
+def skip_variances(estimator, model, x_T: torch.Tensor, skips: list[int], *, y=None, **run_args
+                   ) -> dict[int, torch.Tensor]:
+    """{skip: BayesDiff's propagated Var[x0] [B,C,H,W] (float64, CPU)} from x_T: copies of `estimator` (same
+    posterior, draws and options, negate off) with each skip, in one sampling pass."""
+    from benchmark.sampling import sample
+
+    own = {k: v for k, v in estimator.params().items() if k not in COMMON_PARAMETERS}
+    variants = {s: type(estimator)(**{**own, "skip": s}) for s in skips}
+    for s, variant in variants.items():
+        variant.name = f"{estimator.name}@skip{s}"
+    with torch.no_grad():
+        out = sample(model, x_T, estimators=list(variants.values()), y=y, **run_args)
+    return {s: out.uncertainty[v.name].pixel.cpu().double() for s, v in variants.items()}
+
+
+def per_image_spearman(maps: torch.Tensor, target: torch.Tensor) -> np.ndarray:
+    """[N] Spearman correlation of each image's map [C,H,W] with its target map (NaN where either is constant)."""
+    a, b = maps.flatten(1).double().numpy(), target.flatten(1).double().numpy()
+    return np.array([spearman(u, v) for u, v in zip(a, b)])
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).statistic)
 
 
-def _auroc(label: np.ndarray, score: np.ndarray) -> float:
+def auroc(label: np.ndarray, score: np.ndarray) -> float:
+    """AUROC of `score` for label 1 (NaN when only one class is present)."""
     if label.min() == label.max():
         return float("nan")
     return float(roc_auc_score(label.astype(int), score))
+
+
+def auroc_ci(label: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> ConfidenceInterval:
+    """AUROC with a stratified percentile bootstrap: positives and negatives are resampled separately (each
+    keeps its count), so no replicate loses a class. NaN (value and interval) when one class is empty."""
+    value = auroc(label, score)
+    if not np.isfinite(value):
+        return ConfidenceInterval(value=value, low=float("nan"), high=float("nan"), n_boot=0, alpha=0.05,
+                                  method="stratified percentile")
+    rng = np.random.default_rng(seed)
+    pos, neg = np.flatnonzero(label == 1), np.flatnonzero(label != 1)
+    replicates = []
+    for _ in range(n_boot):
+        idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
+        replicates.append(auroc(label[idx], score[idx]))
+    return percentile_interval(value, replicates, 0.05)
+
+
+def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    total = float(np.sum(denominator))
+    return float(np.sum(numerator)) / total if total > 0 else float("nan")
+
+
+def _nanmean(values: np.ndarray) -> float:
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
