@@ -1,18 +1,36 @@
-"""Command line: run, leaderboard, regress, train, list. Bad input exits with code 2 and a one-paragraph error."""
+"""Command line: run, leaderboard, regress, train, list.
+
+Exit codes (a contract, see the README): 0 success, 1 `regress` found a regression, 2 bad input (config, CLI
+arguments, files given), 3 a fault during the run (I/O, corrupt state), 130 interrupted (Ctrl-C). For 2, 3 and
+130 the user sees one line and no traceback, unless `--debug` (anywhere on the command line) or
+UQBENCH_DEBUG=1 asks for it.
+"""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
-from benchmark.errors import UQBenchError
+from benchmark.errors import (EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, RunFault, RunInterrupted,
+                              UQBenchError)
 
 TIMING_METRICS = ("seconds_per_sample", "time_ratio")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) that names the fix, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {self.prog}: {message}. Fix: see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="uqbench", description="Benchmark pixel-wise uncertainty estimators "
-                                     "of diffusion models.")
+    parser = _Parser(prog="uqbench", description="Benchmark pixel-wise uncertainty estimators of diffusion models. "
+                     "Exit codes: 0 ok, 1 regression found, 2 bad input, 3 fault during the run, 130 interrupted; "
+                     "--debug (anywhere) shows tracebacks.")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run a config: generation, protocols, report")
     run.add_argument("--config", required=True, type=Path)
@@ -20,9 +38,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
-    board = sub.add_parser("leaderboard", help="one table across runs (Markdown + HTML)")
+    board = sub.add_parser("leaderboard", help="boards across validated runs: a static site + leaderboard.md")
     board.add_argument("runs", nargs="+", type=Path)
-    board.add_argument("--out", type=Path, default=Path("results"))
+    board.add_argument("--out", type=Path, default=Path("results/leaderboard"),
+                       help="site folder (index.html, leaderboard.md, runs/)")
+    check = sub.add_parser("validate", help="check that a run folder is complete and unchanged since its run")
+    check.add_argument("run", type=Path)
+    check.add_argument("--skip-weights", action="store_true", help="do not reload the model to check its weights")
     reg = sub.add_parser("regress", help="compare a run with a committed baseline")
     reg.add_argument("--baseline", required=True, type=Path)
     reg.add_argument("--run", required=True, type=Path)
@@ -30,7 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="write the baseline from the run instead of comparing (timing metrics left out)")
     reg.add_argument("--abs-tol", type=float, default=0.05)
     reg.add_argument("--rel-tol", type=float, default=0.05)
-    listing = sub.add_parser("list", help="presets and estimators")
+    listing = sub.add_parser("list", help="presets, estimators and protocols, with where each comes from")
+    listing.add_argument("--plugins", nargs="*", default=[], help="plug-in modules or .py files to import first")
     listing.add_argument("--estimators", action="store_true",
                          help="estimator cards: paper, kind, needs, extra NFEs per sample, parameters")
     sub.add_parser("train", help="train a preset's model or classifier (see `train --help`)", add_help=False)
@@ -39,20 +62,44 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("UQBENCH_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
     if argv[:1] == ["train"]:
         from benchmark.training import train_main
 
-        return _guard(lambda: train_main(argv[1:]))
-    args = _parser().parse_args(argv)
-    return _guard(lambda: COMMANDS[args.command](args))
+        return _guard(lambda: train_main(argv[1:]), debug)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # argparse: --help (0) or a bad argument (2, its line already printed)
+        return int(done.code or 0)
+    return _guard(lambda: COMMANDS[args.command](args), debug)
 
 
-def _guard(action) -> int:
+def _guard(action, debug: bool = False) -> int:
+    """Run a command; map what it raises onto the exit-code contract with one line on stderr."""
     try:
         return int(action() or 0)
     except UQBenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        return _fail("error", err, EXIT_BAD_INPUT, debug)
+    except RunFault as err:
+        return _fail("fault", err, EXIT_FAULT, debug)
+    except KeyboardInterrupt as err:
+        text = str(err) if isinstance(err, RunInterrupted) else "stopped by the user (Ctrl-C)"
+        return _fail("interrupted", text, EXIT_INTERRUPTED, debug)
+    except OSError as err:  # the file system failed under a running command (disk full, permissions, ...)
+        where = f" ({err.filename})" if err.filename else ""
+        return _fail("fault", f"{err.strerror or err}{where}. Fix: free space or fix permissions there, then run "
+                     "the same command again (a run resumes)", EXIT_FAULT, debug)
+    except Exception as err:  # a bug: still one line (and exit 3, never 1, which means a regression)
+        return _fail("fault", f"unexpected {type(err).__name__}: {err}. Fix: rerun with --debug for the traceback "
+                     "and report it", EXIT_FAULT, debug)
+
+
+def _fail(label: str, what: object, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"{label}: {' '.join(str(what).split())}", file=sys.stderr)
+    return code
 
 
 def _run(args) -> int:
@@ -61,7 +108,12 @@ def _run(args) -> int:
 
     config = load_config(args.config, preset=args.preset)
     out = args.out or default_out_dir(config)
-    report = run_benchmark(config, out, overwrite=args.overwrite, progress=not args.quiet)
+    try:
+        report = run_benchmark(config, out, overwrite=args.overwrite, progress=not args.quiet)
+    except KeyboardInterrupt:
+        resumable = (out / "config.json").is_file()
+        raise RunInterrupted(f"{out} keeps its finished shards; run the same command to resume" if resumable
+                             else f"nothing was written to {out}") from None
     if report is not None:
         print(f"report: {report}\nmetrics: {out / 'metrics.csv'}")
     return 0
@@ -71,8 +123,16 @@ def _leaderboard(args) -> int:
     from benchmark.leaderboard import write_leaderboard
 
     md, page = write_leaderboard(args.runs, args.out)
-    print(f"leaderboard: {md}\nhtml: {page}")
+    print(f"leaderboard: {md}\nsite: {page}")
     return 0
+
+
+def _validate(args) -> int:
+    from benchmark.validate import validate_run
+
+    result = validate_run(args.run, check_weights=not args.skip_weights)
+    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 2
 
 
 def _regress(args) -> int:
@@ -94,22 +154,14 @@ def _regress(args) -> int:
 
 
 def _list(args) -> int:
-    import estimators
-    from benchmark import presets
+    from benchmark.listing import listing_text
+    from benchmark.plugins import load_plugins
 
+    load_plugins(args.plugins, field="--plugins")  # and the entry-point plug-ins
     if args.estimators:
         print(_estimator_cards())
         return 0
-    print("presets:")
-    text = presets.list_presets_text() if hasattr(presets, "list_presets_text") else "\n".join(presets.names())
-    print(text)
-    from benchmark.runner.setup import EXTRA_PRESETS_ENV, extra_presets
-
-    for name, preset in extra_presets().items():
-        print(f"  {name}  (from ${EXTRA_PRESETS_ENV}) {getattr(preset, 'description', '')}")
-    print("\nestimators:")
-    for name in estimators.available():
-        print(f"  {name:<12} parameters: {', '.join(estimators.parameters(name)) or '(none)'}")
+    print(listing_text())
     return 0
 
 
@@ -121,4 +173,4 @@ def _estimator_cards() -> str:
     return cards_text(cards(estimators.available()))
 
 
-COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list}
+COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list, "validate": _validate}

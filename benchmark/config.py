@@ -17,22 +17,30 @@ from typing import Any
 from benchmark.config_fields import Field, check, default_of
 from benchmark.errors import ConfigError
 
-PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth")
+PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
+             "augmentation", "rectification")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
-            "features", "bootstrap", "device", "name", "threads", "plugins"}
+            "features", "bootstrap", "device", "name", "threads", "plugins",
+            "guidance_scale", "prompts", "prompts_file", "pixel_maps", "decoder_mc_samples"}  # the last 5: issue 13
 SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5},
     "precision_recall": {"k": 3},
     "sparsification": {"num_images": 64, "noise_fraction": 0.5, "fractions": 50},
-    "guidance": {"num_samples": 60, "m": 5, "percentile": 95.0, "strength": 1.0, "window": [45, 49]},
+    "guidance": {"num_samples": 60, "m": 5, "percentile": 95.0, "strength": 1.0, "window": [45, 49],
+                 "center": "mean", "clip_x0": False, "thresholds": "per_image", "calibration_samples": 100},
     "cost": {},
-    "ground_truth": {"lowest_density_fraction": 0.1},
+    "ground_truth": {"lowest_density_fraction": 0.1, "between_mode_responsibility": 0.9, "target_samples": 64,
+                     "weight_draws": 8, "calibration_skips": [1, 5]},
+    # issue 15 (benchmark/runner/protocols/{augmentation,rectification}.py); steps counted from the end of a
+    # 50-step run, scaled to run.steps
+    "augmentation": {"num_samples": 16, "variants": 6, "cut_step": 40},
+    "rectification": {"percentile": 90.0, "tries": 4, "renoise_step": 20, "mask_percentile": 80.0},
 }
 #: the protocols of a config without [protocols]: every one that any preset can run (ground_truth needs a
 #: preset with an oracle: ask for it by name)
-DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p != "ground_truth")
+DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "augmentation", "rectification"))
 #: typed rules of [run] fields (benchmark.config_fields.Field); a key of RUN_KEYS without a rule is checked by
 #: the code that reads it
 RUN_FIELDS: dict[str, Field] = {
@@ -50,6 +58,12 @@ RUN_FIELDS: dict[str, Field] = {
                   fix='use a plain folder name (letters, digits, . _ + -; no "/" or ".."), e.g. name = "smoke"'),
     "preset": Field("str", None, pattern=r"\S.*", fix="set run.preset (python -m benchmark list)"),
     "sampler": Field("str", "ddim"),
+    # issue 13: classifier-free guidance, prompts of text-conditioned models, pixel maps of latent models
+    "guidance_scale": Field("float", 1.0, fix="e.g. run.guidance_scale = 3 (1 = no guidance)"),
+    "prompts": Field("list[str]", None, min_len=1, fix='e.g. run.prompts = ["a photo of a cat"]'),
+    "prompts_file": Field("str", None, pattern=r"\S.*", fix='e.g. run.prompts_file = "prompts.txt" (one per line)'),
+    "pixel_maps": Field("str", "upsample", choices=("upsample", "decoder_mc")),
+    "decoder_mc_samples": Field("int", 8, low=2),
 }
 #: ranges of protocol fields, keyed "protocol.key" (types and defaults come from PROTOCOL_KEYS: a key added
 #: there without a rule here is still type-checked against its default's type)
@@ -67,6 +81,23 @@ PROTOCOL_RULES: dict[str, Field] = {
     "guidance.window": Field("list[int]", low=0, high=50, min_len=2, max_len=2,
                              fix="give [start, stop] with 0 <= start < stop <= 50 (steps of a 50-step run)"),
     "ground_truth.lowest_density_fraction": Field("float", low=0, high=1, open_low=True, open_high=True),
+    "ground_truth.between_mode_responsibility": Field("float", low=0, high=1, open_low=True, open_high=True),
+    "ground_truth.target_samples": Field("int", low=2),
+    "ground_truth.weight_draws": Field("int", low=2),
+    "ground_truth.calibration_skips": Field("list[int]", low=1, min_len=0),
+    "guidance.center": Field("str", choices=("mean", "prediction")),
+    "guidance.thresholds": Field("str", choices=("per_image", "calibrated"),
+                                 fix='set thresholds = "per_image" (per-image percentile) or "calibrated" (Alg. 2 tau_t)'),
+    "guidance.calibration_samples": Field("int", low=2),
+    "augmentation.num_samples": Field("int", low=1),
+    "augmentation.variants": Field("int", low=2),
+    "augmentation.cut_step": Field("int", low=1, high=49, fix="give the steps left at the cut, of a 50-step run "
+                                   "(40 = the public BayesDiff code's default)"),
+    "rectification.percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
+    "rectification.tries": Field("int", low=1),
+    "rectification.renoise_step": Field("int", low=1, high=49, fix="give the steps left at the re-noising step, "
+                                        "of a 50-step run (20 = t of about 400 of 1000)"),
+    "rectification.mask_percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
 }
 #: the smallest number of samples a reported FID may be computed from (the curve's smallest kept subset)
 MIN_FID_SAMPLES = 10
@@ -107,6 +138,11 @@ class RunConfig:
     model: Any = None  # benchmark.models.loading.ModelSpec of a [model] section (None: the preset's model)
     data: Any = None  # benchmark.datasets.DataSpec of a [data] section (None: the preset's data)
     plugins: tuple[str, ...] = ()  # run.plugins, as written
+    guidance_scale: float = 1.0  # classifier-free guidance w (1 = off); benchmark.models.guided
+    prompts: tuple[str, ...] = ()  # of a text-conditioned model (run.prompts, or read from run.prompts_file)
+    prompts_file: str | None = None
+    pixel_maps: str = "upsample"  # pixel-space maps of a latent model: "upsample" or "decoder_mc"
+    decoder_mc_samples: int = 8  # K decoded draws per sample for "decoder_mc"
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -119,6 +155,10 @@ class RunConfig:
         }
         if self.plugins:
             out["run"]["plugins"] = list(self.plugins)
+        for key, default in (("guidance_scale", 1.0), ("prompts", ()), ("prompts_file", None),
+                             ("pixel_maps", "upsample"), ("decoder_mc_samples", 8)):
+            if getattr(self, key) != default:
+                out["run"][key] = list(getattr(self, key)) if key == "prompts" else getattr(self, key)
         for section in ("model", "data"):
             if getattr(self, section) is not None:
                 out[section] = {k: v for k, v in asdict(getattr(self, section)).items() if v is not None}
@@ -208,12 +248,28 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     protocols = _protocols(_section(data, "protocols") if "protocols" in data else dict.fromkeys(DEFAULT_PROTOCOLS, {}),
                            steps, n)
     _check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
+    _check_application_needs(protocols, estimators)
     return RunConfig(
         preset=str(run_preset or ""), model=model, data=data_spec, plugins=plugins, sampler=sampler, steps=steps,
         num_samples=n, keep=keep,
         seed=value("seed"), batch_size=value("batch_size"), features=features,
         bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
-        name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source)
+        name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
+        **_conditioning(typed, base_dir))
+
+
+def _conditioning(typed: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """Issue 13's [run] fields: guidance_scale, prompts (run.prompts or the lines of run.prompts_file, relative
+    to the config's folder), pixel_maps, decoder_mc_samples."""
+    from benchmark.models.conditioning import read_prompts
+
+    prompts_file = typed.get("prompts_file")
+    if prompts_file is not None and base_dir is not None and not Path(prompts_file).expanduser().is_absolute() \
+            and (base_dir / prompts_file).is_file():
+        prompts_file = str(base_dir / prompts_file)
+    return {"guidance_scale": float(typed.get("guidance_scale", 1.0)), "prompts_file": prompts_file,
+            "prompts": tuple(read_prompts(typed.get("prompts"), prompts_file)),
+            "pixel_maps": typed.get("pixel_maps", "upsample"), "decoder_mc_samples": int(typed.get("decoder_mc_samples", 8))}
 
 
 def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...]:
@@ -297,6 +353,19 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
     return out
 
 
+def _check_application_needs(protocols: dict[str, dict[str, Any]], estimators: tuple[EstimatorSpec, ...]) -> None:
+    """augmentation needs an estimator with a state variance (bayesdiff); rectification one besides `random`."""
+    import estimators as registry
+
+    if "augmentation" in protocols and not any(getattr(registry.get_class(e.type), "state_variance", False)
+                                               for e in estimators):
+        raise ConfigError("protocols.augmentation", "enabled", "a run with an estimator that propagates a state "
+                          "variance (bayesdiff)", "add [estimators.bayesdiff] or disable the protocol (enabled = false)")
+    if "rectification" in protocols and all(e.type == "random" for e in estimators):
+        raise ConfigError("protocols.rectification", "enabled", "a run with an estimator besides random",
+                          "add an [estimators.<name>] table or disable the protocol (enabled = false)")
+
+
 def _check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n: int, keep: int,
                           features: tuple[str, ...]) -> None:
     """Cross-field constraints: a configured protocol must be able to produce what its name says."""
@@ -314,7 +383,8 @@ def _check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n
             raise ConfigError("protocols.filtered_fid.curve_fractions", fractions,
                               f"fractions whose smallest subset has >= {MIN_FID_SAMPLES} samples (the smallest, "
                               f"{min(fractions):g} of N = {n}, has {smallest})",
-                              f"raise the smallest fraction to >= {MIN_FID_SAMPLES / n:.3g} or raise run.num_samples")
+                              (f"raise the smallest fraction to >= {MIN_FID_SAMPLES / n:.3g} or " if MIN_FID_SAMPLES <= n
+                               else "") + f"raise run.num_samples to >= {math.ceil(MIN_FID_SAMPLES / min(fractions))}")
     if "precision_recall" in protocols:
         k = protocols["precision_recall"]["k"]
         if k >= keep:

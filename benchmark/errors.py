@@ -27,3 +27,17 @@ class NonFiniteError(UQBenchError, FloatingPointError):
 
 class MissingAssetError(UQBenchError, FileNotFoundError):
     """Weights, data or a fitted posterior are not where they are looked for."""
+
+
+class RunFault(Exception):
+    """A fault during a run that is not the user's input: an I/O failure, a corrupt or truncated file in the
+    run folder. The CLI prints one line and exits with code 3 (the folder stays resumable)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a command, with the line to print (e.g. how to resume); the CLI exits with 130."""
+
+
+#: the CLI's exit codes (a contract, documented in the README): success, `regress` found a regression,
+#: bad input (config, CLI arguments, files given), a fault during the run, interrupted by the user
+EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -121,7 +121,7 @@ def test_overwrite_replaces_a_run_folder_but_never_a_foreign_one(tmp_path):
     from benchmark.errors import ConfigError
     from benchmark.runner.setup import prepare_run_dir
 
-    config = parse_config({"run": {"preset": "toy", "num_samples": 4, "keep": 2}})
+    config = parse_config({"run": {"preset": "toy", "num_samples": 4, "keep": 2}, "protocols": {"cost": {}}})
     run = tmp_path / "run"
     (run / "shards").mkdir(parents=True)
     for name in ("config.json", "manifest.json", "metrics.csv", "shards/gen_0000000_0000004.pt"):

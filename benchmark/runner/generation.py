@@ -1,10 +1,13 @@
 """The shared generation pass, sharded by sample index, resumable, and merged in index order.
 
 Every shard is one batch of consecutive sample indices; x_T, labels and every estimator draw derive from
-(seed, index), so shards can run in any order, on any rank, and be re-run after an interruption.
+(seed, index), so shards can run in any order, on any rank, and be re-run after an interruption. Each shard
+carries a checksum (benchmark.runner.checksums): a corrupt or truncated shard is named, discarded and
+regenerated when the run resumes.
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -12,7 +15,8 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from benchmark.runner.io import load_torch, save_torch
+from benchmark.runner import checksums
+from benchmark.runner.io import save_torch
 from benchmark.sampling import initial_labels, initial_noise, sample
 
 SHARD_DIR = "shards"
@@ -63,7 +67,7 @@ def generate(
 ) -> None:
     """Generate the shards of this rank that are not on disk yet (shard i goes to rank i % world_size)."""
     ranges = [r for i, r in enumerate(shard_ranges(num_samples, batch_size)) if i % world_size == rank]
-    todo = [r for r in ranges if not shard_path(run_dir, *r, tag=tag).is_file()]
+    todo = [r for r in ranges if not _usable(shard_path(run_dir, *r, tag=tag))]
     bar = tqdm(todo, desc=f"generate ({tag}) rank {rank}", disable=not progress, unit="shard")
     for start, stop in bar:
         idx = torch.arange(start, stop)
@@ -83,12 +87,23 @@ def generate(
         }
         if after_batch is not None:
             after_batch(result.x0, record)
-        save_torch(record, shard_path(run_dir, start, stop, tag=tag))
+        path = shard_path(run_dir, start, stop, tag=tag)
+        save_torch(record, path)
+        checksums.record_checksum(path)
+
+
+def _usable(path: Path) -> bool:
+    """Whether a shard on disk matches its checksum; a damaged one is named on stderr and discarded."""
+    issue = checksums.problem(path)
+    if issue is not None and path.is_file():
+        print(f"warning: discarding shard {path}: {issue}; it is regenerated", file=sys.stderr)
+        checksums.discard(path)
+    return issue is None
 
 
 def load_generation(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> Generation:
     """Merge all shards (which must all exist) in index order."""
-    records = [load_torch(shard_path(run_dir, *r, tag=tag)) for r in shard_ranges(num_samples, batch_size)]
+    records = [checksums.load_checked(shard_path(run_dir, *r, tag=tag)) for r in shard_ranges(num_samples, batch_size)]
     names = list(records[0]["scores"])
     weights = [len(r["indices"]) for r in records]
     total = sum(weights)
@@ -105,4 +120,5 @@ def load_generation(run_dir: Path, num_samples: int, batch_size: int, tag: str =
 
 
 def missing_shards(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> list[tuple[int, int]]:
-    return [r for r in shard_ranges(num_samples, batch_size) if not shard_path(run_dir, *r, tag=tag).is_file()]
+    return [r for r in shard_ranges(num_samples, batch_size)
+            if checksums.problem(shard_path(run_dir, *r, tag=tag)) is not None]

@@ -8,18 +8,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmark import presets
 from benchmark.config import RunConfig
 from benchmark.runner import distributed
 from benchmark.runner.generation import generate, load_generation
 from benchmark.runner.feature_scores import apply_feature_scores
 from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
+from benchmark.runner.protocols import augmentation, rectification
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner import setup
-from benchmark.runner.setup import (LAPLACE_CACHE, check_run_dir, estimator_factory, preflight,
-                                     prepare_run_dir, resolve_device)
+from benchmark.runner import lock, setup
+from benchmark.runner.run_dir import start_run_dir
+from benchmark.runner.setup import LAPLACE_CACHE, check_run_dir, estimator_factory, preflight, resolve_device
 from benchmark.runner.table import to_frame
 
+CACHE_ENV = "UQBENCH_CACHE"
 PROTOCOL_FUNCTIONS = {
     "filtered_fid": filtered_fid.run,
     "precision_recall": precision_recall.run,
@@ -27,11 +30,21 @@ PROTOCOL_FUNCTIONS = {
     "guidance": guided.run,
     "cost": cost.run,
     "ground_truth": ground_truth.run,
+    "augmentation": augmentation.run,
+    "rectification": rectification.run,
 }
 
 
-@torch.no_grad()  # (the guided pass enables gradients where it needs them)
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
+    """Run every configured protocol (see `_run_benchmark`); the run folder's lock is released however it ends."""
+    try:
+        return _run_benchmark(config, out, overwrite=overwrite, progress=progress)
+    finally:
+        lock.release(out)  # a no-op unless this process took it
+
+
+@torch.no_grad()  # (the guided pass enables gradients where it needs them)
+def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
     """Run every configured protocol; returns the report path (None on ranks other than 0).
 
     torch runs on `config.threads` intra-op threads (default 1: the presets' networks are small, and on a
@@ -44,7 +57,7 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     resume = check_run_dir(out, config, overwrite=overwrite)  # every rank, read-only: all fail alike
     distributed.barrier()
     device = resolve_device(config.device if world == 1 else distributed.device_for(rank, config.device))
-    preset = setup.load_preset(config.preset)
+    preset = presets.for_run(setup.load_preset(config.preset) if config.preset else None, config.model, config.data)
     model = preset.load_model().to(device)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
     cache = out / LAPLACE_CACHE
@@ -52,8 +65,7 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
         make_estimators = estimator_factory(config, model, preset, progress=progress,
                                             laplace_cache=cache if resume else None)
         preflight(config, model, preset, _with_oracle(make_estimators, oracle))
-        prepare_run_dir(out, config, overwrite=overwrite)
-        make_estimators.persist(cache)
+        start_run_dir(out, config, overwrite=overwrite, model=model, factory=make_estimators, cache=cache)
     distributed.barrier()
     if rank != 0:  # the posterior rank 0 fitted, loaded from next to the model or from the run folder
         make_estimators = estimator_factory(config, model, preset, progress=False, laplace_cache=cache)
@@ -72,8 +84,13 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
     gen = load_generation(out, config.num_samples, config.batch_size)
 
     tick = time.perf_counter()
+    timings.update({f"generation.{name}": seconds for name, seconds in gen.seconds.items()})  # summed over shards
     extract = _feature_function(config, preset, out, progress)
-    fake_features = {space: extract(space, gen.x0) for space in config.features}
+    fake_features = {}
+    for space in config.features:
+        tick_space = time.perf_counter()
+        fake_features[space] = extract(space, gen.x0)
+        timings[f"features.{space}"] = time.perf_counter() - tick_space
     real_features, reference_stats = _references(config, preset, extract)
     apply_feature_scores(gen, make_estimators(), fake_features, real_features, extract,  # e.g. realism_oracle
                          lambda: preset.load_data("test").images)
@@ -103,13 +120,12 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
 
 
 def _with_oracle(make_estimators, oracle):
+    """The estimators plus, for ground truth, the oracle observer and the aleatoric ones' exact-score twins."""
     if oracle is None:
         return make_estimators
+    from benchmark.runner.protocols.ground_truth_targets import with_observers
 
-    def make() -> list:
-        return [*make_estimators(), ground_truth.OracleObserver(oracle)]
-
-    return make
+    return with_observers(make_estimators, oracle)
 
 
 def _feature_function(config: RunConfig, preset, out: Path, progress: bool):
@@ -117,17 +133,20 @@ def _feature_function(config: RunConfig, preset, out: Path, progress: bool):
 
     extractors: dict = {}
 
-    def extract(space: str, images: torch.Tensor) -> np.ndarray:
+    def extract(space: str, images: torch.Tensor, shared: bool = False) -> np.ndarray:
+        """Features [N, D]; cached in the run folder, or with `shared` in reference_cache_dir() (across runs)."""
         if space not in extractors:
             kwargs = {"classifier": preset.load_classifier()} if space == "classifier" else {}
             extractors[space] = build_feature_extractor(space, **kwargs)
-        return np.asarray(cached_features(extractors[space], images.cpu(), out / "features"), dtype=np.float64)
+        cache_dir = reference_cache_dir() if shared else out / "features"
+        return np.asarray(cached_features(extractors[space], images.cpu(), cache_dir), dtype=np.float64)
 
     return extract
 
 
 def _references(config: RunConfig, preset, extract):
-    """Real features (where computable here) and reference statistics per feature space."""
+    """Real features (where computable here) and reference statistics per feature space. The features of a
+    [data] section's images are computed once and cached by content hash across runs (reference_cache_dir)."""
     from metrics import feature_statistics
 
     real_features, reference_stats = {}, {}
@@ -135,11 +154,16 @@ def _references(config: RunConfig, preset, extract):
         committed = preset.reference_stats(space)
         if space == "classifier" or committed is None:
             data = preset.load_data("test")
-            real_features[space] = extract(space, data.images)
+            real_features[space] = extract(space, data.images, shared=config.data is not None)
             reference_stats[space] = feature_statistics(real_features[space])
         else:
             reference_stats[space] = committed  # a metrics.FeatureStats (Preset.reference_stats)
     return real_features, reference_stats
+
+
+def reference_cache_dir() -> Path:
+    """$UQBENCH_CACHE/reference_features (default ~/.cache/diffusion-uq-bench/reference_features)."""
+    return Path(os.environ.get(CACHE_ENV, "~/.cache/diffusion-uq-bench")).expanduser() / "reference_features"
 
 
 def default_out_dir(config: RunConfig) -> Path:

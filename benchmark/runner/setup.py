@@ -2,9 +2,7 @@
 from __future__ import annotations
 
 import importlib
-import json
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -13,52 +11,12 @@ import torch
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.runner.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
+from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
 
-FINISHED_MARKER = "manifest.json"
 EXTRA_PRESETS_ENV = "UQBENCH_EXTRA_PRESETS"
 LAPLACE_CACHE = "laplace_last_layer.pt"  # in the run folder, for a model that has no folder of its own
 LAPLACE_USERS = ("bayesdiff", "generative_uncertainty")  # estimators handed the run's fitted Laplace posterior
-
-
-def check_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
-    """Whether `out` can hold this run, without touching it. True when it holds an unfinished run of the same
-    config (resume); raises ConfigError when it is a file, a foreign folder, a finished run (without
-    `overwrite`) or an unfinished run of another config (without `overwrite`)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", str(out), "a directory path, but a file of that name exists",
-                          "choose another --out or remove the file")
-    saved = out / "config.json"
-    if not out.is_dir() or not any(not p.name.startswith(".") for p in out.iterdir()):
-        return False  # new or empty (a hidden temporary file of a write killed half-way does not count)
-    if not saved.is_file():
-        raise ConfigError("--out", str(out), "an empty or run directory, but it holds other files",
-                          "choose a new --out folder")
-    if (out / FINISHED_MARKER).is_file() and not overwrite:
-        raise ConfigError("--out", str(out), "a new folder: it holds a finished run",
-                          "pass --overwrite to replace it, or choose another --out")
-    if overwrite:
-        return False
-    if json.loads(saved.read_text()) != config.to_dict():
-        raise ConfigError("--out", str(out), "the folder of an unfinished run with a different config",
-                          "pass --overwrite to start over, or use the same config to resume")
-    return True
-
-
-def prepare_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
-    """Create or reuse `out`. Returns True when resuming an unfinished run of the same config.
-
-    A finished run (its manifest.json exists) is never overwritten without `overwrite`; an unfinished one
-    with the same config resumes from its shards; a folder that is not a run directory is never deleted.
-    """
-    if check_run_dir(out, config, overwrite=overwrite):
-        return True
-    if overwrite and (out / "config.json").is_file():  # a run directory replaced under --overwrite
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    from benchmark.runner.io import save_json
-
-    save_json(config.to_dict(), out / "config.json")
-    return False
 
 
 def load_preset(name: str):
@@ -95,7 +53,9 @@ def extra_presets() -> dict[str, object]:
         if target is None:
             raise ConfigError(EXTRA_PRESETS_ENV, item, "entries of the form module:attribute",
                               "e.g. UQBENCH_EXTRA_PRESETS=mypackage.presets:MyPreset")
-        preset = target if hasattr(target, "load_model") and not isinstance(target, type) else target()
+        from benchmark import presets
+
+        preset = presets.as_preset(target, EXTRA_PRESETS_ENV, item)  # refuses an estimator class, a module, ...
         found[str(preset.name)] = preset
     return found
 
@@ -111,6 +71,9 @@ class EstimatorFactory:
     params: dict[str, dict]
     posterior: object | None = None
     posterior_path: Path | None = None
+    #: which posterior file served the run and why others were passed over (estimators.laplace_reuse.LaplaceChoice;
+    #: `laplace.record()` is the manifest's record), None without bayesdiff
+    laplace: object | None = None
     types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
 
     def __call__(self) -> list:
@@ -127,6 +90,8 @@ class EstimatorFactory:
         """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
         if self.posterior is not None and self.posterior_path is None:
             self.posterior_path = self.posterior.save(path)
+            if self.laplace is not None:
+                self.laplace.path = self.posterior_path
 
 
 def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True,
@@ -138,11 +103,15 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
     factory = EstimatorFactory({})
     fit_spec = next((s for s in config.estimators if s.type == "bayesdiff"), None)  # its fit settings serve all
     for spec in config.estimators:
-        params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items() if k != "fit_images"}
+        params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()
+                  if k not in LAPLACE_FIT_KEYS}
         if spec.type in LAPLACE_USERS and factory.posterior is None:  # variants share one fitted posterior
-            factory.posterior, factory.posterior_path = ensure_laplace(
-                model, preset, int((fit_spec or spec).params.get("fit_images", 500)), seed=config.seed,
-                progress=progress, cache=laplace_cache)
+            fit = (fit_spec or spec).params
+            settings = LaplaceSettings(int(fit.get("fit_images", 500)),
+                                       float(fit.get("prior_precision", 1.0)), fit.get("hessian", "ggn"))
+            factory.posterior, factory.laplace = ensure_laplace(model, preset, settings, seed=config.seed,
+                                                                progress=progress, cache=laplace_cache)
+            factory.posterior_path = factory.laplace.path
         if spec.type in LAPLACE_USERS:
             params["laplace"] = factory.posterior
         if "extractor" in estimators.parameters(spec.type) and params.get("features", "classifier") != "pixels":
@@ -160,19 +129,23 @@ def feature_extractor(preset, space: str):
     return build_feature_extractor(space, **({"classifier": preset.load_classifier()} if space == "classifier" else {}))
 
 
-def ensure_laplace(model, preset, fit_images: int, *, seed: int, progress: bool, cache: Path | None = None):
-    """(posterior, path): the model's fitted last-layer Laplace posterior, loaded from next to the model or
-    from `cache`, else fitted and saved next to the model (path None when it could not be saved)."""
+def ensure_laplace(model, preset, settings, *, seed: int, progress: bool, cache: Path | None = None):
+    """(posterior, choice): the model's last-layer Laplace posterior, loaded from next to the model or from
+    `cache` only when that file matches `settings` (fit images, prior, Hessian kind) and the model's weights
+    (estimators.laplace_reuse), else fitted and kept in memory (choice.path None; the runner saves it to the run
+    folder with `EstimatorFactory.persist`: a run never writes into the model's folder)."""
     from estimators.laplace import LastLayerLaplace, default_path
+    from estimators.laplace_reuse import choose_posterior
 
     try:
         path: Path | None = default_path(model)
     except MissingAssetError:  # the model does not live in a local folder: fit for this run only
         path = None
-    la = LastLayerLaplace(model)
-    for saved in (path, cache):
-        if saved is not None and saved.is_file():
-            return la.load(saved), saved
+    la, choice = choose_posterior(model, settings, [path, cache])
+    if la is not None:
+        return la, choice
+    la = LastLayerLaplace(model, prior_precision=settings.prior_precision, hessian=settings.hessian)
+    fit_images = settings.fit_images
     if preset is None or preset.dataset is None:
         raise MissingAssetError("bayesdiff needs a fitted last-layer Laplace posterior and the model has none saved "
                                 "and no training data to fit one. Fix: fit it with LastLayerLaplace(model).fit(loader) "
@@ -180,13 +153,11 @@ def ensure_laplace(model, preset, fit_images: int, *, seed: int, progress: bool,
     data = preset.load_data("train", n=fit_images)
     batches = [data.images[i:i + 64] if data.labels is None else (data.images[i:i + 64], data.labels[i:i + 64])
                for i in range(0, data.images.shape[0], 64)]
-    la.fit(batches, num_images=min(fit_images, data.images.shape[0]), seed=seed, progress=progress)
-    if path is not None:
-        try:
-            return la, la.save(path)
-        except OSError:  # a read-only install: keep it in memory for this run
-            pass
-    return la, None
+    # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
+    exact_draws = getattr(preset, "oracle", lambda: None)() is not None
+    la.fit(batches, num_images=min(fit_images, data.images.shape[0]), seed=seed, progress=progress,
+           value_range=None if exact_draws else (-1.0, 1.0))
+    return la, choice
 
 
 def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:
@@ -195,6 +166,7 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     later (test data, the domain classifier) are opened."""
     from benchmark.sampling import initial_labels, initial_noise, sample
 
+    check_protocols_can_run(config, preset)
     idx = torch.zeros(1, dtype=torch.long)
     x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
     y = initial_labels(config.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
@@ -207,10 +179,39 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     needs_test_data = "sparsification" in config.protocols or any(
         space == "classifier" or preset.reference_stats(space) is None for space in config.features)
     if needs_test_data:
-        preset.load_data("test", n=1)
+        real = preset.load_data("test", n=1).images
+        if tuple(real.shape[1:]) != tuple(model.sample_shape):
+            raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
+                              f"{tuple(model.sample_shape)} (C, H, W), but they are {tuple(real.shape[1:])}",
+                              "resize/convert the images, or point [data] at the data the model was trained on")
+
+
+def check_protocols_can_run(config: RunConfig, preset) -> None:
+    """A protocol the config asks for must be able to run on this preset (never skipped in silence)."""
+    oracle = getattr(preset, "oracle", None)
+    if "ground_truth" in config.protocols and (oracle is None or oracle() is None):
+        raise ConfigError("protocols.ground_truth", config.preset or "(model folder)", "a preset with an analytic "
+                          "oracle (exact score and density, e.g. gmm)", "remove [protocols.ground_truth] or set "
+                          'run.preset = "gmm"')
+    if "precision_recall" in config.protocols and not any(
+            space == "classifier" or preset.reference_stats(space) is None for space in config.features):
+        raise ConfigError("protocols.precision_recall", list(config.features), "a feature space with real images' "
+                          "features (P&R needs them; only statistics are committed for the ones given)",
+                          'add "classifier" to run.features or remove [protocols.precision_recall]')
 
 
 def resolve_device(name: str) -> torch.device:
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError("run.device", name, "a device that exists here (cpu; cuda needs a GPU)", "set run.device = \"cpu\"")
-    return torch.device(name)
+    """The run's torch device; refuses one this machine does not have (exit 2, before anything is written)."""
+    fix = 'set run.device = "cpu"'
+    if name.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        index = int(name.partition(":")[2] or 0)
+        if index >= count:
+            raise ConfigError("run.device", name, f"a device that exists here (cpu; cuda needs a GPU; {count} "
+                              "found)", fix)
+    elif name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise ConfigError("run.device", name, "a device that exists here (mps needs Apple silicon)", fix)
+    try:
+        return torch.device(name)
+    except RuntimeError as err:
+        raise ConfigError("run.device", name, f"a torch device name ({err})", fix) from None
