@@ -118,6 +118,11 @@ def _load_unet2d(folder: Path, *, num_classes: int | None = None, last_layer: st
 
 register_layout("UNet2DModel (diffusers pipeline or bare UNet folder)", _is_unet2d_folder, _load_unet2d, first=False)
 
+from benchmark.models import pipelines as _pipelines  # noqa: E402 (latent / transformer / text-conditioned layouts)
+
+register_layout("latent, transformer or text-conditioned pipeline (vae/ AutoencoderKL, transformer/ DiT or PixArt, "
+                "unet/ UNet2DConditionModel)", _pipelines.is_pipeline_folder, _pipelines.load_pipeline_folder)
+
 
 def model_spec_from_section(section: dict[str, Any], *, base_dir: Path | None = None) -> ModelSpec:
     """Validate a `[model]` table; a relative `path` is taken relative to the config's folder when it exists there."""

@@ -1,0 +1,91 @@
+"""Pixel-space maps of latent uncertainty, and the pixel-space view of a latent model's generation.
+
+Every estimator returns its map in the model's (latent) space; a latent run also writes a pixel-space map by a
+named strategy (`[run] pixel_maps`):
+- "upsample": the channel-summed latent map, bilinearly resized to the image size (free):
+      U_pix[b, :, i, j] = bilinear_{h x w -> H x W}( sum_c U_lat[b, c] )[i, j]
+- "decoder_mc": K decoded draws around the latent mean with the estimator's latent map as variance (the BayesDiff
+  authors' recipe for Stable Diffusion, karrykkk/BayesDiff issue #1):
+      z_k = z0 + sqrt(U_lat) n_k,  n_k ~ N(0, I) seeded per (seed, sample index, k);  U_pix = Var_k[ D(z_k) ]
+  (unbiased, K - 1 in the denominator); K decoder calls per sample.
+"""
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+
+from benchmark.errors import ConfigError
+from benchmark.seeding import per_sample_randn
+
+PIXEL_MAP_STRATEGIES = ("upsample", "decoder_mc")
+
+
+def check_strategy(strategy: object, samples: object) -> tuple[str, int]:
+    """(strategy, K) validated; K >= 2 (a variance needs two draws)."""
+    if strategy not in PIXEL_MAP_STRATEGIES:
+        raise ConfigError("run.pixel_maps", strategy, f"one of {', '.join(PIXEL_MAP_STRATEGIES)}",
+                          'e.g. pixel_maps = "upsample" (free) or "decoder_mc" (K decoder calls per sample)')
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 2:
+        raise ConfigError("run.decoder_mc_samples", samples, "an integer >= 2 (decoded draws per sample)")
+    return str(strategy), int(samples)
+
+
+def upsample_map(latent_map: torch.Tensor, pixel_shape: Sequence[int]) -> torch.Tensor:
+    """[B,c,h,w] latent map -> [B,C,H,W]: channel sum, bilinear resize (align_corners=False), copied over C."""
+    channels, height, width = (int(s) for s in pixel_shape)
+    summed = latent_map.sum(1, keepdim=True)
+    resized = F.interpolate(summed, size=(height, width), mode="bilinear", align_corners=False)
+    return resized.expand(-1, channels, -1, -1).contiguous()
+
+
+def decoder_mc_map(decode, mean: torch.Tensor, variance: torch.Tensor, samples: int, *, seed: int,
+                   indices: torch.Tensor, stream: str = "decoder-mc") -> torch.Tensor:
+    """Per-pixel variance over K decoded draws z_k = mean + sqrt(variance) n_k [B,c,h,w] -> [B,C,H,W].
+
+    `decode` maps latents [N,c,h,w] to images; the draws of sample i are seeded by (seed, stream, indices[i]),
+    so the map does not depend on the batch. One decoder call on K*B rows (K per sample).
+    """
+    noise = per_sample_randn(seed, indices, (samples, *mean.shape[1:]), stream=stream, device=mean.device,
+                             dtype=mean.dtype).transpose(0, 1)  # [K,B,c,h,w]
+    draws = mean.unsqueeze(0) + variance.clamp_min(0.0).sqrt().unsqueeze(0) * noise
+    images = decode(draws.reshape(-1, *mean.shape[1:]))
+    return images.view(samples, mean.shape[0], *images.shape[1:]).var(0, unbiased=True)
+
+
+def pixel_space_record(model, record: dict, *, seed: int) -> None:
+    """Rewrite a generation shard record of a latent model (one with `decode`) in pixel space, in place:
+    x0 <- D(z0); pixels[name] <- the pixel map by `model.pixel_map_strategy`; the latent x0 and maps move to
+    extras ("latent_x0", "latent_map.<name>"); extras["decoder_calls"] [B] and seconds["decoder"] record the
+    decoder's cost. Models without `decode` are left unchanged."""
+    if not callable(getattr(model, "decode", None)):
+        return
+    strategy = getattr(model, "pixel_map_strategy", "upsample")
+    samples = int(getattr(model, "decoder_mc_samples", 8))
+    z0, indices = record["x0"], record["indices"]
+    device = model.device
+    tick = time.perf_counter()
+    images = model.decode(z0.to(device)).cpu()
+    pixels = {}
+    for name, latent_map in record["pixels"].items():
+        if strategy == "decoder_mc":
+            pixels[name] = decoder_mc_map(model.decode, z0.to(device), latent_map.to(device), samples, seed=seed,
+                                          indices=indices).cpu()
+        else:
+            pixels[name] = upsample_map(latent_map, images.shape[1:])
+    record["extras"].update({f"latent_map.{name}": m for name, m in record["pixels"].items()})
+    record["extras"]["latent_x0"] = z0
+    calls = 1 + (samples * len(pixels) if strategy == "decoder_mc" else 0)
+    record["extras"]["decoder_calls"] = torch.full((z0.shape[0],), float(calls))
+    record["seconds"]["decoder"] = time.perf_counter() - tick
+    record["x0"], record["pixels"] = images, pixels
+
+
+def pixel_view(model, x0: torch.Tensor, maps: dict[str, torch.Tensor], *, seed: int, indices: torch.Tensor
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(images, pixel maps) of model-space x0 [B,...] and maps: decoded for a latent model, else unchanged."""
+    record = {"x0": x0, "pixels": dict(maps), "indices": indices, "extras": {}, "seconds": {}}
+    pixel_space_record(model, record, seed=seed)
+    return record["x0"], record["pixels"]
