@@ -1,111 +1,252 @@
-"""`python -m benchmark leaderboard RUN_DIR...`: one table across runs and estimators, with CI-aware ranks.
+"""`python -m benchmark leaderboard RUN_DIR... --out DIR`: boards of estimators across validated runs.
 
-Rank of an estimator on a metric = 1 + the number of estimators that are *significantly* better on it
-(their whole 95% interval lies on the better side of this one's interval); estimators whose intervals
-overlap share a rank. The leaderboard orders by the mean rank over the headline metrics.
+- Runs are grouped into *tracks* (preset or model, data, sampler, steps, N, K, protocol settings, suite
+  version: `manifest.track`); estimators are ranked only against rows of the same track, and a track whose
+  runs record different protocol versions is refused.
+- Only validated runs are accepted (`benchmark.validate`): unfinished or changed run folders are refused.
+- Per quality metric, the CI-aware rank of a row is 1 + the number of ranked rows *significantly* better
+  (whole 95 % interval on the better side); overlapping intervals share a rank. Ranks use only the quality
+  metrics every ranked row of the track has; the *quality rank* orders rows by the mean of those ranks.
+  Cost (extra NFEs, time ratio) is shown in its own columns and never ranked.
+- Reference rows (`random`, oracles: class attribute `reference_row`, recorded in the manifest) are shown
+  apart and never ranked.
+Writes DIR/leaderboard.md and a static site (DIR/index.html, one page per run; see benchmark.site).
 """
 from __future__ import annotations
 
-import html
+import hashlib
+import json
 import math
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from benchmark.errors import ConfigError
-from benchmark.runner.io import save_text
+from benchmark.runner import metric_info
+from benchmark.runner.ranking import ci_aware_ranks, is_reference
+from benchmark.runner.report_tables import FLOOR, headline_columns
+from benchmark.validate import RunValidationError, validate_run
+
+__all__ = ["Board", "BoardRow", "RunInfo", "build_boards", "ci_aware_ranks", "leaderboard_table", "load_runs",
+           "rank_track", "write_leaderboard"]
+COST_METRICS = (("cost", "extra_nfe_per_sample"), ("cost", "time_ratio"))
 
 
-@dataclass(frozen=True)
-class Headline:
-    protocol: str
-    metric: str
-    higher_is_better: bool
-    label: str
+@dataclass
+class RunInfo:
+    """One validated run folder."""
+
+    path: Path
+    name: str  # shown on the board (the folder name; parent/name where two runs share one)
+    slug: str  # URL-safe, unique within the site
+    frame: pd.DataFrame
+    manifest: dict
+    references: frozenset[str] = frozenset({FLOOR})
+
+    @property
+    def track(self) -> dict:
+        return self.manifest["track"]
+
+    @property
+    def track_id(self) -> str:
+        return hashlib.sha256(json.dumps(self.track, sort_keys=True, default=str).encode()).hexdigest()[:10]
 
 
-HEADLINES = (
-    Headline("filtered_fid", "delta_vs_random[classifier]", False, "ΔFID vs random K"),
-    Headline("filtered_fid", "fid_kept[classifier]", False, "FID kept"),
-    Headline("precision_recall", "precision[classifier]", True, "precision kept"),
-    Headline("sparsification", "ause", False, "AUSE"),
-    Headline("sparsification", "aurg", True, "AURG"),
-    Headline("ground_truth", "spearman_score_vs_neg_log_density", True, "ρ(score, -log p)"),
-    Headline("cost", "nfe_ratio", False, "NFE ratio"),
-)
+@dataclass
+class BoardRow:
+    run: str
+    estimator: str
+    reference: bool
+    values: dict[str, tuple[float, float, float]] = field(default_factory=dict)  # quality label -> entry
+    ranks: dict[str, int] = field(default_factory=dict)  # quality label -> CI-aware rank (ranked rows only)
+    cost: dict[str, float] = field(default_factory=dict)
+    mean_rank: float = math.nan
+    quality_rank: int | None = None
 
 
-def ci_aware_ranks(values: pd.Series, lows: pd.Series, highs: pd.Series, higher_is_better: bool) -> pd.Series:
-    """1 + number of entries whose interval lies entirely on the better side of this entry's interval."""
-    lo = lows.fillna(values)
-    hi = highs.fillna(values)
-    ranks = {}
-    for key in values.index:
-        if higher_is_better:
-            better = (lo > hi[key]).sum()
-        else:
-            better = (hi < lo[key]).sum()
-        ranks[key] = 1 + int(better)
-    return pd.Series(ranks)
+@dataclass
+class Board:
+    """One track: ranked rows (sorted by quality rank) and reference rows, the metrics ranked and left out."""
+
+    track_id: str
+    track: dict
+    runs: list[RunInfo]
+    metrics: list[tuple[str, str]]  # (label, full metric name) of the ranked quality metrics
+    rows: list[BoardRow]
+    left_out: list[str] = field(default_factory=list)  # quality metrics not every ranked row has
+    cost_labels: list[str] = field(default_factory=list)
+
+    @property
+    def ranked(self) -> list[BoardRow]:
+        return [r for r in self.rows if not r.reference]
+
+    @property
+    def reference_rows(self) -> list[BoardRow]:
+        return [r for r in self.rows if r.reference]
 
 
-def load_runs(run_dirs: list[Path]) -> pd.DataFrame:
-    frames = []
-    for run_dir in run_dirs:
-        path = Path(run_dir) / "metrics.csv"
-        if not path.is_file():
-            raise ConfigError("RUN_DIR", str(run_dir), "a finished run directory with metrics.csv",
-                              "run `python -m benchmark run --config ... --out DIR` first")
-        frame = pd.read_csv(path)
-        frames.append(frame.assign(run=Path(run_dir).name))
-    return pd.concat(frames, ignore_index=True)
+def slugify(text: str) -> str:
+    return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-") or "run"
 
 
-def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per (run, estimator): headline values and their CI-aware ranks, sorted by mean rank."""
-    records: dict[tuple[str, str], dict] = {}
-    for head in HEADLINES:
-        part = frame[(frame.protocol == head.protocol) & (frame.metric == head.metric)]
-        part = part[~part.estimator.str.startswith("(")]
-        for run, group in part.groupby("run"):
-            group = group.set_index("estimator")
-            ranks = ci_aware_ranks(group.value, group.ci_low, group.ci_high, head.higher_is_better)
-            for est, row in group.iterrows():
-                rec = records.setdefault((run, est), {"run": run, "estimator": est})
-                rec[head.label] = _cell(row.value, row.ci_low, row.ci_high)
-                rec[f"rank: {head.label}"] = int(ranks[est])
-    table = pd.DataFrame(list(records.values()))
-    if table.empty:
-        return table
-    rank_cols = [c for c in table.columns if c.startswith("rank: ")]
-    table["mean rank"] = table[rank_cols].mean(axis=1).round(2)
-    value_cols = [h.label for h in HEADLINES if h.label in table.columns]
-    return table.sort_values(["run", "mean rank"])[["run", "estimator", "mean rank", *value_cols]].reset_index(drop=True)
+def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
+    """Validate and read every run folder; refuse (RunValidationError, exit 2) the first invalid one."""
+    runs, names, slugs = [], {}, set()
+    dirs = [Path(d) for d in run_dirs]
+    counts = pd.Series([d.resolve().name for d in dirs]).value_counts()
+    for run_dir in dirs:
+        check = validate_run(run_dir, check_weights=False)
+        check.raise_if_invalid("put on a leaderboard")
+        manifest = check.manifest
+        name = run_dir.resolve().name
+        if counts[name] > 1:
+            name = f"{run_dir.resolve().parent.name}/{name}"
+        if name in names:
+            raise RunValidationError(f"{run_dir} is given twice (also as {names[name]}): give each run once")
+        names[name] = run_dir
+        slug = slugify(name)
+        while slug in slugs:
+            slug += "-x"
+        slugs.add(slug)
+        refs = {n for n, rec in manifest["estimators"].items() if rec.get("reference_row")} | {FLOOR}
+        frame = pd.read_csv(run_dir / "metrics.csv")
+        runs.append(RunInfo(run_dir, name, slug, frame, manifest, frozenset(refs)))
+    return runs
+
+
+def _check_protocol_versions(runs: list[RunInfo]) -> None:
+    seen: dict[str, tuple[int, str]] = {}
+    for run in runs:
+        for protocol, version in run.manifest["protocol_versions"].items():
+            if protocol in seen and seen[protocol][0] != version:
+                other_version, other = seen[protocol]
+                raise RunValidationError(
+                    f"runs {other} and {run.name} share a track but record protocol {protocol} versions "
+                    f"{other_version} and {version}: re-run the older one so both use one protocol version")
+            seen.setdefault(protocol, (version, run.name))
+
+
+def _spaces(frame: pd.DataFrame) -> list[str]:
+    return list(dict.fromkeys(s for s in map(lambda m: metric_info.parse(m).space, frame.metric) if s))
+
+
+def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR})) -> tuple[list[BoardRow], list, list]:
+    """(rows, ranked metrics, left-out metric labels) of one track; `frame` has a `run` column."""
+    rows: dict[tuple[str, str], BoardRow] = {}
+    for run, part in frame.groupby("run", sort=False):
+        for est in dict.fromkeys(part.estimator):
+            if est != FLOOR and is_reference(est, ()):
+                continue  # the runner's own rows ((all), (sampler), plain, guided) are not estimators
+            rows[(run, est)] = BoardRow(run, est, is_reference(est, references))
+    spaces = _spaces(frame)
+    candidates = [c for c in headline_columns(frame, spaces)
+                  if metric_info.direction(c.metric) != 0 and not metric_info.is_cost(c.metric)]
+    ranked_keys = [k for k, r in rows.items() if not r.reference]
+    metrics, left_out = [], []
+    for column in candidates:
+        label = metric_info.label(column.metric)
+        proto = _protocol_of(frame, column.metric)
+        part = frame[(frame.protocol == proto) & (frame.metric == column.metric)].set_index(["run", "estimator"])
+        part = part[part.value.notna()]
+        for key in rows:
+            if key in part.index:
+                entry = part.loc[key]
+                rows[key].values[label] = (float(entry.value), float(entry.ci_low), float(entry.ci_high))
+        have = [k for k in ranked_keys if k in part.index]
+        if len(have) < len(ranked_keys) or not have:
+            left_out.append(label)
+            continue
+        metrics.append((label, column.metric))
+        sub = part.loc[have]
+        ranks = ci_aware_ranks(sub.value, sub.ci_low, sub.ci_high, metric_info.direction(column.metric) > 0)
+        for key, rank in ranks.items():
+            rows[key].ranks[label] = int(rank)
+    for protocol, metric in COST_METRICS:
+        part = frame[(frame.protocol == protocol) & (frame.metric == metric)].set_index(["run", "estimator"])
+        for key in rows:
+            if key in part.index:
+                rows[key].cost[metric_info.label(metric)] = float(part.loc[key].value)
+    ranked = [rows[k] for k in ranked_keys]
+    for row in ranked:
+        row.mean_rank = sum(row.ranks.values()) / len(row.ranks) if row.ranks else math.nan
+    means = pd.Series([r.mean_rank for r in ranked], dtype=float)
+    for row, rank in zip(ranked, means.rank(method="min").tolist()):
+        row.quality_rank = None if math.isnan(rank) else int(rank)
+    order = sorted(ranked, key=lambda r: (r.quality_rank or math.inf, r.run, r.estimator))
+    return order + [r for r in rows.values() if r.reference], metrics, left_out
+
+
+def _protocol_of(frame: pd.DataFrame, metric: str) -> str:
+    return frame.protocol[frame.metric == metric].iloc[0]
+
+
+def leaderboard_table(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR})) -> pd.DataFrame:
+    """The ranked rows of one track as a table: quality rank, mean rank, each metric with its rank, cost."""
+    rows, metrics, _ = rank_track(frame, references)
+    records = []
+    for row in rows:
+        rec = {"run": row.run, "estimator": row.estimator,
+               "quality rank": "reference" if row.reference else row.quality_rank,
+               "mean rank": None if row.reference else round(row.mean_rank, 2)}
+        for label, _metric in metrics:
+            cell = metric_info.format_value(*row.values[label]) if label in row.values else "–"
+            rank = row.ranks.get(label)
+            rec[label] = f"{cell} (#{rank})" if rank is not None else cell
+        rec.update({label: f"{value:.4g}" for label, value in row.cost.items()})
+        records.append(rec)
+    return pd.DataFrame(records)
+
+
+def build_boards(runs: list[RunInfo]) -> list[Board]:
+    tracks: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        tracks.setdefault(run.track_id, []).append(run)
+    boards = []
+    for track_id, members in tracks.items():
+        _check_protocol_versions(members)
+        frame = pd.concat([r.frame.assign(run=r.name) for r in members], ignore_index=True)
+        references = set().union(*(r.references for r in members))
+        rows, metrics, left_out = rank_track(frame, references)
+        cost = list(dict.fromkeys(label for r in rows for label in r.cost))
+        boards.append(Board(track_id, members[0].track, members, metrics, rows, left_out, cost))
+    return boards
+
+
+def describe_track(track: dict) -> str:
+    run = track.get("run", {})
+    parts = [f"{k} `{v}`" for k, v in run.items()]
+    for section in ("model", "data"):
+        if track.get(section):
+            parts.append(f"{section} " + ", ".join(f"{k}={v}" for k, v in track[section].items()))
+    parts.append("protocols " + ", ".join(track.get("protocols", {})))
+    parts.append(f"suite {track.get('suite_version')}")
+    return " · ".join(parts)
+
+
+def board_markdown(board: Board) -> str:
+    frame = pd.concat([r.frame.assign(run=r.name) for r in board.runs], ignore_index=True)
+    refs = set().union(*(r.references for r in board.runs))
+    table = leaderboard_table(frame, refs)
+    lines = [f"## Track {board.track_id}", "", describe_track(board.track), "",
+             table.to_markdown(index=False) if not table.empty else "(no estimator rows)", ""]
+    if board.left_out:
+        lines += [f"Not ranked (missing for some ranked row): {', '.join(board.left_out)}.", ""]
+    return "\n".join(lines)
 
 
 def write_leaderboard(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
-    table = leaderboard_table(load_runs(run_dirs))
-    md = ["# Leaderboard", "", "Values with 95% bootstrap intervals; ranks are CI-aware (overlapping intervals tie); "
-          "sorted by mean rank over the headline metrics.", "", table.to_markdown(index=False), ""]
-    md_path, html_path = out / "leaderboard.md", out / "leaderboard.html"
+    """DIR/leaderboard.md and the static site DIR/index.html (+ run pages); returns both paths."""
+    from benchmark.runner.io import save_text
+    from benchmark.site.build import build_site
+
+    runs = load_runs(run_dirs)
+    boards = build_boards(runs)
+    md = ["# Leaderboard", "", "Rows are ranked only within a track (same preset/model, data, sampler, steps, N, "
+          "K, protocol settings and suite version). Values: point estimate [95 % interval] (#CI-aware rank: "
+          "overlapping intervals tie); quality rank = order of the mean rank over the metrics every ranked row "
+          "has; cost is shown, not ranked; reference rows are never ranked.", ""]
+    md += [board_markdown(board) for board in boards]
+    md_path = Path(out) / "leaderboard.md"
     save_text("\n".join(md), md_path)
-    images = []
-    for run_dir in run_dirs:
-        for png in sorted((Path(run_dir) / "plots").glob("*.png")):
-            rel = Path(__import__("os").path.relpath(png, out))
-            images.append(f'<figure><img src="{html.escape(rel.as_posix())}" width="420">'
-                          f"<figcaption>{html.escape(Path(run_dir).name)}: {html.escape(png.stem)}</figcaption></figure>")
-    page = ("<!doctype html><html><head><meta charset='utf-8'><title>diffusion-uq-bench leaderboard</title>"
-            "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}td,th{border:1px solid #ccc;"
-            "padding:4px 8px;font-size:13px}figure{display:inline-block;margin:8px}</style></head><body>"
-            "<h1>diffusion-uq-bench leaderboard</h1><p>Values with 95% bootstrap intervals; CI-aware ranks.</p>"
-            + table.to_html(index=False, escape=True) + "<h2>Plots</h2>" + "".join(images) + "</body></html>")
-    save_text(page, html_path)
-    return md_path, html_path
-
-
-def _cell(value: float, low: float, high: float) -> str:
-    if isinstance(low, float) and not math.isnan(low) and not math.isnan(high):
-        return f"{value:.4g} [{low:.4g}, {high:.4g}]"
-    return f"{value:.4g}"
+    return md_path, build_site(boards, runs, Path(out))

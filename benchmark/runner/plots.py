@@ -15,9 +15,11 @@ from benchmark.runner.io import atomic_write  # noqa: E402
 DPI = 110
 
 
-def _save(fig, path: Path) -> Path:
-    """Write the figure atomically (0644 under the usual umask, see runner.io) and close it."""
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches="tight"))
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    """Write the figure atomically (0644 under the usual umask, see runner.io) and close it. `tight=False`
+    keeps the figure's own layout (one draw instead of two: faster for image grids)."""
+    box = "tight" if tight else None
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, bbox_inches=box))
     plt.close(fig)
     return path
 
@@ -90,7 +92,8 @@ def extremes_grid(x0: torch.Tensor, pixel: torch.Tensor, scores: torch.Tensor, n
     vmax = max(float(np.nanmax(m)) for m in maps.values())
     vmin = min(float(np.nanmin(m)) for m in maps.values())
     width = x0.shape[-1]
-    fig, axes = plt.subplots(4, 1, figsize=(max(4.0, 0.9 * count + 1.4), 6.2), squeeze=False)
+    fig, axes = plt.subplots(4, 1, figsize=(max(4.0, 0.9 * count + 1.8), 5.4), squeeze=False)
+    fig.subplots_adjust(left=0.09, right=0.86, top=0.9, bottom=0.02, hspace=0.3)
     image = None
     for row, (label, idx) in enumerate(picks.items()):
         imgs = ((x0[idx].float().clamp(-1, 1) + 1) / 2).permute(0, 2, 3, 1).numpy()
@@ -100,14 +103,12 @@ def extremes_grid(x0: torch.Tensor, pixel: torch.Tensor, scores: torch.Tensor, n
         for col, i in enumerate(idx.tolist()):
             sample_ax.text(col * (width + 1) + width / 2, -0.8, f"{float(scores[i]):.3g}", ha="center",
                            va="bottom", fontsize=7)
-        sample_ax.set_ylabel(f"{label}\n(score above)", fontsize=8)
         image = map_ax.imshow(_mosaic(maps[label]), cmap="magma", vmin=vmin, vmax=vmax, interpolation="nearest")
-        map_ax.set_ylabel("pixel map", fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    bar = fig.colorbar(image, ax=[axes[1][0], axes[3][0]], fraction=0.04, pad=0.02)
+        for ax, text in ((sample_ax, f"{label}\n(score above)"), (map_ax, "pixel map")):
+            ax.set_axis_off()
+            ax.text(-0.01, 0.5, text, transform=ax.transAxes, rotation=90, ha="right", va="center", fontsize=8)
+    bar = fig.colorbar(image, cax=fig.add_axes((0.88, 0.05, 0.02, 0.8)))
     bar.set_label("per-pixel uncertainty (channel mean)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     fig.suptitle(f"{name}: lowest- and highest-score samples and their pixel maps", fontsize=9)
-    return _save(fig, path)
+    return _save(fig, path, tight=False)

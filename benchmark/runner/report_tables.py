@@ -189,9 +189,15 @@ def estimator_table(records: dict, roles: Roles) -> str:
 
 
 def time_table(timings: dict[str, float]) -> str:
-    total = sum(timings.values()) or 1.0
-    rows = [[stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"] for stage, sec in timings.items()]
-    rows.append(["total", f"{sum(timings.values()):.2f}", "100 %"])
+    """Seconds per stage and share of the total; `a.b` is a sub-stage of `a` when `a` is itself listed
+    (indented, not added to the total again)."""
+    top = {k: v for k, v in timings.items() if k.split(".")[0] not in timings or "." not in k}
+    total = sum(top.values()) or 1.0
+    rows = []
+    for stage, sec in timings.items():
+        sub = stage not in top
+        rows.append([("  ↳ " if sub else "") + stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"])
+    rows.append(["total", f"{sum(top.values()):.2f}", "100 %"])
     return markdown_table(["stage", "seconds", "share"], rows)
 
 

@@ -1,0 +1,138 @@
+"""The report's text on hand-made tables (known verdicts), metric semantics, CI comparisons, file modes."""
+from __future__ import annotations
+
+import math
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from benchmark.config import parse_config
+from benchmark.runner import metric_info, ranking
+from benchmark.runner.io import atomic_write, save_text
+from benchmark.runner.manifest import EstimatorRecord
+from benchmark.runner.report import ReportData, render_report
+from benchmark.runner.table import COLUMNS
+
+NAN = math.nan
+# good beats the floor on both quality metrics, bad is worse on both, meh overlaps random everywhere
+ROWS = [
+    ("filtered_fid", "(all)", "fid_all[classifier]", 10.0, 9.0, 11.0),
+    ("filtered_fid", "random", "fid_kept[classifier]", 10.0, 9.0, 11.0),
+    ("filtered_fid", "good", "fid_kept[classifier]", 7.0, 6.5, 7.5),
+    ("filtered_fid", "bad", "fid_kept[classifier]", 12.0, 11.5, 12.5),
+    ("filtered_fid", "meh", "fid_kept[classifier]", 10.5, 9.0, 12.0),
+    ("filtered_fid", "good", "delta_vs_random[classifier]", -3.0, -4.0, -2.0),
+    ("filtered_fid", "bad", "delta_vs_random[classifier]", 2.0, 1.0, 3.0),
+    ("filtered_fid", "meh", "delta_vs_random[classifier]", 0.5, -1.0, 2.0),
+    ("sparsification", "(all)", "rmse", 0.3, NAN, NAN),
+    ("sparsification", "(all)", "start_timestep", 500.0, NAN, NAN),
+    ("sparsification", "random", "ause", 0.3, 0.29, 0.31),
+    ("sparsification", "good", "ause", 0.1, 0.09, 0.11),
+    ("sparsification", "bad", "ause", 0.5, 0.45, 0.55),
+    ("sparsification", "meh", "ause", 0.3, 0.25, 0.35),
+    ("cost", "(sampler)", "nfe_per_sample", 50.0, NAN, NAN),
+    ("cost", "random", "extra_nfe_per_sample", 0.0, NAN, NAN),
+    ("cost", "good", "extra_nfe_per_sample", 20.0, NAN, NAN),
+    ("cost", "bad", "extra_nfe_per_sample", 20.0, NAN, NAN),
+    ("cost", "meh", "extra_nfe_per_sample", 40.0, NAN, NAN),
+]
+
+
+def _frame() -> pd.DataFrame:
+    return pd.DataFrame([(*r, 24, 0) for r in ROWS], columns=COLUMNS)
+
+
+def _report() -> str:
+    config = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
+                           "protocols": {"filtered_fid": {}, "sparsification": {}, "cost": {}}})
+    records = {name: EstimatorRecord("random" if name == "random" else "sensitivity", "heuristic",
+                                     name == "random", {}) for name in ("random", "good", "bad", "meh")}
+    return render_report(ReportData(config, _frame(), records, ["plots/extremes_good.png"],
+                                    {"generation": 3.0, "report": 1.0}))
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(f"## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_headline_comes_first_with_arrows_bold_winner_and_reference_rows_apart():
+    text = _report()
+    assert text.index("## Headline") < text.index("## Findings") < text.index("## Results by protocol")
+    head = _section(text, "Headline")
+    lines = [line for line in head.splitlines() if line.startswith("|")]
+    assert "ΔFID vs random K [classifier] ↓" in lines[0] and "AUSE ↓" in lines[0]
+    assert "extra NFE / sample ↓" in lines[0]
+    names = [line.split("|")[1].strip() for line in lines[2:]]
+    assert names == ["`good`", "`bad`", "`meh`", "*random*"]  # ranked rows first, the floor apart in italics
+    good = lines[2]
+    # good's intervals clear every other row and the floor on ΔFID and AUSE; on cost the floor is cheapest
+    assert "**-3 [-4, -2]**" in good and "**0.1 [0.09, 0.11]**" in good
+    assert head.count("**") == 4 and "**20**" not in head
+    assert "Reference rows (italic, never ranked): *random* = the floor" in head
+
+
+def test_findings_state_which_estimators_beat_or_lose_to_random():
+    findings = _section(_report(), "Findings")
+    line = {n: next(li for li in findings.splitlines() if li.startswith(f"- `{n}`")) for n in ("good", "bad", "meh")}
+    assert "**beats random**" in line["good"] and "0.1 [0.09, 0.11] vs 0.3 [0.29, 0.31]" in line["good"]
+    assert "**worse than random**" in line["bad"] and "ΔFID vs random K [classifier] ↓: 2 [1, 3]" in line["bad"]
+    assert "not distinguishable from random" in line["meh"]
+    assert "extra NFE" not in findings  # cost is no verdict
+
+
+def test_protocol_tables_drop_reference_only_columns_and_move_settings():
+    text = _report()
+    fid = _section(text, "Results by protocol").split("### filtered_fid · classifier\n", 1)[1].split("###")[0]
+    header = fid.strip().splitlines()[0]
+    assert "FID of all N" not in header and "FID of kept K ↓" in header
+    assert "Reference values: *(all)* FID of all N ↓ = 10 [9, 11]." in fid
+    spars = text.split("### sparsification\n", 1)[1].split("###")[0]
+    assert "start_timestep" not in spars and "*(all)* rmse ↓ = 0.3" in spars
+    settings = _section(text, "Settings")
+    assert "| sparsification start_timestep | 500 |" in settings and "| steps | 10 |" in settings
+    times = _section(text, "Time by stage")
+    assert "| generation | 3.00 | 75 % |" in times and "| total | 4.00 | 100 % |" in times
+    assert "![extremes_good](plots/extremes_good.png)" in text
+
+
+@pytest.mark.parametrize("metric, sign", [
+    ("fid_kept[classifier]", -1), ("delta_vs_random[inception]", -1), ("precision[classifier]", 1), ("aurg", 1),
+    ("ause_pooled", -1), ("spearman_score_vs_neg_log_density", 1), ("auroc_between_modes", 1),
+    ("mean_abs_change_x0", 0), ("extra_nfe_per_sample", -1), ("time_ratio", -1), ("start_timestep", 0)])
+def test_metric_direction_from_its_name(metric, sign):
+    assert metric_info.direction(metric) == sign
+
+
+def test_metric_names_parse_into_space_and_curve_points():
+    parsed = metric_info.parse("fid_at_keep_0.50[inception]")
+    assert (parsed.base, parsed.space, parsed.family, parsed.point) == ("fid_at_keep_0.50", "inception",
+                                                                        "fid_at_keep", "0.50")
+    assert metric_info.is_cost("extra_nfe_per_sample") and not metric_info.is_cost("ause")
+    assert metric_info.label("delta_vs_random[classifier]") == "ΔFID vs random K [classifier] ↓"
+
+
+def test_significance_needs_intervals_clear_of_every_other():
+    values, lows, highs = (pd.Series(d) for d in ({"a": 1.0, "b": 2.5, "c": 3.0}, {"a": 0.8, "b": 2.0, "c": 2.4},
+                                                   {"a": 1.2, "b": 3.0, "c": 3.6}))
+    assert ranking.significantly_best(values, lows, highs, higher_is_better=False) == "a"
+    assert ranking.significantly_best(values, lows, highs, higher_is_better=True) is None  # b and c overlap
+    assert ranking.compare(1.0, 0.8, 1.2, 2.5, 2.0, 3.0, higher_is_better=False) == 1
+    assert ranking.compare(1.0, 0.8, 1.2, 1.1, 0.9, 1.3, higher_is_better=False) == 0
+    assert ranking.compare(1.0, NAN, NAN, 0.5, 0.4, 0.6, higher_is_better=True) == 1  # no interval: the point
+    assert ranking.ci_aware_ranks(values, lows, highs, higher_is_better=True).to_dict() == {"a": 3, "b": 1, "c": 1}
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027])
+def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        save_text("x", tmp_path / "sub" / "a.txt")
+        atomic_write(tmp_path / "b.bin", lambda tmp: tmp.write_bytes(b"y"))
+    finally:
+        os.umask(previous)
+    for name in ("sub/a.txt", "b.bin"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o777 & ~umask
+    assert (tmp_path / "sub" / "a.txt").read_text() == "x" and not list(tmp_path.glob(".*tmp"))
