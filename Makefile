@@ -3,9 +3,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --quiet --constraint constraints.txt
-# Reference libraries that declare torchvision (no CPU build pairs with torch 2.13): installed without
-# their declared requirements; we only import their torchvision-free modules.
-REFERENCE_NODEPS := clean-fid==0.1.35 torch-fidelity==0.4.0 laplace-torch==0.3 \
+# Packages that declare torchvision (no CPU build pairs with torch 2.13) are installed without their declared
+# requirements; we only import their torchvision-free modules. clean-fid serves at run time (its "clean" resize).
+RUNTIME_NODEPS   := clean-fid==0.1.35
+# Parity-only reference libraries go to a folder of their own, off the runtime import path (torchmetrics imports
+# torch_fidelity whenever it is importable, and torch_fidelity imports torchvision): only the parity tests
+# put it on sys.path, through tests/reference_libs.py.
+REFERENCE_LIBS   := $(VENV)/reference-libs
+REFERENCE_NODEPS := torch-fidelity==0.4.0 laplace-torch==0.3 \
                     backpack-for-pytorch==1.7.1 curvlinops-for-pytorch==3.0.1 asdfghjkl==0.1a5
 FASHION_DIR := /usr/share/datasets/fashion-mnist
 # One BLAS/OpenMP thread unless the caller says otherwise: on a small shared CPU spinning threads cost
@@ -20,7 +25,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	$(PIP) --upgrade pip
 	$(PIP) torch==2.13.0
 	$(PIP) -e '.[test]'
-	$(PIP) --no-deps $(REFERENCE_NODEPS)
+	$(PIP) --no-deps $(RUNTIME_NODEPS)
+	-$(PY) -m pip uninstall --quiet --yes $(foreach p,$(REFERENCE_NODEPS),$(firstword $(subst ==, ,$(p)))) 2>/dev/null  # older venvs had them on the runtime path
+	rm -rf $(REFERENCE_LIBS)
+	$(PIP) --no-deps --target $(REFERENCE_LIBS) $(REFERENCE_NODEPS)
+	rm -rf $(REFERENCE_LIBS)/tests  # a stray top-level `tests` package shipped by one of them
 	@if [ ! -d $(FASHION_DIR) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \

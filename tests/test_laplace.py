@@ -6,7 +6,6 @@ Jacobians and per-example autograd gradients (GGN / empirical Fisher), Monte Car
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.models import DiffusersUNet, DiffusionModel, linear_beta_alphas_cumprod
 from estimators.laplace import (LastLayerLaplace, conv_ef_diagonal, conv_ggn_diagonal, default_path,
                                 linear_ef_diagonal, linear_ggn_diagonal, predictive_variance)
+from tests import reference_libs
 from tests.helpers import tiny_unet
 
 pytestmark = pytest.mark.usefixtures("single_thread")  # tiny nets: one thread is faster on a shared CPU
@@ -249,15 +249,16 @@ def run_laplace_torch(tmp_path: Path, data: dict) -> dict | str:
     torch.save(data, tmp_path / "data.pt")
     (tmp_path / "ref.py").write_text(LAPLACE_TORCH_SCRIPT)
     proc = subprocess.run([sys.executable, str(tmp_path / "ref.py"), str(tmp_path / "data.pt")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120,
+                          env=reference_libs.subprocess_env())  # laplace-torch: parity-only folder
     if proc.returncode != 0:
         return (proc.stderr.strip().splitlines() or ["no output"])[-1]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def test_linear_matches_laplace_torch(tmp_path):
-    if importlib.util.find_spec("laplace") is None:  # do not import it here: its import chain needs torchvision
-        pytest.skip("laplace-torch is not installed (the MC tests cover the predictive)")
+    if not reference_libs.available("laplace"):  # never imported here: its import chain needs torchvision
+        pytest.skip("laplace-torch is not installed in the parity-only folder (the MC tests cover the predictive)")
     model = MLPEps()
     torch.manual_seed(5)
     x, y, x_test = torch.randn(40, *SHAPE), torch.randn(40, *SHAPE), torch.randn(5, *SHAPE)

@@ -1,18 +1,20 @@
 """Parity with reference libraries: torchmetrics' FrechetInceptionDistance and torch-fidelity 0.4's PRC.
 
-Both libraries are installed here without torchvision (see the Makefile). `torch_fidelity/__init__.py`
-imports torchvision, and torchmetrics imports `torch_fidelity` whenever it is installed, so plain
-imports fail on this machine. The loaders below import only the torchvision-free modules we need:
-the `torch_fidelity` package object is created without running its `__init__.py`, and, for
-`metric_prc`, its `torch_fidelity.utils` import (used only by the image-loading `calculate_prc`, never
-by `prc_features_to_metric`) is bound to a placeholder that raises if called. The library code under
-comparison runs unmodified. sys.modules is restored afterwards. `bench/metrics_bench.py` uses the same loaders.
+torchmetrics is a runtime dependency and imports plainly (torch-fidelity is not on the runtime import
+path). torch-fidelity lives in the parity-only folder (tests/reference_libs.py) and its `__init__.py`
+imports torchvision, which cannot be installed here: the loader below imports only the module we need,
+`metric_prc`, with the `torch_fidelity` package object created without running its `__init__.py`, and
+its `torch_fidelity.utils` import (used only by the image-loading `calculate_prc`, never by
+`prc_features_to_metric`) bound to a placeholder that raises if called. The library code under comparison
+runs unmodified. sys.modules and sys.path are restored afterwards. `bench/metrics_bench.py` uses the same loader.
 """
 from __future__ import annotations
 
 import contextlib
 import importlib
 import importlib.util
+import os
+import subprocess
 import sys
 import types
 
@@ -21,6 +23,7 @@ import pytest
 import torch
 
 from metrics import fid_from_features, precision_recall
+from tests import reference_libs
 
 
 @contextlib.contextmanager
@@ -53,26 +56,15 @@ def _torch_fidelity_without_init(placeholder_utils: bool):
 
 def load_prc_features_to_metric():
     """torch-fidelity 0.4's `metric_prc.prc_features_to_metric` -> (function, how it was imported)."""
-    try:
-        return importlib.import_module("torch_fidelity.metric_prc").prc_features_to_metric, "plain import"
-    except ImportError:
-        pass
-    with _torch_fidelity_without_init(placeholder_utils=True):
-        module = importlib.import_module("torch_fidelity.metric_prc")
-    return module.prc_features_to_metric, "without torch_fidelity/__init__.py (torchvision absent)"
+    with reference_libs.on_path():
+        with _torch_fidelity_without_init(placeholder_utils=True):
+            module = importlib.import_module("torch_fidelity.metric_prc")
+    return module.prc_features_to_metric, "from the parity-only folder, without torch_fidelity/__init__.py"
 
 
 def load_torchmetrics_fid():
-    """torchmetrics' FrechetInceptionDistance class (importing torchmetrics past its torch_fidelity import)."""
-    try:
-        return importlib.import_module("torchmetrics.image.fid").FrechetInceptionDistance
-    except ImportError:
-        pass
-    for name in [name for name in sys.modules if name.split(".")[0] == "torchmetrics"]:
-        del sys.modules[name]  # a failed partial import
-    with _torch_fidelity_without_init(placeholder_utils=False):
-        module = importlib.import_module("torchmetrics.image.fid")
-    return module.FrechetInceptionDistance
+    """torchmetrics' FrechetInceptionDistance class (a runtime dependency: a plain import must work)."""
+    return importlib.import_module("torchmetrics.image.fid").FrechetInceptionDistance
 
 
 def _skip_unless(loader):
@@ -128,9 +120,18 @@ def test_precision_recall_matches_torch_fidelity(seed):
     assert ours.f1 == pytest.approx(reference["f_score"], rel=1e-6)
 
 
-def test_reference_loader_restores_sys_modules():
+def test_reference_loader_restores_sys_modules_and_path():
     before = {name for name in sys.modules if name.split(".")[0] == "torch_fidelity"}
-    _, how = _skip_unless(load_prc_features_to_metric)
-    after = {name for name in sys.modules if name.split(".")[0] == "torch_fidelity"}
-    if how != "plain import":
-        assert after == before
+    path = list(sys.path)
+    _skip_unless(load_prc_features_to_metric)
+    assert {name for name in sys.modules if name.split(".")[0] == "torch_fidelity"} == before
+    assert sys.path == path
+
+
+def test_torchmetrics_imports_in_the_runtime_environment():
+    """A fresh interpreter without the parity folder: `import torchmetrics` (and its FID) must work."""
+    code = "import torchmetrics, torchmetrics.image.fid, importlib.util; print(importlib.util.find_spec('torch_fidelity'))"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "None"  # torch-fidelity is not on the runtime import path
