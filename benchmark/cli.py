@@ -136,13 +136,18 @@ def _validate(args) -> int:
 
 
 def _regress(args) -> int:
-    import pandas as pd
+    import math
 
+    from benchmark.errors import ConfigError
     from benchmark.regression import make_baseline, regress
     from benchmark.runner.io import save_text
+    from benchmark.runner.metrics_file import REGRESS_COLUMNS, read_metrics
 
+    for flag, tol in (("--abs-tol", args.abs_tol), ("--rel-tol", args.rel_tol)):
+        if not (math.isfinite(tol) and tol >= 0):
+            raise ConfigError(flag, tol, "a finite tolerance >= 0", f"e.g. {flag} 0.05")
     if args.write_baseline:
-        run = pd.read_csv(args.run / "metrics.csv")
+        run = read_metrics(args.run, columns=REGRESS_COLUMNS)
         run = run[~run.metric.isin(TIMING_METRICS)]
         frame = make_baseline(run, {}, (args.abs_tol, args.rel_tol))
         save_text(frame.to_csv(index=False, float_format="%.6g"), args.baseline)

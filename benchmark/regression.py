@@ -46,14 +46,10 @@ def compare(baseline: pd.DataFrame, run: pd.DataFrame) -> list[Regression]:
 
 
 def load_baseline(path: Path) -> pd.DataFrame:
-    if not path.is_file():
-        raise ConfigError("--baseline", str(path), "an existing baseline CSV", "see results/baselines/")
-    frame = pd.read_csv(path)
-    missing = [c for c in KEY + ["value", "abs_tol", "rel_tol"] if c not in frame.columns]
-    if missing:
-        raise ConfigError("--baseline", str(path), f"a CSV with columns {KEY + ['value', 'abs_tol', 'rel_tol']}; "
-                          f"missing {missing}")
-    return frame
+    """The baseline CSV, checked (benchmark.runner.metrics_file): bad files are ConfigError (exit 2)."""
+    from benchmark.runner.metrics_file import read_baseline
+
+    return read_baseline(Path(path))
 
 
 def make_baseline(run: pd.DataFrame, tolerances: dict[str, tuple[float, float]], default: tuple[float, float]) -> pd.DataFrame:
@@ -65,12 +61,14 @@ def make_baseline(run: pd.DataFrame, tolerances: dict[str, tuple[float, float]],
 
 
 def regress(baseline_path: Path, run_dir: Path) -> tuple[int, str]:
-    """(exit code, readable text): 0 when every baseline metric is within tolerance, else 1."""
-    metrics_path = Path(run_dir) / "metrics.csv"
-    if not metrics_path.is_file():
-        raise ConfigError("--run", str(run_dir), "a finished run directory with metrics.csv", "run the config first")
+    """(exit code, readable text): 0 when every baseline metric is within tolerance, 1 when one is not (the only
+    case of exit 1: unreadable inputs raise ConfigError, exit 2; a crash is a fault, exit 3)."""
+    from benchmark.runner.metrics_file import REGRESS_COLUMNS, read_metrics
+
+    if not Path(run_dir).is_dir():
+        raise ConfigError("--run", str(run_dir), "a finished run folder", "run the config first")
     baseline = load_baseline(Path(baseline_path))
-    found = compare(baseline, pd.read_csv(metrics_path))
+    found = compare(baseline, read_metrics(Path(run_dir), columns=REGRESS_COLUMNS))
     if not found:
         return 0, f"OK: {len(baseline)} metrics within tolerance of {baseline_path}"
     lines = [f"REGRESSION: {len(found)} of {len(baseline)} metrics outside tolerance of {baseline_path}:"]
