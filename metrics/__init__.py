@@ -7,6 +7,7 @@ from metrics.cache import cached_features, feature_cache_key
 from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
                               resolve_inception_weights)
 from metrics.fid_infinity import FIDInfinity, fid_infinity, fid_infinity_bootstrap, fid_infinity_difference_bootstrap
+from metrics.filtered import FilteredFIDResult, filtered_fid, keep_lowest, random_subset
 from metrics.info import METRIC_INFO, MetricInfo, base_metric_name, metric_info
 from metrics.frechet import (FeatureStats, feature_statistics, fid_from_features, fid_from_stats,
                              frechet_distance)
@@ -14,7 +15,7 @@ from metrics.precision_recall import PrecisionRecall, precision_recall
 from metrics.sparsification import SparsificationResult, sparsification, sparsification_pooled
 
 __all__ = [
-    "METRIC_INFO", "ClassifierFeatures", "ConfidenceInterval", "FIDInfinity", "fid_infinity", "fid_infinity_bootstrap",
+    "METRIC_INFO", "ClassifierFeatures", "ConfidenceInterval", "FilteredFIDResult", "filtered_fid", "keep_lowest", "random_subset", "FIDInfinity", "fid_infinity", "fid_infinity_bootstrap",
     "fid_infinity_difference_bootstrap", "MetricInfo", "base_metric_name", "metric_info", "FeatureExtractor", "FeatureStats", "InceptionFeatures",
     "PrecisionRecall", "PrecisionRecallCI", "SparsificationResult", "bootstrap_ci", "build_feature_extractor",
     "cached_features", "feature_cache_key", "feature_statistics", "fid_bootstrap", "fid_from_features",
@@ -22,3 +23,13 @@ __all__ = [
     "precision_recall_bootstrap",
     "resolve_inception_weights", "sparsification", "sparsification_pooled",
 ]
+
+
+def __getattr__(name: str):
+    """The torchmetrics classes (SparsificationError, FilteredFID) are imported on first use: torchmetrics is
+    a dependency, but importing it costs a second the rest of the package does not need."""
+    if name in ("SparsificationError", "FilteredFID"):
+        from metrics import torchmetrics_api
+
+        return getattr(torchmetrics_api, name)
+    raise AttributeError(f"module 'metrics' has no attribute {name!r}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from metrics import fid_bootstrap, fid_infinity_bootstrap, paired_fid_difference, paired_sets_fid_difference
+from metrics.filtered import keep_lowest, random_subset  # noqa: F401 - re-exported for the protocols
 
 MIN_REPLICATES = 100
 
@@ -43,23 +44,3 @@ def subset_delta_ci(pool: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray, re
                          "FID is biased in the sample size, compare sets of equal size")
     return paired_fid_difference(None, pool, mask_a.astype(bool), mask_b.astype(bool), n_boot=n_boot, seed=seed,
                                  real_stats=reference)
-
-
-def keep_lowest(scores: np.ndarray, keep: int) -> np.ndarray:
-    """Boolean mask [N] of the `keep` lowest scores (ties broken by index, so it is deterministic)."""
-    order = np.lexsort((np.arange(scores.size), scores))
-    mask = np.zeros(scores.size, dtype=bool)
-    mask[order[:keep]] = True
-    return mask
-
-
-RANDOM_SUBSET_STREAM = 0x52414E44  # "RAND": the protocols' own random-K draws, independent of any estimator
-
-
-def random_subset(size: int, keep: int, seed: int) -> np.ndarray:
-    """Boolean mask [size] of `keep` samples drawn uniformly without replacement from the run's seed on a
-    stream of its own (the baseline every filter is compared with at equal size; the same for every filter)."""
-    rng = np.random.default_rng([int(seed), RANDOM_SUBSET_STREAM, int(keep)])
-    mask = np.zeros(size, dtype=bool)
-    mask[rng.choice(size, size=keep, replace=False)] = True
-    return mask
