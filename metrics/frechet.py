@@ -1,9 +1,9 @@
 """Fréchet distance between Gaussians fitted to feature sets (FID when the features are Inception pool3).
 
-Everything here is float64 numpy. tr(sqrt(sigma1 sigma2)) goes through two symmetric eigendecompositions
-(`numpy.linalg.eigh` of sigma1, `eigvalsh` of B^T sigma2 B with sigma1 = B B^T), never
-`scipy.linalg.sqrtm`: it is faster at 2048-d, real by construction, and stable when a covariance is
-singular (fewer samples than dimensions).
+Everything here is float64 numpy. tr(sqrt(sigma1 sigma2)) goes through a factor sigma1 = B B^T (Cholesky,
+or `eigh` when sigma1 is singular) and `eigvalsh` of the symmetric B^T sigma2 B, never `scipy.linalg.sqrtm`:
+it is faster at 2048-d, real by construction, and stable when a covariance is singular (fewer samples than
+dimensions).
 """
 from __future__ import annotations
 
@@ -74,9 +74,18 @@ def feature_statistics(features) -> FeatureStats:
 
 
 def psd_factor(matrix: np.ndarray) -> np.ndarray:
-    """B [D, r] with B B^T = matrix for a symmetric PSD matrix [D, D]: B = V_+ diag(sqrt(w_+)) from eigh,
-    keeping the r eigenpairs with w > 0 (round-off negatives of a singular matrix are dropped)."""
-    eigenvalues, eigenvectors = np.linalg.eigh(0.5 * (matrix + matrix.T))
+    """B [D, r] with B B^T = matrix for a symmetric PSD matrix [D, D].
+
+    A positive definite matrix takes its Cholesky factor (r = D; ~D^3/3 flops, far cheaper than an
+    eigendecomposition); a singular one (fewer samples than dimensions) B = V_+ diag(sqrt(w_+)) from eigh,
+    keeping the r eigenpairs with w > 0 (round-off negatives are dropped).
+    """
+    symmetric = 0.5 * (matrix + matrix.T)
+    try:
+        return np.linalg.cholesky(symmetric)
+    except np.linalg.LinAlgError:
+        pass
+    eigenvalues, eigenvectors = np.linalg.eigh(symmetric)
     positive = eigenvalues > 0
     return eigenvectors[:, positive] * np.sqrt(eigenvalues[positive])
 
