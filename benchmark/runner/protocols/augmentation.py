@@ -23,14 +23,13 @@ import torch
 
 from benchmark.runner.protocols.application_plots import augmentation_grid
 from benchmark.runner.protocols.application_utils import (batched_sample, mean_row, nfe_per_row,
-                                                          predicted_classes, to_pixels)
+                                                          precision_membership, predicted_classes, to_pixels)
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci
 from benchmark.runner.protocols.resampling import CutProbe, step_index_from_end
 from benchmark.runner.table import MetricRow, row_from_ci
 from benchmark.sampling import build_grid, initial_labels, initial_noise
 from benchmark.seeding import per_sample_randn
-from metrics import precision_recall_bootstrap
 from metrics.diversity import mean_pairwise_distance, vendi_score
 
 NAME = "augmentation"
@@ -175,9 +174,9 @@ def family_rows(inputs: ProtocolInputs, result: AugmentationResult) -> list[Metr
                                     fid_ci(feats, inputs.reference_stats[space], bootstrap_replicates(space, n_boot),
                                            seed), feats.shape[0], seed))
             real = inputs.real_features.get(space)
-            if real is not None:
-                pr = precision_recall_bootstrap(real, feats, k=3, n_boot=max(10, n_boot // 4), seed=seed)
-                rows.append(row_from_ci(NAME, family, f"precision[{space}]", pr.precision, feats.shape[0], seed))
+            if real is not None:  # improved precision against the fixed real manifold, per base sample
+                inside = precision_membership(real, feats).reshape(n, variants)
+                per_base[family][f"precision[{space}]"] = inside.mean(1)
     judges = class_judges(inputs)
     for judge, classify in judges.items():
         base_class = classify(to_pixels(model, result.base_x0))
