@@ -24,6 +24,7 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.runner import metric_info
+from benchmark.runner.metrics_file import read_metrics
 from benchmark.runner.ranking import ci_aware_ranks, is_reference
 from benchmark.runner.report_tables import FLOOR, headline_columns
 from benchmark.validate import RunValidationError, validate_run
@@ -110,7 +111,7 @@ def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
             slug += "-x"
         slugs.add(slug)
         refs = {n for n, rec in manifest["estimators"].items() if rec.get("reference_row")} | {FLOOR}
-        frame = pd.read_csv(run_dir / "metrics.csv")
+        frame = read_metrics(run_dir, "RUN_DIR")  # checked: a truncated / binary / column-less file is exit 2
         runs.append(RunInfo(run_dir, name, slug, frame, manifest, frozenset(refs)))
     return runs
 
@@ -188,7 +189,7 @@ def leaderboard_table(frame: pd.DataFrame, references: set[str] = frozenset({FLO
     for row in rows:
         rec = {"run": row.run, "estimator": row.estimator,
                "quality rank": "reference" if row.reference else row.quality_rank,
-               "mean rank": None if row.reference else round(row.mean_rank, 2)}
+               "mean rank": "–" if row.reference else round(row.mean_rank, 2)}
         for label, _metric in metrics:
             cell = metric_info.format_value(*row.values[label]) if label in row.values else "–"
             rank = row.ranks.get(label)

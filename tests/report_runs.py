@@ -2,7 +2,7 @@
 leaderboard and site tests (each run takes a few seconds).
 
 `toy_run(name)` returns the folder of a finished run: "base" (N = 24, seed 0), "seed1" (same track, seed 1)
-and "other_track" (N = 16: a different track). The toy preset is made visible through
+and "other_track" (K = 18: a different track). The toy preset is made visible through
 $UQBENCH_EXTRA_PRESETS, so `validate` can reload its weights like a built-in preset's.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ BASE = {
     "protocols": {"filtered_fid": {"curve_fractions": [0.5, 1.0]}, "precision_recall": {},
                   "sparsification": {"num_images": 4}, "cost": {}},
 }
-VARIANTS = {"base": {}, "seed1": {"seed": 1}, "other_track": {"num_samples": 16, "keep": 12, "batch_size": 16}}
+VARIANTS = {"base": {}, "seed1": {"seed": 1}, "other_track": {"keep": 18}}
 
 
 @lru_cache(maxsize=None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 HIGHER_WORDS = frozenset({"precision", "recall", "f1", "aurg", "spearman", "pearson", "auroc", "auprc", "accuracy",
                           "agreement", "vendi", "diversity", "coverage", "density", "acceptance"})
 LOWER_WORDS = frozenset({"fid", "kid", "delta", "ause", "rmse", "mse", "mae", "error", "ece", "nfe", "seconds",
-                         "time", "fidinf"})
+                         "time"})
 COST_WORDS = frozenset({"nfe", "seconds", "time"})
 #: run settings some protocols record as rows (shown in the settings table, never as a result)
 SETTING_METRICS = frozenset({"start_timestep"})
@@ -24,6 +24,11 @@ LABELS = {
     "delta_vs_plain": "ΔFID vs plain",
     "fid_kept": "FID of kept K",
     "fid_all": "FID of all N",
+    "fid_random": "FID of random K",
+    "fid_infinity_kept": "FID∞ of kept K",
+    "fid_infinity_all": "FID∞ of all N",
+    "fid_at_keep": "FID at each kept fraction",
+    "delta_vs_random_at_keep": "ΔFID vs random K at each kept fraction",
     "ause": "AUSE",
     "aurg": "AURG",
     "ause_pooled": "AUSE (pooled)",

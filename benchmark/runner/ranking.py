@@ -14,6 +14,7 @@ import pandas as pd
 FIXED_REFERENCE_ROWS = {
     "random": "the floor: a score with no information (an estimator must beat it to be useful)",
     "(all)": "all N samples, unfiltered",
+    "(random K)": "a random subset of K samples (the equal-size comparison for a kept set)",
     "(sampler)": "plain sampling without any estimator (the cost baseline)",
     "plain": "the guidance protocol's pass without guidance",
     "guided": "the same pass from the same x_T with uncertainty guidance (Alg. 2)",

@@ -106,7 +106,7 @@ def headline_columns(frame: pd.DataFrame, spaces: list[str]) -> list[Column]:
 def headline_table(frame: pd.DataFrame, roles: Roles, spaces: list[str]) -> tuple[str, list[str]]:
     """(Markdown table, its row names): one row per estimator, the protocols' key metrics as columns."""
     columns = [c for c in headline_columns(frame, spaces) if c.values]
-    rows = roles.order(n for c in columns for n in c.values)
+    rows = roles.order(n for c in columns for n in c.values if not n.startswith("("))  # estimators only
     return (render(columns, rows, roles) if columns else ""), rows
 
 
@@ -141,8 +141,8 @@ def protocol_groups(frame: pd.DataFrame, protocol: str) -> list[TableGroup]:
             out.append(TableGroup(f"{protocol}{where}", columns))
         else:
             columns = [Column(metric_info.parse(m).point, m, entries(part, protocol, m)) for m in metrics]
-            arrow = metric_info.arrow(metrics[0])
-            out.append(TableGroup(f"{protocol}{where}: {family}{arrow}", columns,
+            title = metric_info.LABELS.get(family, family) + metric_info.arrow(metrics[0])
+            out.append(TableGroup(f"{protocol}{where}: {title}", columns,
                                   note=f"Columns: {CURVE_PARAMETERS.get(family.rsplit('_', 1)[-1], family)}."))
     return out
 

@@ -17,7 +17,7 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em
 h1{font-size:1.6em}h2{margin-top:1.6em;border-bottom:1px solid #ddd}h3{margin-top:1.3em}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px}
 td,th{border:1px solid #d0d0d0;padding:3px 7px;text-align:right;vertical-align:top}
-td:first-child,th:first-child{text-align:left}
+td:nth-child(-n+3),th:nth-child(-n+3){text-align:left}
 th{background:#f3f3f3}
 table.sortable th{cursor:pointer;user-select:none}
 table.sortable th[data-dir=asc]::after{content:" \\25B2"}table.sortable th[data-dir=desc]::after{content:" \\25BC"}
