@@ -60,8 +60,16 @@ def per_sample_masks(layers: Sequence[nn.Module], seeds: Sequence[int], copies: 
             f"uses {unsupported[0]}. Fix: use a model with standard dropout layers or drop 'mc_dropout'.")
     generators = [torch.Generator(device=device).manual_seed(int(seed)) for seed in seeds]
 
+    rows = copies * len(generators)
+
     def forward_for(layer: nn.Module):
         def forward(x: torch.Tensor) -> torch.Tensor:
+            if x.shape[0] != rows and x.shape[0] % rows == 0:
+                # classifier-free guidance evaluates every row in k branches (benchmark.models.guided: the
+                # unconditional rows, then the conditional ones): the branches of a copy share its mask, so each
+                # copy's guided eps comes from one network draw
+                mask = draw_masks(layer, x[:rows], generators, copies)
+                return x * mask.repeat(x.shape[0] // rows, *([1] * (x.ndim - 1)))
             return x * draw_masks(layer, x, generators, copies)
         return forward
 

@@ -281,7 +281,7 @@ class LastLayerLaplace:
     def variance_from_features(self, features: torch.Tensor) -> torch.Tensor:
         """Predictive Var[eps] [B,C,H,W] at last-layer input features (closed form)."""
         inverse = {k: v.reciprocal() for k, v in self.posterior_precision.items()}
-        return self._as_eps(predictive_variance(self.layer, features, inverse))
+        return self._as_eps(predictive_variance(self.layer, features, inverse), variance=True)
 
     def predictive(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,8 +352,14 @@ class LastLayerLaplace:
                 f"{type(self.model).__name__}'s linear last layer has {layer.out_features} outputs, which do not tile "
                 f"one sample {tuple(shape)}; last-layer Laplace needs eps = last_layer(features) reshaped to [B,C,H,W]")
 
-    def _as_eps(self, output: torch.Tensor) -> torch.Tensor:
-        """Layer output -> eps layout [B,C,H,W] (conv: first C channels; linear: row-major reshape)."""
+    def _as_eps(self, output: torch.Tensor, variance: bool = False) -> torch.Tensor:
+        """Layer output (`variance`: its variance) -> eps layout [B,C,H,W] (conv: first C channels; linear:
+        row-major reshape), or the model's own map when it has one (`last_layer_output_to_eps`: a transformer's
+        unpatchify; under classifier-free guidance (1-w) u + w c of the two branches' rows, (1-w)^2 u + w^2 c for
+        a variance: benchmark.models.guided)."""
+        to_eps = getattr(self.model, "last_layer_output_to_eps", None)
+        if callable(to_eps):
+            return to_eps(output, variance=variance)
         if isinstance(self.layer, nn.Conv2d):
             return output[:, : self.eps_channels]
         return output.reshape(output.shape[0], *self.model.sample_shape)
@@ -361,6 +367,9 @@ class LastLayerLaplace:
     def _residual(self, features: torch.Tensor, target_eps: torch.Tensor) -> torch.Tensor:
         """f - y in the layer's output layout (zero on a conv's non-eps channels)."""
         output = self.layer(features)
+        to_layer = getattr(self.model, "eps_to_layer_output", None)  # a model with its own output layout
+        if callable(to_layer):
+            return to_layer(self._as_eps(output) - target_eps, output)
         if isinstance(self.layer, nn.Linear):
             return output - target_eps.reshape(output.shape)
         residual = torch.zeros_like(output)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import CapabilityError, ConfigError
-from benchmark.models.dit import unpatchify
+from benchmark.models.dit import transformer_layer_output, transformer_output_layout
 from benchmark.models.guided import ConditionedDenoiser
 
 
@@ -102,8 +102,8 @@ class TextConditionedDenoiser(ConditionedDenoiser):
         return self.network(x, encoder_hidden_states=states, encoder_attention_mask=self.prompt_mask[conditions],
                             timestep=t, added_cond_kwargs={"resolution": None, "aspect_ratio": None}).sample
 
-    def last_layer_output_to_eps(self, output: torch.Tensor) -> torch.Tensor:
-        if output.ndim == 4:
-            return output[:, : self.sample_shape[0]]
-        cfg = self.network.config
-        return unpatchify(output, int(cfg.patch_size), int(cfg.out_channels))[:, : self.sample_shape[0]]
+    def layer_output_layout(self, output: torch.Tensor) -> torch.Tensor:
+        return transformer_output_layout(output, self.network.config, self.sample_shape[0])
+
+    def eps_to_layer_output(self, eps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return transformer_layer_output(eps, like, self.network.config)

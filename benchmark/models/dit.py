@@ -22,6 +22,32 @@ def unpatchify(tokens: torch.Tensor, patch_size: int, channels: int) -> torch.Te
     return torch.einsum("nhwpqc->nchpwq", grid).reshape(n, channels, side * patch_size, side * patch_size)
 
 
+def patchify(images: torch.Tensor, patch_size: int) -> torch.Tensor:
+    """Inverse of `unpatchify`: [N, C, h*p, w*p] -> [N, h*w, p*p*C]."""
+    n, channels, height, width = images.shape
+    h, w = height // patch_size, width // patch_size
+    grid = images.reshape(n, channels, h, patch_size, w, patch_size)
+    return torch.einsum("nchpwq->nhwpqc", grid).reshape(n, h * w, patch_size * patch_size * channels)
+
+
+def transformer_output_layout(output: torch.Tensor, config, channels: int) -> torch.Tensor:
+    """A transformer's last-layer output [N, T, p*p*C_out] (or a conv's [N, C_out, H, W]) -> eps layout [N,C,H,W]."""
+    if output.ndim == 4:
+        return output[:, :channels]
+    return unpatchify(output, int(config.patch_size), int(config.out_channels))[:, :channels]
+
+
+def transformer_layer_output(eps: torch.Tensor, like: torch.Tensor, config) -> torch.Tensor:
+    """eps-layout values [N,C,H,W] in the layout of the last-layer output `like` ([N,T,p*p*C_out]), zero elsewhere."""
+    if like.ndim == 4:
+        out = torch.zeros_like(like)
+        out[:, : eps.shape[1]] = eps
+        return out
+    full = eps.new_zeros((eps.shape[0], int(config.out_channels), *eps.shape[2:]))
+    full[:, : eps.shape[1]] = eps
+    return patchify(full, int(config.patch_size)).reshape(like.shape)
+
+
 class DiTDenoiser(ConditionedDenoiser):
     """eps from a class-conditional diffusers DiTTransformer2DModel; label `num_classes` is the null class.
 
@@ -44,8 +70,8 @@ class DiTDenoiser(ConditionedDenoiser):
     def network_output(self, x: torch.Tensor, t: torch.Tensor, conditions: torch.Tensor) -> torch.Tensor:
         return self.network(x, timestep=t, class_labels=conditions).sample
 
-    def last_layer_output_to_eps(self, output: torch.Tensor) -> torch.Tensor:
-        if output.ndim == 4:  # a conv last layer named in the config
-            return output[:, : self.sample_shape[0]]
-        cfg = self.network.config
-        return unpatchify(output, int(cfg.patch_size), int(cfg.out_channels))[:, : self.sample_shape[0]]
+    def layer_output_layout(self, output: torch.Tensor) -> torch.Tensor:
+        return transformer_output_layout(output, self.network.config, self.sample_shape[0])
+
+    def eps_to_layer_output(self, eps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return transformer_layer_output(eps, like, self.network.config)

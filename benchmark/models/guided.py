@@ -6,10 +6,12 @@ unconditional branch (DiT's extra label embedding kept for label dropout; the em
 
 With guidance scale w (1 = off) one call evaluates both branches in one batch of 2B rows and returns
     eps = (1 - w) eps_u + w eps_c                                   (Ho & Salimans 2022, eq. 6 with w = 1 + w')
-counted as 2 network rows per sample. The last-layer features of a guided call are both branches' features
-[2B, ...] (unconditional rows first); BayesDiff's variance of the guided eps is then, assuming the two
-branches independent (Kou et al. 2024, the public SD code's get_scaled_var):
-    Var[eps] = (1 - w)^2 Var[eps_u] + w^2 Var[eps_c]                 (`combine_branch_variance`).
+counted as 2 network rows per sample. The last-layer features of a guided call are both branches' features,
+interleaved per input row ([2B, ...], rows 2i and 2i + 1 = unconditional and conditional of row i, so that
+copies stacked along the batch stay contiguous). `last_layer_output_to_eps` maps the last layer's output on
+such features to eps, and its variance to the variance of the guided eps, assuming the two branches independent
+(Kou et al. 2024, the public SD code's get_scaled_*; last-layer Laplace calls it):
+    E[eps] = (1 - w) E[eps_u] + w E[eps_c],      Var[eps] = (1 - w)^2 Var[eps_u] + w^2 Var[eps_c].
 """
 from __future__ import annotations
 
@@ -67,9 +69,25 @@ class ConditionedDenoiser(DiffusionModel):
         """The raw network output [N, C or 2C, H, W] at x [N,C,H,W], timesteps t [N], condition indices [N]."""
         raise NotImplementedError
 
-    def last_layer_output_to_eps(self, output: torch.Tensor) -> torch.Tensor:
-        """The last layer's output (or its variance) in eps layout [N,C,H,W]; conv layers: the first C channels."""
+    def layer_output_layout(self, output: torch.Tensor) -> torch.Tensor:
+        """The last layer's output [N, ...] in eps layout [N,C,H,W]; conv layers: the first C channels."""
         return output[:, : self.sample_shape[0]]
+
+    def eps_to_layer_output(self, eps: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """Inverse of `layer_output_layout` for an unguided call: eps-layout values [N,C,H,W] in the layout of the
+        layer output `like`, zero on the outputs that are not eps (learned variance)."""
+        out = torch.zeros_like(like)
+        out[:, : self.sample_shape[0]] = eps
+        return out
+
+    def last_layer_output_to_eps(self, output: torch.Tensor, variance: bool = False) -> torch.Tensor:
+        """eps [B,C,H,W] of the last layer's output on features of a call (2B interleaved rows when guided), or
+        with `variance` the variance of eps from the per-row variances: (1-w)^2 V_u + w^2 V_c when guided."""
+        eps = self.layer_output_layout(output)
+        if not self.guided:
+            return eps
+        combine = guided_variance if variance else guided_epsilon
+        return combine(eps[0::2], eps[1::2], self.guidance_scale)
 
     # ----------------------------------------------------------------- guidance
     @property
@@ -96,14 +114,6 @@ class ConditionedDenoiser(DiffusionModel):
         finally:
             self.guidance_scale = previous
 
-    def combine_branch_variance(self, variance: torch.Tensor) -> torch.Tensor:
-        """[2B,...] per-branch variances of a guided call (unconditional first) -> (1-w)^2 V_u + w^2 V_c;
-        unchanged when not guided."""
-        if not self.guided:
-            return variance
-        half = variance.shape[0] // 2
-        return guided_variance(variance[:half], variance[half:], self.guidance_scale)
-
     # ----------------------------------------------------------------- DiffusionModel
     @property
     def last_layer(self) -> nn.Module | None:
@@ -117,7 +127,8 @@ class ConditionedDenoiser(DiffusionModel):
 
     def predict_eps_and_features(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None
                                  ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One (guided) evaluation: eps and the activations entering the last layer (both branches when guided)."""
+        """One (guided) evaluation: eps and the activations entering the last layer (both branches, interleaved,
+        when guided)."""
         captured: list[torch.Tensor] = []
         handle = self._named_layer(self.last_layer_name).register_forward_pre_hook(
             lambda _m, args: captured.append(args[0]))
@@ -125,7 +136,10 @@ class ConditionedDenoiser(DiffusionModel):
             eps = self._guided_eps(x, t, y)
         finally:
             handle.remove()
-        return eps, captured[0]
+        features = captured[0]
+        if self.guided:  # [u_0..u_{B-1}, c_0..c_{B-1}] -> [u_0, c_0, u_1, c_1, ...]
+            features = features.view(2, x.shape[0], *features.shape[1:]).transpose(0, 1).reshape(features.shape)
+        return eps, features
 
     def _guided_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
         conditions = self._conditions(y, x.shape[0], x.device)

@@ -40,6 +40,7 @@ class LatentDiffusionModel(DiffusionModel):
         self.decode_batch = int(decode_batch)
         self.decoder_counter: Counter[str] = Counter()
         self.decoder_seconds: Counter[str] = Counter()
+        self.pixel_map_strategy, self.decoder_mc_samples = "upsample", 8  # benchmark.models.pixel_maps
         self.source: str | None = None
 
     # ----------------------------------------------------------------- the autoencoder

@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 
 from benchmark.runner import checksums
 from benchmark.runner.io import save_torch
-from benchmark.sampling import initial_labels, initial_noise, sample
+from benchmark.models.pixel_maps import pixel_space_record
+from benchmark.sampling import condition_labels, initial_noise, sample
 
 SHARD_DIR = "shards"
 
@@ -72,7 +73,8 @@ def generate(
     for start, stop in bar:
         idx = torch.arange(start, stop)
         x_T = initial_noise(seed, idx, model.sample_shape).to(model.device)
-        y = initial_labels(seed, idx, model.num_classes).to(model.device) if model.num_classes else None
+        y = condition_labels(model, seed, idx)
+        y = None if y is None else y.to(model.device)
         result = sample(model, x_T, sampler=sampler, steps=steps, estimators=make_estimators(), y=y,
                         seed=seed, indices=idx, guidance=guidance)
         record = {
@@ -87,6 +89,7 @@ def generate(
         }
         if after_batch is not None:
             after_batch(result.x0, record)
+        pixel_space_record(model, record, seed=seed)  # a latent model: decoded x0 and pixel-space maps
         path = shard_path(run_dir, start, stop, tag=tag)
         save_torch(record, path)
         checksums.record_checksum(path)

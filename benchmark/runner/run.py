@@ -10,6 +10,7 @@ import torch
 
 from benchmark import presets
 from benchmark.config import RunConfig
+from benchmark.models.run_settings import apply_run_settings
 from benchmark.runner import distributed
 from benchmark.runner.generation import generate, load_generation
 from benchmark.runner.feature_scores import apply_feature_scores
@@ -59,6 +60,8 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     device = resolve_device(config.device if world == 1 else distributed.device_for(rank, config.device))
     preset = presets.for_run(setup.load_preset(config.preset) if config.preset else None, config.model, config.data)
     model = preset.load_model().to(device)
+    apply_run_settings(model, guidance_scale=config.guidance_scale, prompts=config.prompts,
+                       pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
     cache = out / LAPLACE_CACHE
     if rank == 0:  # bad input fails here, before the run folder is created or changed

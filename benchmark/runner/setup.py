@@ -1,6 +1,7 @@
 """Everything a run needs before generation: the run directory, the model, estimators, feature extractors."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 from dataclasses import dataclass, field
@@ -151,12 +152,18 @@ def ensure_laplace(model, preset, settings, *, seed: int, progress: bool, cache:
                                 "and no training data to fit one. Fix: fit it with LastLayerLaplace(model).fit(loader) "
                                 "and save it to estimators.laplace.default_path(model).")
     data = preset.load_data("train", n=fit_images)
-    batches = [data.images[i:i + 64] if data.labels is None else (data.images[i:i + 64], data.labels[i:i + 64])
-               for i in range(0, data.images.shape[0], 64)]
+    # a latent model is fitted on the scaled latents of the images; a text-conditioned one unconditionally
+    encode = getattr(model, "encode", None)
+    images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
+    labels = None if getattr(model, "cycled_conditions", False) else data.labels
+    batches = [images[i:i + 64] if labels is None else (images[i:i + 64], labels[i:i + 64])
+               for i in range(0, images.shape[0], 64)]
     # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
     exact_draws = getattr(preset, "oracle", lambda: None)() is not None
-    la.fit(batches, num_images=min(fit_images, data.images.shape[0]), seed=seed, progress=progress,
-           value_range=None if exact_draws else (-1.0, 1.0))
+    unguided = getattr(model, "unguided", None)  # the posterior is the network's, fitted without guidance
+    with unguided() if callable(unguided) else contextlib.nullcontext():
+        la.fit(batches, num_images=min(fit_images, images.shape[0]), seed=seed, progress=progress,
+               value_range=None if exact_draws or callable(encode) else (-1.0, 1.0))
     return la, choice
 
 
@@ -164,12 +171,13 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     """Fail on bad input before any work or file: every estimator observes one sample for one step (a model
     without the capability an estimator needs, NaN from the network), and the assets the protocols read
     later (test data, the domain classifier) are opened."""
-    from benchmark.sampling import initial_labels, initial_noise, sample
+    from benchmark.sampling import condition_labels, initial_noise, sample
 
     check_protocols_can_run(config, preset)
     idx = torch.zeros(1, dtype=torch.long)
     x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
-    y = initial_labels(config.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
+    y = condition_labels(model, config.seed, idx)
+    y = None if y is None else y.to(model.device)
     sample(model, x_T, sampler=config.sampler, steps=1, estimators=make_estimators(), y=y, seed=config.seed,
            indices=idx)
     model.reset_nfe()
@@ -180,9 +188,10 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
         space == "classifier" or preset.reference_stats(space) is None for space in config.features)
     if needs_test_data:
         real = preset.load_data("test", n=1).images
-        if tuple(real.shape[1:]) != tuple(model.sample_shape):
+        expected = tuple(getattr(model, "pixel_shape", model.sample_shape))  # a latent model decodes to pixel_shape
+        if tuple(real.shape[1:]) != expected:
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
-                              f"{tuple(model.sample_shape)} (C, H, W), but they are {tuple(real.shape[1:])}",
+                              f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
 
 

@@ -1,7 +1,7 @@
 """Samplers (DDIM, DDPM ancestral, DPM-Solver-2) with estimator hooks and per-sample seeding."""
 from benchmark.sampling.context import BatchInfo, StepContext
-from benchmark.sampling.engine import SampleResult, initial_labels, initial_noise, sample
+from benchmark.sampling.engine import SampleResult, condition_labels, initial_labels, initial_noise, sample
 from benchmark.sampling.schedule import SAMPLERS, GridStep, StepCoefficients, build_grid
 
 __all__ = ["BatchInfo", "GridStep", "SAMPLERS", "SampleResult", "StepCoefficients", "StepContext",
-           "build_grid", "initial_labels", "initial_noise", "sample"]
+           "build_grid", "condition_labels", "initial_labels", "initial_noise", "sample"]

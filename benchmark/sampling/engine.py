@@ -42,6 +42,16 @@ def initial_labels(seed: int, indices: Sequence[int] | torch.Tensor, num_classes
     return per_sample_randint(seed, indices, num_classes, stream="labels")
 
 
+def condition_labels(model: "DiffusionModel", seed: int, indices: Sequence[int] | torch.Tensor) -> torch.Tensor | None:
+    """The condition of each sample index: None for an unconditional model; i mod P for a model that cycles its
+    P prompts over sample indices (`cycled_conditions`, text-conditioned models); else `initial_labels`."""
+    if not model.num_classes:
+        return None
+    if getattr(model, "cycled_conditions", False):
+        return torch.as_tensor(indices, dtype=torch.long).flatten() % int(model.num_classes)
+    return initial_labels(seed, indices, int(model.num_classes))
+
+
 def sample(
     model: "DiffusionModel",
     x_T: torch.Tensor,
