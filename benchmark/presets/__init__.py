@@ -89,7 +89,7 @@ class Preset:
     def load_model(self) -> "DiffusionModel":
         """The network (the gmm preset returns its trained network, not the oracle)."""
         folder = Path(self.model.resolved_path())
-        if folder.parent == PRESETS_DIR and not (folder / "unet" / "config.json").is_file():
+        if folder.parent == PRESETS_DIR and not any((folder / f).is_file() for f in ("unet/config.json", "model_index.json")):
             raise MissingAssetError(
                 f"preset {self.name!r} has no trained weights in {folder}. Fix: train them with "
                 f"`python -m benchmark train --dataset {self.dataset or self.name} --out {folder}` "
@@ -157,6 +157,10 @@ _BUILTINS: dict[str, Preset] = {
         _builtin("gmm", "analytic 10-component Gaussian mixture on digit prototypes (exact ground truth) "
                         "+ a small UNet trained on its samples", data="gmm", classifier_from="digits",
                  oracle_factory=_gmm_oracle),
+        Preset("fashion-latent", ModelSpec(str(PRESETS_DIR / "fashion-latent"), num_classes=10), DataSpec(name="fashion"),
+               classifier=PRESETS_DIR / "fashion" / "classifier.pt", stats_dir=PRESETS_DIR / "fashion",
+               description="Fashion-MNIST 32x32 -> 8x8x4 AutoencoderKL latents, class-conditional DiT with dropout 0.1 "
+                           "and label dropout (classifier-free guidance); see its model_card.md"),
         Preset("cifar10-ddpm", ModelSpec(CIFAR10_HUB_ID, env=CIFAR10_ENV),
                description=f"{CIFAR10_HUB_ID} (unconditional 32x32 RGB); folder from ${CIFAR10_ENV} or the hub",
                estimator_defaults={"mc_samples": 5, "uq_steps": [45, 46, 47, 48]}),

@@ -13,6 +13,10 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     n = gen.size
     rows = [MetricRow(NAME, "(sampler)", "nfe_per_sample", base_nfe, n=n, seed=seed),
             MetricRow(NAME, "(sampler)", "seconds_per_sample", base_seconds / n, n=n, seed=seed)]
+    if "decoder_calls" in gen.extras:  # a latent model: decoder calls, apart from NFEs (benchmark.models.pixel_maps)
+        rows += [MetricRow(NAME, "(decoder)", "decoder_calls_per_sample", float(gen.extras["decoder_calls"].mean()),
+                           n=n, seed=seed),
+                 MetricRow(NAME, "(decoder)", "seconds_per_sample", gen.seconds.get("decoder", 0.0) / n, n=n, seed=seed)]
     for name in inputs.estimator_names:
         if name.startswith("_"):
             continue

@@ -5,6 +5,8 @@ sampler while every estimator observes, and compared with the originals: per-pix
 |x0_hat - x0| (the per-pixel RMSE). Sparsification curves remove the most uncertain pixels first; the
 oracle removes the largest errors first. AUSE (lower is better) and AURG (higher is better) per image,
 averaged, with a bootstrap interval over images; the pooled-pixels variant of the public code as well.
+A latent model (one with `encode`/`decode`) noises the real images' latents, denoises them, decodes, and scores
+the pixel error against the run's pixel-space maps (benchmark.models.pixel_maps).
 """
 from __future__ import annotations
 
@@ -13,7 +15,8 @@ import torch
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.table import MetricRow, row_from_ci
-from benchmark.sampling import build_grid, sample
+from benchmark.models.pixel_maps import pixel_view
+from benchmark.sampling import build_grid, condition_labels, sample
 from benchmark.seeding import per_sample_randn
 from metrics import bootstrap_ci, sparsification, sparsification_pooled
 
@@ -33,20 +36,25 @@ def denoise_real(inputs: ProtocolInputs, params: dict):
     cfg, model = inputs.config, inputs.model
     data = inputs.preset.load_data("test", n=int(params["num_images"]))
     x0 = data.images.to(model.device)
+    encode = getattr(model, "encode", None)
+    z0 = encode(x0) if callable(encode) else x0  # what the sampler starts from: latents of a latent model
     index, t = start_step(model, cfg.sampler, cfg.steps, float(params["noise_fraction"]))
     ab = float(model.alphas_cumprod[t])
     offset = 10_000_000  # sample indices of this protocol, distinct from the generation pass
     outputs = []
-    for start in range(0, x0.shape[0], cfg.batch_size):
-        stop = min(start + cfg.batch_size, x0.shape[0])
+    for start in range(0, z0.shape[0], cfg.batch_size):
+        stop = min(start + cfg.batch_size, z0.shape[0])
         idx = torch.arange(offset + start, offset + stop)
         noise = per_sample_randn(cfg.seed, idx, model.sample_shape, stream="sparsification", device=model.device)
-        x_t = ab**0.5 * x0[start:stop] + (1 - ab) ** 0.5 * noise
+        x_t = ab**0.5 * z0[start:stop] + (1 - ab) ** 0.5 * noise
         y = None if data.labels is None or not model.num_classes else data.labels[start:stop].to(model.device)
+        if getattr(model, "cycled_conditions", False):  # a text-conditioned model: the run's prompts, cycled
+            y = condition_labels(model, cfg.seed, idx).to(model.device)
         outputs.append(sample(model, x_t, sampler=cfg.sampler, steps=cfg.steps, estimators=inputs.make_estimators(),
                               y=y, seed=cfg.seed, indices=idx, start_index=index))
     x_hat = torch.cat([o.x0 for o in outputs])
     maps = {name: torch.cat([o.uncertainty[name].pixel for o in outputs]) for name in outputs[0].uncertainty}
+    x_hat, maps = pixel_view(model, x_hat, maps, seed=cfg.seed, indices=torch.arange(offset, offset + z0.shape[0]))
     return x0, x_hat, maps, t
 
 
