@@ -3,7 +3,7 @@
 Every comparison is paired by sample index (the sets differ only in the replaced rows): FID differences by
 `paired_sets_fid_difference` (one resample of the sample indices applied to both sets), precision by the
 per-sample membership of the fixed real k-NN manifold, class agreement / density / score over the replaced
-samples. Rows: protocol `rectification`, estimator = the run's label (`<est>`, `<est>|random_trigger`,
+samples; FID∞ beside FID. Rows: protocol `rectification`, estimator = the run's label (`<est>`, `<est>|random_trigger`,
 `<est>|random_mask`), metric `<procedure>.<name>[<feature space>]`.
 """
 from __future__ import annotations
@@ -15,9 +15,23 @@ from benchmark.runner.protocols.application_utils import mean_row, precision_mem
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, paired_delta_ci
 from benchmark.runner.table import MetricRow, row_from_ci
+from metrics import fid_infinity_bootstrap, fid_infinity_difference_bootstrap
 
 NAME = "rectification"
 BASELINES = {"rejection": ("random_trigger",), "region": ("random_trigger", "random_mask")}
+
+
+def fid_infinity_rows(before: np.ndarray, after: np.ndarray, replaced: np.ndarray, reference, n_boot: int,
+                      seed: int) -> dict:
+    """FID∞ (Chong & Forsyth 2020) of the set after replacement, and FID∞(after) - FID∞(before) with a bootstrap
+    of the pool [before rows; new rows] in which the unchanged rows carry the same counts in both sets."""
+    pool = np.vstack([before, after[replaced]])
+    kept = np.setdiff1d(np.arange(before.shape[0]), replaced)
+    after_rows = np.concatenate([kept, before.shape[0] + np.arange(replaced.size)])
+    return {"fid_infinity_after": fid_infinity_difference_bootstrap(pool, None, reference, n_boot, seed,
+                                                                    index_a=after_rows),
+            "delta_fid_infinity": fid_infinity_difference_bootstrap(pool, np.arange(before.shape[0]), reference,
+                                                                    n_boot, seed, index_a=after_rows)}
 
 
 class Outcomes:
@@ -57,6 +71,9 @@ class Outcomes:
             row(f"fid_after[{space}]", fid_ci(after, ref, bootstrap_replicates(space, n_boot), seed), after.shape[0])
             row(f"delta_fid[{space}]", paired_delta_ci(after, before, ref, bootstrap_replicates(space, n_boot), seed),
                 after.shape[0])
+            if idx.size:
+                for metric, ci in fid_infinity_rows(before, after, idx, ref, max(10, n_boot // 4), seed).items():
+                    row(f"{metric}[{space}]", ci, after.shape[0])
             if space in self.member_before:
                 member = self.member_before[space].copy()
                 if idx.size:
@@ -88,6 +105,8 @@ class Outcomes:
         for space, feats in inputs.fake_features.items():
             rows.append(row_from_ci(NAME, "(before)", f"fid[{space}]", fid_ci(
                 feats, inputs.reference_stats[space], bootstrap_replicates(space, n_boot), seed), feats.shape[0], seed))
+            rows.append(row_from_ci(NAME, "(before)", f"fid_infinity[{space}]", fid_infinity_bootstrap(
+                feats, inputs.reference_stats[space], max(10, n_boot // 4), seed), feats.shape[0], seed))
             if space in self.member_before:
                 rows.append(mean_row(NAME, "(before)", f"precision[{space}]",
                                      self.member_before[space].astype(float), n_boot, seed))
