@@ -74,6 +74,13 @@ class UncertaintyEstimator(abc.ABC):
         if cls.kind not in KINDS:
             raise TypeError(f"{cls.__name__}.kind = {cls.kind!r} is invalid: one of {', '.join(KINDS)}")
 
+    @property
+    def stream(self) -> str:
+        """The name that seeds this estimator's random draws: its registered type, not the instance name, so
+        that variants of one estimator (a negated row, other options) see the same draws (common random
+        numbers) and a negated row is exactly -1 x the plain one."""
+        return type(self).name
+
     def set_common(self, negate: object = False) -> "UncertaintyEstimator":
         """Apply the options of COMMON_PARAMETERS (validated; called by `estimators.create`)."""
         if not isinstance(negate, bool):

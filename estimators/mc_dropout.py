@@ -80,5 +80,5 @@ class MCDropoutEstimator(WindowedVarianceEstimator):
         return DropoutDrawModel(model, draws, seed, indices)
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:
-        seeds = [derive_seed(step.seed, self.name, index, step.index) for index in step.indices.tolist()]
+        seeds = [derive_seed(step.seed, self.stream, index, step.index) for index in step.indices.tolist()]
         return mc_dropout_variance(step.model, step.x_t, step.t, self.m, seeds, step.y)

@@ -107,7 +107,7 @@ class SensitivityEstimator(WindowedVarianceEstimator):
         self.clip_x0 = validate_flag(clip_x0, "clip_x0")
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:
-        noise = step.randn(self.name, (self.m, *step.x_t.shape[1:])).transpose(0, 1)  # [M,B,C,H,W]
+        noise = step.randn(self.stream, (self.m, *step.x_t.shape[1:])).transpose(0, 1)  # [M,B,C,H,W]
         return sensitivity_variance(step.model, step.x_t, step.eps, step.t, step.ab_t, noise,
                                     center=self.center, clip_x0=self.clip_x0, y=step.y)
 

@@ -128,14 +128,20 @@ def _epistemic_rows(inputs: ProtocolInputs, params: dict, oracle) -> list[Metric
     rows = []
     for name in epistemic:
         estimator = made[name]
-        spread = shared_theta_spread(estimator, model, x_T, draws=int(params["weight_draws"]), y=y,
-                                     **run_args).cpu().double()
+        try:
+            spread = shared_theta_spread(estimator, model, x_T, draws=int(params["weight_draws"]), y=y,
+                                         **run_args).cpu().double()
+        except NotImplementedError:  # an epistemic estimator that cannot draw weights: a visible NaN row
+            spread = None
+            rows.append(MetricRow(NAME, name, "spearman_score_vs_shared_theta_var", float("nan"), n=n, seed=cfg.seed))
         maps, scores = gen.pixels[name][:n], gen.scores[name][:n].numpy()
         for target_name, target in (("shared_theta_var", spread), ("sq_error", sq_error)):
+            if target is None:
+                continue
             rows.append(_pixel_row(inputs, name, f"spearman_pixel_vs_{target_name}", maps, target))
             rows.append(_row(inputs, name, f"spearman_score_vs_{target_name}", spearman, scores,
                              target.flatten(1).sum(1).numpy()))
-        if hasattr(estimator, "skip") and type(estimator).__name__ == "BayesDiff":
+        if spread is not None and hasattr(estimator, "skip") and type(estimator).__name__ == "BayesDiff":
             rows += _calibration_rows(inputs, params, estimator, x_T, y, spread, run_args)
     return rows
 
