@@ -16,8 +16,21 @@ pass per pixel. The public code averages U over the batch before the backward pa
 update by the batch size; we sum, so each image's update is independent of the batch it is in (images
 do not interact in the network: no batch norm).
 
-The paper's experiments threshold with a fixed step-wise value (the 95th percentile of U_t over 10,000
-samples, Alg. 2's tau_t); `thresholds={t: tau_t}` reproduces that, the default is the per-image percentile.
+Thresholds. The paper's experiments threshold with a fixed step-wise value (Alg. 2's tau_t: the 95th
+percentile of U_t over 10,000 plain samples); `thresholds={t: tau_t}` takes such values and
+`calibrate_thresholds` computes them (the p-th percentile, numpy's linear interpolation, of all pixels of U_t
+over a calibration pass of plain samples, at every guided step, with the guidance's own draws). The default is
+the per-image percentile (mask = the top 100 - p % of each image's pixels).
+
+Why center="mean" barely moves anything (second order). With e_i = eps(x_t^i), x_t^i = x_t - s_t eps + s_t n_i
+and J_i = d eps / dx at x_t^i:
+    center="mean":        dU/d eps = -2 s_t / (M - 1) sum_i (e_i - e_bar) J_i = -2 s_t / (M - 1) sum_i (e_i - e_bar)(J_i - J_bar)
+(the deviations e_i - e_bar sum to zero, so any Jacobian common to the copies drops out): the gradient is the
+product of two deviations over the M copies, of the spread of eps and of the change of the Jacobian across
+it, and vanishes exactly where eps is affine in x (a single Gaussian). With center="prediction"
+    U = 1/M sum_i (e_i - eps)^2,   dU/d eps = -2/M sum_i (e_i - eps)(1 + s_t J_i)
+is first order in the offset e_i - eps. An audit at lambda = 1 measured Delta U = 5.9e-8 (mean) vs 9.5e-4
+(prediction); the guided protocol reports the mean |Delta x0| the guidance causes next to the FID change.
 The guidance's extra network calls (M per sample per guided step) are counted as the "guidance" NFEs
 (`SampleResult.guidance_nfe`); the backward passes are not NFEs but are in `guidance_seconds`.
 """
@@ -27,16 +40,20 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
+import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
-from estimators.base import validate_m, validate_window
+from estimators.base import EstimatorResult, UncertaintyEstimator, validate_m, validate_window
 from estimators.sensitivity import sensitivity_variance, validate_center
 from estimators.windowed import validate_flag, window_steps
 
 if TYPE_CHECKING:
     from benchmark.models.base import DiffusionModel
     from benchmark.sampling.context import StepContext
+
+
+NOISE_STREAM = "uncertainty-guidance"
 
 
 @dataclass
@@ -121,10 +138,18 @@ class UncertaintyGuidance:
         """Whether step `step_index` of a `num_steps`-step run is guided."""
         return step_index in window_steps(self.window, num_steps)
 
+    def noise(self, ctx: "StepContext") -> torch.Tensor:
+        """The re-noising draws n_i [M,B,C,H,W] of this step, seeded by (seed, sample index, step)."""
+        return ctx.randn(NOISE_STREAM, (self.m, *ctx.x_t.shape[1:])).transpose(0, 1)
+
+    def uncertainty(self, ctx: "StepContext") -> torch.Tensor:
+        """U_t [B,C,H,W] as `step` computes it (same draws), without the gradient (threshold calibration)."""
+        return sensitivity_variance(ctx.model, ctx.x_t, ctx.eps, ctx.t, ctx.ab_t, self.noise(ctx),
+                                    center=self.center, clip_x0=self.clip_x0, y=ctx.y)
+
     def step(self, ctx: "StepContext") -> GuidanceStep:
         """U_t, the mask and dU/deps at this step (M network calls per sample, counted by the caller)."""
-        noise = ctx.randn("uncertainty-guidance", (self.m, *ctx.x_t.shape[1:])).transpose(0, 1)  # [M,B,C,H,W]
-        u, grad = uncertainty_and_gradient(ctx.model, ctx.x_t, ctx.eps, ctx.t, ctx.ab_t, noise,
+        u, grad = uncertainty_and_gradient(ctx.model, ctx.x_t, ctx.eps, ctx.t, ctx.ab_t, self.noise(ctx),
                                            center=self.center, clip_x0=self.clip_x0, y=ctx.y)
         if self.thresholds is None:
             mask = percentile_mask(u, self.percentile)
@@ -145,6 +170,41 @@ class UncertaintyGuidance:
         return guided_eps(ctx.eps_eff, g.mask, g.gradient, self.strength).detach()
 
 
+class _UncertaintyRecorder(UncertaintyEstimator):
+    """Collects the guidance's U_t [B,C,H,W] on its guided steps during a plain (unguided) pass."""
+
+    name = "_guidance_calibration"
+
+    def __init__(self, guidance: UncertaintyGuidance) -> None:
+        self.guidance = guidance
+        self.maps: dict[int, list[torch.Tensor]] = {}
+
+    def observe(self, step: "StepContext") -> None:
+        if self.guidance.active(step.index, step.num_steps):
+            self.maps.setdefault(step.t, []).append(self.guidance.uncertainty(step).detach().cpu())
+
+    def result(self) -> EstimatorResult:
+        zeros = torch.zeros(self.batch.size, *self.batch.sample_shape)
+        return EstimatorResult(pixel=zeros, score=zeros.flatten(1).sum(1))
+
+
+def calibrate_thresholds(model: "DiffusionModel", guidance: UncertaintyGuidance, x_T: torch.Tensor, *,
+                         sampler: str, steps: int, seed: int, indices: torch.Tensor, y: torch.Tensor | None = None,
+                         batch_size: int = 100) -> dict[int, float]:
+    """Alg. 2's step-wise thresholds {t: tau_t}: tau_t = the p-th percentile (p = guidance.percentile, numpy's
+    linear interpolation) of U_t over every pixel of plain samples from x_T [N,C,H,W] (rows = `indices`), at
+    every step the guidance acts on. U_t uses the guidance's own draws and options (center, clip_x0)."""
+    from benchmark.sampling import sample
+
+    recorder = _UncertaintyRecorder(guidance)
+    for start in range(0, x_T.shape[0], batch_size):
+        rows = slice(start, start + batch_size)
+        sample(model, x_T[rows], sampler=sampler, steps=steps, seed=seed, indices=indices[rows],
+               y=None if y is None else y[rows], estimators=[recorder])
+    return {t: float(np.percentile(torch.cat(maps).double().numpy(), guidance.percentile))
+            for t, maps in recorder.maps.items()}
+
+
 def _validate_thresholds(thresholds: Mapping[int, float] | None) -> dict[int, float] | None:
     if thresholds is None:
         return None
@@ -157,4 +217,5 @@ def _validate_thresholds(thresholds: Mapping[int, float] | None) -> dict[int, fl
     return out
 
 
-__all__ = ["GuidanceStep", "UncertaintyGuidance", "guided_eps", "percentile_mask", "uncertainty_and_gradient"]
+__all__ = ["GuidanceStep", "UncertaintyGuidance", "calibrate_thresholds", "guided_eps", "percentile_mask",
+           "uncertainty_and_gradient"]

@@ -2,24 +2,79 @@
 
 The first `num_samples` samples of the generation pass are the plain ones; the same indices (same x_T,
 labels and sampler) are generated again with `UncertaintyGuidance`. FID of each against the reference,
-and the paired difference FID(guided) - FID(plain) with a bootstrap interval over sample indices.
+and the paired difference FID(guided) - FID(plain) with a bootstrap interval over sample indices; next to it
+`mean_abs_change_x0`, the mean |x0_guided - x0_plain| over pixels and samples (how much guidance moved the
+images at all: with center = "mean" the Eq. 10 step is second order, see benchmark.guidance).
+
+Options: `center` and `clip_x0` as for the sensitivity estimator; `thresholds` = "per_image" (the p-th
+percentile of each image's U_t) or "calibrated" (Alg. 2's step-wise tau_t: the p-th percentile of U_t over a
+calibration pass of `calibration_samples` plain samples, sample indices num_samples .. num_samples +
+calibration_samples - 1 of the run's seed, i.e. not the evaluated ones; computed once and saved in the run
+folder as THRESHOLDS_FILE, which a resumed run reuses when its settings match). The settings used go to
+`inputs.artifacts["guidance"]` for the report.
 """
 from __future__ import annotations
 
-from benchmark.guidance import UncertaintyGuidance
+import json
+
+import numpy as np
+import torch
+
+from benchmark.guidance import UncertaintyGuidance, calibrate_thresholds
+from benchmark.runner.io import save_json
+from metrics import bootstrap_ci
 from benchmark.runner.generation import generate, load_generation
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, paired_delta_ci
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "guidance"
+THRESHOLDS_FILE = "guidance_thresholds.json"
+
+
+def guidance_from_params(params: dict) -> UncertaintyGuidance:
+    """The per-image-percentile guidance of a [protocols.guidance] table (thresholds are set by `run`)."""
+    return UncertaintyGuidance(m=int(params["m"]), percentile=float(params["percentile"]),
+                               strength=float(params["strength"]), window=tuple(params["window"]),
+                               center=str(params.get("center", "mean")), clip_x0=bool(params.get("clip_x0", False)))
+
+
+def calibrated_guidance(inputs: ProtocolInputs, params: dict, guidance: UncertaintyGuidance) -> UncertaintyGuidance:
+    """`guidance` with Alg. 2's step-wise thresholds, loaded from the run folder or computed once and saved."""
+    from benchmark.sampling import initial_labels, initial_noise
+
+    cfg, model = inputs.config, inputs.model
+    count = int(params["calibration_samples"])
+    settings = {"percentile": guidance.percentile, "m": guidance.m, "window": list(guidance.window),
+                "center": guidance.center, "clip_x0": guidance.clip_x0, "sampler": cfg.sampler, "steps": cfg.steps,
+                "seed": cfg.seed, "first_index": cfg.num_samples, "calibration_samples": count}
+    path = inputs.run_dir / THRESHOLDS_FILE
+    saved = json.loads(path.read_text()) if path.is_file() else None
+    if saved is not None and saved.get("settings") == settings:
+        tau = {int(t): float(v) for t, v in saved["thresholds"].items()}
+    else:
+        idx = torch.arange(cfg.num_samples, cfg.num_samples + count)
+        x_T = initial_noise(cfg.seed, idx, model.sample_shape).to(model.device)
+        y = initial_labels(cfg.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
+        tau = calibrate_thresholds(model, guidance, x_T, sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed,
+                                   indices=idx, y=y, batch_size=cfg.batch_size)
+        save_json({"settings": settings, "thresholds": {str(t): v for t, v in sorted(tau.items())}}, path)
+    return UncertaintyGuidance(m=guidance.m, percentile=guidance.percentile, strength=guidance.strength,
+                               window=guidance.window, center=guidance.center, clip_x0=guidance.clip_x0,
+                               thresholds=tau)
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     cfg, gen = inputs.config, inputs.generation
     n = min(int(params["num_samples"]), gen.size)
-    guidance = UncertaintyGuidance(m=int(params["m"]), percentile=float(params["percentile"]),
-                                   strength=float(params["strength"]), window=tuple(params["window"]))
+    guidance = guidance_from_params(params)
+    mode = str(params.get("thresholds", "per_image"))
+    if mode == "calibrated":
+        guidance = calibrated_guidance(inputs, params, guidance)
+    inputs.artifacts["guidance"] = {"thresholds": mode, "center": guidance.center, "clip_x0": guidance.clip_x0,
+                                    "tau": guidance.thresholds,
+                                    "thresholds_file": str(inputs.run_dir / THRESHOLDS_FILE) if mode == "calibrated"
+                                    else None}
     batch = min(cfg.batch_size, n)
     generate(inputs.model, run_dir=inputs.run_dir, num_samples=n, batch_size=batch, seed=cfg.seed,
              sampler=cfg.sampler, steps=cfg.steps, make_estimators=list, tag="guided", progress=inputs.progress,
@@ -41,7 +96,8 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     rows.append(MetricRow(NAME, "guided", "nfe_ratio", (base_nfe + guided.nfe.get("guidance", 0.0)) / base_nfe,
                           n=n, seed=cfg.seed))
     changed = (guided.x0 - gen.x0[:n]).flatten(1).abs().amax(1)
-    rows.append(MetricRow(NAME, "guided", "mean_abs_change_x0", float((guided.x0 - gen.x0[:n]).abs().mean()),
-                          n=n, seed=cfg.seed))
+    per_sample_change = (guided.x0 - gen.x0[:n]).abs().flatten(1).mean(1).double().numpy()  # [n]
+    rows.append(row_from_ci(NAME, "guided", "mean_abs_change_x0",
+                            bootstrap_ci(np.mean, per_sample_change, n_boot=cfg.bootstrap, seed=cfg.seed), n, cfg.seed))
     rows.append(MetricRow(NAME, "guided", "fraction_changed", float((changed > 1e-6).float().mean()), n=n, seed=cfg.seed))
     return rows
