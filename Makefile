@@ -18,7 +18,7 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 
-.PHONY: install test demo smoke bench clean
+.PHONY: install test demo smoke site bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	  (apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1 || \
 	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq dataset-fashion-mnist >/dev/null 2>&1)) || \
 	  echo "note: could not apt-get dataset-fashion-mnist; the fashion sparsification protocol will say how to get it"; fi
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  (apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	   (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq chromium >/dev/null 2>&1)) || \
+	  echo "note: could not apt-get chromium; the browser test of the leaderboard site (tests/test_site.py) is skipped"; fi
 	touch $@
 
 install: $(VENV)/.installed
@@ -41,8 +45,15 @@ install: $(VENV)/.installed
 test: install
 	$(PY) -m pytest tests
 
+# `make demo` writes an untracked run folder; the committed reference results live in results/reference/demo
+# and are replaced only on purpose: `make demo DEMO_OUT=results/reference/demo`.
+DEMO_OUT ?= results/runs/demo
 demo: install
-	$(PY) -m benchmark run --config configs/demo.toml --out results/demo --overwrite
+	$(PY) -m benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite
+
+# The static leaderboard site of the smoke run and the demo (open results/leaderboard/index.html).
+site: install
+	$(PY) -m benchmark leaderboard results/smoke $(DEMO_OUT) --out results/leaderboard
 
 smoke: install
 	$(PY) -m benchmark run --config configs/smoke.toml --out results/smoke --overwrite
