@@ -48,7 +48,7 @@ def test_run_writes_tables_plots_and_manifest(finished_run):
     assert set(frame.protocol) == {"filtered_fid", "precision_recall", "sparsification", "guidance", "cost",
                                    "ground_truth"}
     for est in ("random", "sensitivity", "mc_dropout", "bayesdiff"):
-        assert {"fid_kept[classifier]", "ause", "aurg", "nfe_ratio", "spearman_pixel_vs_true_var"} <= set(
+        assert {"fid_kept[classifier]", "ause", "aurg", "nfe_ratio", "spearman_score_vs_neg_log_density"} <= set(
             frame[frame.estimator == est].metric), est
     cost = frame[(frame.protocol == "cost") & (frame.metric == "extra_nfe_per_sample")].set_index("estimator").value
     assert cost["random"] == 0 and cost["sensitivity"] == pytest.approx(3)  # m = 3 on the one window step of 10
