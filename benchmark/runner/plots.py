@@ -42,18 +42,21 @@ def sparsification_curves(curves: dict, path: Path) -> Path:
 
 
 def fid_curves(curves: dict, space: str, path: Path) -> Path:
-    """curves: (space, name) -> [(fraction, fid, low, high)], drawn with CI bands."""
+    """curves: (space, name) -> [(kept fraction, ΔFID vs a random subset of that size, low, high)], with CI bands;
+    below the zero line the lowest-score set is closer to the data than a random set of equal size."""
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (sp, name), points in curves.items():
-        if sp != space:
+        if sp != space or not points:
             continue
-        frac, fid, low, high = (np.array(v) for v in zip(*points))
-        ax.plot(frac, fid, marker="o", ms=3, label=name)
+        frac, delta, low, high = (np.array(v) for v in zip(*points))
+        ax.plot(frac, delta, marker="o", ms=3, label=name)
         ax.fill_between(frac, low, high, alpha=0.15)
+    ax.axhline(0.0, color="gray", lw=0.8, ls=":")
     ax.set_xlabel("kept fraction (lowest scores kept)")
-    ax.set_ylabel(f"FID [{space}]")
-    ax.set_title("FID vs kept fraction (95% bootstrap CI)")
-    ax.legend(fontsize=8)
+    ax.set_ylabel(f"ΔFID vs random subset of equal size [{space}] (↓ better)")
+    ax.set_title("Filtering by score: kept set vs random set (95% CI)")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     return _save(fig, path)
 
 

@@ -27,7 +27,8 @@ FULL_WINDOW = (0, 50)
 CAPTIONS = {
     "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
                       "better); dashed: the oracle that removes by true error.",
-    "fid_vs_kept": "FID of the kept set against the kept fraction (lowest scores kept), 95 % bootstrap bands.",
+    "fid_vs_kept": "ΔFID of the kept set (lowest scores) against a random set of the same size, by kept fraction; "
+                   "below 0 the score filters better than chance (95 % bootstrap bands).",
     "stepwise_uncertainty": "Mean per-pixel uncertainty at every denoising step, for every estimator that keeps "
                             f"per-step maps (re-run on {STEPWISE_SAMPLES} samples over all steps).",
     "extremes": "Lowest- and highest-score samples (score above each) with their pixel maps on one colour scale.",
@@ -115,9 +116,10 @@ def _figures(inputs: ProtocolInputs, timings: dict[str, float]) -> list[Path]:
     paths = []
     if "sparsification_curves" in inputs.artifacts:
         paths.append(plots.sparsification_curves(inputs.artifacts["sparsification_curves"], out / "sparsification.png"))
+    curves = inputs.artifacts.get("fid_curves", {})
     for space in inputs.fake_features:
-        if "fid_curves" in inputs.artifacts:
-            paths.append(plots.fid_curves(inputs.artifacts["fid_curves"], space, out / f"fid_vs_kept_{space}.png"))
+        if any(key[0] == space for key in curves):
+            paths.append(plots.fid_curves(curves, space, out / f"fid_vs_kept_{space}.png"))
     tick = time.perf_counter()
     per_step = stepwise_uncertainty(inputs)
     timings["report.stepwise_pass"] = time.perf_counter() - tick
