@@ -1,8 +1,12 @@
 """Run configuration: a TOML file read into frozen dataclasses, validated field by field.
 
     [run]        preset, sampler, steps, num_samples (N), keep (K) or keep_fraction, seed, batch_size,
-                 features (["classifier"] and/or "inception"), bootstrap, device
-    [estimators.<name>]   the estimator's parameters (any registered estimator; `random` is always added)
+                 features (["classifier"] and/or "inception"), bootstrap, device, plugins (modules / .py files
+                 imported before validation, benchmark.plugins)
+    [model]      path, num_classes, last_layer (benchmark.models.loading.ModelSpec; replaces run.preset's model)
+    [data]       name or path, reference_stats (benchmark.datasets.DataSpec; replaces run.preset's data)
+    [estimators.<name>]   the estimator's parameters (any registered estimator; `random` is always added);
+                 `type = "<registered estimator>"` makes <name> a named variant (a second instance)
     [protocols.<name>]    filtered_fid, precision_recall, sparsification, guidance, cost, ground_truth
 """
 from __future__ import annotations
