@@ -182,7 +182,8 @@ def region_tries(model, original: Replay, indices: torch.Tensor, y: torch.Tensor
 # ---------------------------------------------------------------------------------------------- the protocol
 def map_to_state_shape(pixel_map: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
     """An estimator map [B,C',H',W'] on the grid of the sampler state [C,H,W]: unchanged when the shapes agree,
-    else its channel mean area-resized to (H, W) and repeated over C (a pixel-space map of a latent model)."""
+    else its channel mean area-resized to (H, W) and repeated over C. (A latent model's own latent maps, kept
+    by the generation pass as extras["latent_map.<name>"], are used when present: masks live in latent space.)"""
     if tuple(pixel_map.shape[1:]) == tuple(shape):
         return pixel_map
     resized = torch.nn.functional.interpolate(pixel_map.mean(1, keepdim=True), size=tuple(shape[1:]), mode="area")
@@ -217,7 +218,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     original = replay(model, union, sub_y(union), start_index=k, **common)
     for n in names:
         only = (lambda n=n: [e for e in inputs.make_estimators() if e.name == n])
-        maps = map_to_state_shape(gen.pixels[n], tuple(model.sample_shape))
+        maps = map_to_state_shape(gen.extras.get(f"latent_map.{n}", gen.pixels[n]), tuple(model.sample_shape))
         own = percentile_mask(maps[trig[n]], p)
         for label, idx, masks in ((n, trig[n], own), (f"{n}|random_mask", trig[n], random_mask_like(own, cfg.seed,
                                   trig[n])), (f"{n}|random_trigger", rand[n], percentile_mask(maps[rand[n]], p))):

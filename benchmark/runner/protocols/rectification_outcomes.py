@@ -45,7 +45,7 @@ class Outcomes:
                               for space, real in inputs.real_features.items() if space in inputs.fake_features}
         classifier = inputs.preset.load_classifier() if gen.y is not None else None
         self.classify = (lambda x: predicted_classes(classifier, x)) if classifier is not None else None
-        self.class_before = self.classify(to_pixels(inputs.model, gen.x0)) if self.classify else None
+        self.class_before = self.classify(gen.x0) if self.classify else None  # gen.x0: images (decoded if latent)
         self.oracle = inputs.preset.oracle() if hasattr(inputs.preset, "oracle") else None
         self.after: dict[tuple[str, str], dict[str, np.ndarray]] = {}
         self.member_after: dict[tuple[str, str], dict[str, np.ndarray]] = {}
