@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from benchmark.runner.protocols.application_utils import batched_sample, nfe_per_row
 from benchmark.runner.protocols.base import ProtocolInputs
@@ -216,7 +217,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
             outcome.add(REJECTION, label, idx, new_x0[pos], tries * rejection.cost_per_try(n),
                         old_score=gen.scores[n][idx], new_score=new_score[pos])
     original = replay(model, union, sub_y(union), start_index=k, **common)
-    for n in names:
+    for n in tqdm(names, desc="rectification (region)", disable=not inputs.progress, unit="estimator"):
         only = (lambda n=n: [e for e in inputs.make_estimators() if e.name == n])
         maps = map_to_state_shape(gen.extras.get(f"latent_map.{n}", gen.pixels[n]), tuple(model.sample_shape))
         own = percentile_mask(maps[trig[n]], p)
