@@ -12,12 +12,11 @@
 from __future__ import annotations
 
 import tomllib
-import inspect
-import math
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from benchmark.config_checks import MIN_FID_SAMPLES, check_protocol_needs, parameter_rule, window_has_steps  # noqa: F401
 from benchmark.config_fields import Field, check, default_of
 from benchmark.errors import ConfigError
 
@@ -103,8 +102,6 @@ PROTOCOL_RULES: dict[str, Field] = {
                                         "of a 50-step run (20 = t of about 400 of 1000)"),
     "rectification.mask_percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
 }
-#: the smallest number of samples a reported FID may be computed from (the curve's smallest kept subset)
-MIN_FID_SAMPLES = 10
 
 
 @dataclass(frozen=True)
@@ -251,7 +248,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     estimators = _estimators(_section(data, "estimators"), steps)
     protocols = _protocols(_section(data, "protocols") if "protocols" in data else dict.fromkeys(DEFAULT_PROTOCOLS, {}),
                            steps, n)
-    _check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
+    check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
     _check_application_needs(protocols, estimators)
     return RunConfig(
         preset=str(run_preset or ""), model=model, data=data_spec, plugins=plugins, sampler=sampler, steps=steps,
@@ -291,7 +288,7 @@ def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...
                               "the estimator's module to run.plugins (python -m benchmark list)")
         accepted = set(registry.parameters(name)) - {"laplace", "extractor"} | (set(LAPLACE_FIT_KEYS) if name == "bayesdiff" else set())
         _no_unknown(f"estimators.{instance}", params, accepted)
-        params = {k: check(_parameter_rule(registry.get_class(name), k), v, f"estimators.{instance}.{k}")
+        params = {k: check(parameter_rule(registry.get_class(name), k), v, f"estimators.{instance}.{k}")
                   for k, v in params.items()}
         build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
                         if k not in LAPLACE_FIT_KEYS}
@@ -302,32 +299,13 @@ def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...
                     "fit_images": params.get("fit_images", 500)})
         except ConfigError as err:
             raise _located(err, f"estimators.{instance}") from None
-        window = params["window"] if "window" in params else _parameter_rule(registry.get_class(name), "window").default
+        window = params["window"] if "window" in params else parameter_rule(registry.get_class(name), "window").default
         if window is not None:  # given, or the constructor's default window: either must hold a step of the run
-            _window_has_steps(window, steps, f"estimators.{instance}.window")
+            window_has_steps(window, steps, f"estimators.{instance}.window")
         specs.append(EstimatorSpec(instance, params, type=name))
     if "random" not in section:
         specs.insert(0, EstimatorSpec("random", {}))
     return tuple(specs)
-
-
-_ANNOTATED_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "tuple[int, int]": "list[int]"}
-
-
-def _parameter_rule(cls: type, key: str) -> Field:
-    """The typed rule of an estimator parameter from its constructor's annotation (int, float, bool, str,
-    tuple[int, int]); other annotations are left to the constructor's own checks."""
-    if key == "fit_images":
-        return Field("int", 500, low=1)
-    param = inspect.signature(cls.__init__).parameters.get(key)
-    annotation = param.annotation if param is not None else None
-    kind = _ANNOTATED_KINDS.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
-    if kind is None:
-        return Field("any")
-    default = None if param.default is inspect.Parameter.empty else param.default
-    pair = kind == "list[int]"
-    return Field(kind, list(default) if pair and default is not None else default, min_len=2 if pair else 0,
-                 max_len=2 if pair else None)
 
 
 def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[str, Any]]:
@@ -353,7 +331,7 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             UncertaintyGuidance(m=g["m"], percentile=g["percentile"], strength=g["strength"], window=g["window"])
         except ConfigError as err:
             raise _located(err, "protocols.guidance") from None
-        _window_has_steps(g["window"], steps, "protocols.guidance.window")
+        window_has_steps(g["window"], steps, "protocols.guidance.window")
     return out
 
 
@@ -368,49 +346,6 @@ def _check_application_needs(protocols: dict[str, dict[str, Any]], estimators: t
     if "rectification" in protocols and all(e.type == "random" for e in estimators):
         raise ConfigError("protocols.rectification", "enabled", "a run with an estimator besides random",
                           "add an [estimators.<name>] table or disable the protocol (enabled = false)")
-
-
-def _check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n: int, keep: int,
-                          features: tuple[str, ...]) -> None:
-    """Cross-field constraints: a configured protocol must be able to produce what its name says."""
-    subset_protocols = [p for p in ("filtered_fid", "precision_recall") if p in protocols]
-    if subset_protocols and not features:
-        raise ConfigError("run.features", [], f"at least one feature space for protocols.{subset_protocols[0]}",
-                          'set run.features = ["classifier"], or disable the protocol (enabled = false)')
-    if subset_protocols and keep >= n:
-        raise ConfigError("run.keep", keep, f"K < N = {n} for protocols.{subset_protocols[0]} (keeping every sample "
-                          "filters nothing)", "lower run.keep (e.g. 5/6 of N) or disable the protocol")
-    if "filtered_fid" in protocols:
-        fractions = protocols["filtered_fid"]["curve_fractions"]
-        smallest = max(2, int(round(min(fractions) * n)))
-        if smallest < MIN_FID_SAMPLES:
-            raise ConfigError("protocols.filtered_fid.curve_fractions", fractions,
-                              f"fractions whose smallest subset has >= {MIN_FID_SAMPLES} samples (the smallest, "
-                              f"{min(fractions):g} of N = {n}, has {smallest})",
-                              (f"raise the smallest fraction to >= {MIN_FID_SAMPLES / n:.3g} or " if MIN_FID_SAMPLES <= n
-                               else "") + f"raise run.num_samples to >= {math.ceil(MIN_FID_SAMPLES / min(fractions))}")
-    if "precision_recall" in protocols:
-        k = protocols["precision_recall"]["k"]
-        if k >= keep:
-            raise ConfigError("protocols.precision_recall.k", k, f"k < K = {keep} (the k-th neighbour must exist in "
-                              "the kept set)", f"set k = 3 or raise run.keep above {k}")
-
-
-def _window_has_steps(window: Any, steps: int, where: str) -> None:
-    """A window (a, b) of the 50-step reference grid must hold >= 1 step of a `steps`-step run without being
-    moved: by the rule of `estimators.base.scale_window`, step i belongs to it when its midpoint does,
-    a/50 <= (i + 1/2)/steps < b/50, and the final step only when b = 50. (scale_window itself keeps the
-    nearest step of an empty window; a run that would need that is refused here, before any work.)"""
-    from estimators.base import REFERENCE_STEPS, scale_window
-
-    a, b = (int(v) for v in window)
-    start, stop = scale_window((a, b), steps)
-    held = [i for i in range(start, stop) if a / REFERENCE_STEPS <= (i + 0.5) / steps < b / REFERENCE_STEPS]
-    if not held:
-        raise ConfigError(where, list(window), f"a window holding >= 1 step of the run's {steps} steps (it spans "
-                          f"the fraction [{a / REFERENCE_STEPS:g}, {b / REFERENCE_STEPS:g}) of the trajectory, which holds "
-                          f"the midpoint of none of the {steps} steps{'' if b == REFERENCE_STEPS else ' before the final one'})",
-                          f"raise run.steps (e.g. to {REFERENCE_STEPS}) or widen the window (e.g. [{a}, 50])")
 
 
 def _keep(run: dict[str, Any], n: int) -> int:
@@ -438,13 +373,6 @@ def _table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(where, value, "a table of keys", f"write it as a [{where}] table with key = value lines")
     return dict(value)
-
-
-def _int(section: dict[str, Any], key: str, default: int, *, low: int, section_name: str = "run") -> int:
-    value = section.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < low:
-        raise ConfigError(f"{section_name}.{key}", value, f"an integer >= {low}", f"set {key} = {max(low, default)}")
-    return value
 
 
 def _located(err: ConfigError, section: str) -> ConfigError:
