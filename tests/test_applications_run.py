@@ -85,3 +85,31 @@ def test_config_errors_name_the_field():
         parse_config({**base, "estimators": {"sensitivity": {}}, "protocols": {"rectification": {"mask_percentile": 100}}})
     with pytest.raises(ConfigError, match="protocols.augmentation.cut_step"):
         parse_config({**base, "estimators": {"bayesdiff": {}}, "protocols": {"augmentation": {"cut_step": 0}}})
+
+
+def test_findings_lines_judge_the_paired_differences():
+    from benchmark.runner.protocols.application_findings import application_findings, judge
+
+    assert judge(-2.0, -3.0, -1.0, -1) == "better"  # a lower FID, interval below 0
+    assert judge(0.5, 0.1, 0.9, -1) == "worse"
+    assert judge(0.5, -0.1, 0.9, +1) == "not significant"
+    frame = pd.DataFrame([
+        {"protocol": "rectification", "estimator": "bayesdiff", "metric": "rejection.delta_vs_random_trigger.fid[classifier]",
+         "value": -2.0, "ci_low": -3.0, "ci_high": -1.0},
+        {"protocol": "augmentation", "estimator": "bayesdiff", "metric": "delta_vs_isotropic[bayesdiff].vendi[classifier]",
+         "value": 0.01, "ci_low": -0.02, "ci_high": 0.04},
+        {"protocol": "augmentation", "estimator": "bayesdiff", "metric": "vendi[classifier]",
+         "value": 3.0, "ci_low": 2.0, "ci_high": 4.0}])
+    lines = application_findings(frame)
+    assert lines == [
+        "- augmentation: bayesdiff vs isotropic[bayesdiff]: difference in vendi[classifier] 0.01 [-0.02, 0.04] "
+        "-> not significant",
+        "- rectification rejection: bayesdiff vs random_trigger: difference in fid[classifier] -2 [-3, -1] -> better"]
+
+
+def test_findings_of_the_toy_run_cover_every_baseline(metrics):
+    from benchmark.runner.protocols.application_findings import application_findings
+
+    lines = application_findings(metrics[1])
+    assert any("rectification region: sensitivity vs random_mask" in line for line in lines)
+    assert any("augmentation: bayesdiff vs redraw" in line for line in lines)

@@ -1,0 +1,49 @@
+"""Findings lines of the augmentation and rectification protocols, generated from metrics.csv rows only.
+
+Each line compares an estimator with its baseline on a paired difference row (`delta_vs_<baseline>...`):
+significant when the 95% interval excludes 0, and then "better" or "worse" by the metric's direction.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+# metric (after the `delta_vs_<baseline>.` prefix, without the feature space) -> +1 higher is better, -1 lower
+AUGMENTATION_DIRECTIONS = {"vendi": +1, "pairwise_distance": +1, "precision": +1, "class_agreement": +1,
+                           "mode_agreement": +1}
+RECTIFICATION_DIRECTIONS = {"fid": -1, "precision": +1}
+
+
+def judge(value: float, low: float, high: float, direction: int) -> str:
+    """'better' / 'worse' when [low, high] excludes 0 (by `direction`), else 'not significant'."""
+    if any(math.isnan(v) for v in (low, high)) or low <= 0 <= high:
+        return "not significant"
+    return "better" if (value > 0) == (direction > 0) else "worse"
+
+
+def _base(metric: str) -> str:
+    return metric.split("[", 1)[0]
+
+
+def _lines(rows: pd.DataFrame, directions: dict[str, int], title: str) -> list[str]:
+    lines = []
+    for row in rows.itertuples():
+        head, _, rest = row.metric.partition("delta_vs_")
+        baseline, _, metric = rest.partition(".")
+        direction = directions.get(_base(metric))
+        if direction is None:
+            continue
+        verdict = judge(row.value, row.ci_low, row.ci_high, direction)
+        procedure = f" {head.rstrip('.')}" if head else ""
+        lines.append(f"- {title}{procedure}: {row.estimator} vs {baseline}: difference in {metric} {row.value:.4g} "
+                     f"[{row.ci_low:.4g}, {row.ci_high:.4g}] -> {verdict}")
+    return lines
+
+
+def application_findings(frame: pd.DataFrame) -> list[str]:
+    """Markdown bullet lines: does each variance source / trigger beat its equal-cost baseline?"""
+    paired = frame[frame.metric.str.contains("delta_vs_", regex=False)]
+    lines = _lines(paired[paired.protocol == "augmentation"], AUGMENTATION_DIRECTIONS, "augmentation")
+    lines += _lines(paired[paired.protocol == "rectification"], RECTIFICATION_DIRECTIONS, "rectification")
+    return lines
