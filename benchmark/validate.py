@@ -122,13 +122,18 @@ def _check_metrics(run_dir: Path, manifest: dict[str, Any]) -> list[str]:
 
 
 def _check_weights(manifest: dict[str, Any]) -> list[str]:
+    """Reload the model the run's config names (as the run did: run.preset with [model] / [data] in its place)."""
+    from benchmark import presets
+    from benchmark.config import parse_config
     from benchmark.runner import setup
 
-    name = manifest["config"].get("run", {}).get("preset")
+    name = manifest["config"].get("run", {}).get("preset") or "[model]"
     try:
-        model = setup.load_preset(name).load_model()
+        config = parse_config(manifest["config"])
+        base = setup.load_preset(config.preset) if config.preset else None
+        model = presets.for_run(base, config.model, config.data).load_model()
     except UQBenchError as err:
-        return [f"model weights: cannot load preset {name!r} to check them ({err})"]
+        return [f"model weights: cannot load the model of preset {name!r} to check them ({err})"]
     if model_sha256(model) != manifest["model_sha256"]:
         return [f"model weights: preset {name!r} now loads weights whose sha256 differs from the run's "
                 "(retrained or replaced after the run)"]

@@ -94,7 +94,7 @@ def findings_lines(frame: pd.DataFrame, roles: Roles, spaces: list[str], negatab
         line = f"- `{name}` {head} — " + "; ".join(parts) + "."
         if worse and not better and name in negatable:
             line += (" Its score may be ordered the other way round from what the protocols assume: test the "
-                     "inverted score as its own row (`negate = true` in a separate [estimators.<name>] table).")
+                     "inverted score as its own row (`negate = true` in a separate `[estimators.<name>]` table).")
         lines.append(line)
     lines.append("")
     lines.append("Better/worse: 95 % intervals that do not overlap random's (for paired differences against random: "
