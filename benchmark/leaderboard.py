@@ -132,13 +132,15 @@ def _spaces(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(s for s in map(lambda m: metric_info.parse(m).space, frame.metric) if s))
 
 
-def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR})) -> tuple[list[BoardRow], list, list]:
-    """(rows, ranked metrics, left-out metric labels) of one track; `frame` has a `run` column."""
+def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
+               estimators: set[str] | None = None) -> tuple[list[BoardRow], list, list]:
+    """(rows, ranked metrics, left-out metric labels) of one track; `frame` has a `run` column. Rows are the
+    configured `estimators` (every row but the runner's own when None)."""
     rows: dict[tuple[str, str], BoardRow] = {}
     for run, part in frame.groupby("run", sort=False):
         for est in dict.fromkeys(part.estimator):
-            if est != FLOOR and is_reference(est, ()):
-                continue  # the runner's own rows ((all), (sampler), plain, guided) are not estimators
+            if est != FLOOR and is_reference(est, ()) or estimators is not None and est not in estimators:
+                continue  # the runner's rows ((all), (sampler), plain, ...) and protocols' baselines are no estimators
             rows[(run, est)] = BoardRow(run, est, is_reference(est, references))
     spaces = _spaces(frame)
     candidates = [c for c in headline_columns(frame, spaces)
@@ -182,9 +184,10 @@ def _protocol_of(frame: pd.DataFrame, metric: str) -> str:
     return frame.protocol[frame.metric == metric].iloc[0]
 
 
-def leaderboard_table(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR})) -> pd.DataFrame:
+def leaderboard_table(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
+                      estimators: set[str] | None = None) -> pd.DataFrame:
     """The ranked rows of one track as a table: quality rank, mean rank, each metric with its rank, cost."""
-    rows, metrics, _ = rank_track(frame, references)
+    rows, metrics, _ = rank_track(frame, references, estimators)
     records = []
     for row in rows:
         rec = {"run": row.run, "estimator": row.estimator,
@@ -208,7 +211,8 @@ def build_boards(runs: list[RunInfo]) -> list[Board]:
         _check_protocol_versions(members)
         frame = pd.concat([r.frame.assign(run=r.name) for r in members], ignore_index=True)
         references = set().union(*(r.references for r in members))
-        rows, metrics, left_out = rank_track(frame, references)
+        configured = set().union(*(r.manifest["estimators"] for r in members)) | {FLOOR}
+        rows, metrics, left_out = rank_track(frame, references, configured)
         cost = list(dict.fromkeys(label for r in rows for label in r.cost))
         boards.append(Board(track_id, members[0].track, members, metrics, rows, left_out, cost))
     return boards
@@ -228,7 +232,7 @@ def describe_track(track: dict) -> str:
 def board_markdown(board: Board) -> str:
     frame = pd.concat([r.frame.assign(run=r.name) for r in board.runs], ignore_index=True)
     refs = set().union(*(r.references for r in board.runs))
-    table = leaderboard_table(frame, refs)
+    table = leaderboard_table(frame, refs, {r.estimator for r in board.rows})
     lines = [f"## Track {board.track_id}", "", describe_track(board.track), "",
              table.to_markdown(index=False) if not table.empty else "(no estimator rows)", ""]
     if board.left_out:

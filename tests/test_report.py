@@ -100,7 +100,9 @@ def test_protocol_tables_drop_reference_only_columns_and_move_settings():
 @pytest.mark.parametrize("metric, sign", [
     ("fid_kept[classifier]", -1), ("delta_vs_random[inception]", -1), ("precision[classifier]", 1), ("aurg", 1),
     ("ause_pooled", -1), ("spearman_score_vs_neg_log_density", 1), ("auroc_between_modes", 1),
-    ("mean_abs_change_x0", 0), ("extra_nfe_per_sample", -1), ("time_ratio", -1), ("start_timestep", 0)])
+    ("mean_abs_change_x0", 0), ("extra_nfe_per_sample", -1), ("time_ratio", -1), ("start_timestep", 0),
+    ("delta_vs_isotropic[bayesdiff].vendi[classifier]", 1), ("rejection.delta_vs_random_trigger.fid[classifier]", -1),
+    ("delta_vs_redraw.class_agreement", 1), ("delta_vs_random_at_keep_0.50[classifier]", -1)])
 def test_metric_direction_from_its_name(metric, sign):
     assert metric_info.direction(metric) == sign
 
@@ -136,3 +138,21 @@ def test_atomic_writes_get_the_mode_open_would_give(tmp_path, umask):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "sub").stat().st_mode) == 0o777 & ~umask
     assert (tmp_path / "sub" / "a.txt").read_text() == "x" and not list(tmp_path.glob(".*tmp"))
+
+
+def test_protocol_baseline_rows_are_references_and_dotted_metrics_get_their_own_table():
+    """Rows that are no configured estimator (a protocol's baselines) are never bolded or ranked; a paired
+    difference `group.measure` goes to a table per group; the applications' findings lines are included."""
+    rows = [("augmentation", "bayesdiff", "vendi[classifier]", 3.0, 2.9, 3.1),
+            ("augmentation", "redraw", "vendi[classifier]", 5.0, 4.9, 5.1),
+            ("augmentation", "bayesdiff", "delta_vs_redraw.vendi[classifier]", -2.0, -2.2, -1.8)]
+    frame = pd.DataFrame([(*r, 8, 0) for r in rows], columns=COLUMNS)
+    config = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
+                           "protocols": {"cost": {}}})
+    records = {"bayesdiff": EstimatorRecord("bayesdiff", "epistemic", False, {}),
+               "random": EstimatorRecord("random", "heuristic", True, {})}
+    text = render_report(ReportData(config, frame, records))
+    assert "| *redraw* | 5 [4.9, 5.1] |" in text and "**" not in text.split("## Results by protocol")[1]
+    assert "### augmentation · classifier: delta_vs_redraw" in text and "| vendi ↑ |" in text
+    assert "*redraw* = a baseline row of the protocol, not a configured estimator" in text
+    assert "- augmentation: bayesdiff vs redraw: difference in vendi[classifier] -2 [-2.2, -1.8] -> worse" in text

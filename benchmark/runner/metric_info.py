@@ -47,13 +47,16 @@ _CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)
 @dataclass(frozen=True)
 class MetricName:
     """A parsed metric name: `fid_at_keep_0.50[inception]` -> base `fid_at_keep_0.50`, space `inception`,
-    family `fid_at_keep`, point `0.50` (a point of a curve: shown in its own table, one column per point)."""
+    family `fid_at_keep`, point `0.50` (a point of a curve: shown in its own table, one column per point);
+    `rejection.delta_vs_random_trigger.fid[classifier]` -> family `rejection.delta_vs_random_trigger`, point
+    `fid` (dotted: one table per group, one column per measure)."""
 
     name: str
     base: str
     space: str | None
     family: str | None = None
     point: str | None = None
+    dotted: bool = False  # family/point from a `group.measure` name (else a curve `*_at_keep_0.50`)
 
 
 def parse(metric: str) -> MetricName:
@@ -62,13 +65,14 @@ def parse(metric: str) -> MetricName:
     curve = _CURVE.match(base)
     if curve:
         return MetricName(metric, base, space, f"{curve['family']}_at_{curve['param']}", curve["value"])
+    group, dot, measure = base.rpartition(".")
+    if dot and group and measure and not measure[0].isdigit():  # `rejection.delta_vs_x.fid`: one table per group
+        return MetricName(metric, base, space, group, measure, dotted=True)
     return MetricName(metric, base, space)
 
 
-def direction(metric: str) -> int:
-    """+1 when higher is better, -1 when lower is better, 0 when the name does not say."""
-    words = parse(metric).base.lower().split("_")
-    for word in words:
+def _word_direction(text: str) -> int:
+    for word in re.split(r"[^a-z0-9]+", text.lower()):
         if word in HIGHER_WORDS:
             return 1
         if word in LOWER_WORDS:
@@ -76,9 +80,23 @@ def direction(metric: str) -> int:
     return 0
 
 
+def direction(metric: str) -> int:
+    """+1 when higher is better, -1 when lower is better, 0 when the name does not say.
+
+    A paired difference `[procedure.]delta_vs_<baseline>.<measure>` takes the direction of `<measure>`;
+    without a `.<measure>` it is a difference of FIDs (`delta_vs_random`: lower is better).
+    """
+    base = parse(metric).base
+    _, sep, rest = base.partition("delta_vs_")
+    if sep:
+        _, dot, measured = rest.partition(".")
+        return (_word_direction(measured) if dot else 0) or -1
+    return _word_direction(base)
+
+
 def is_cost(metric: str) -> bool:
     """NFEs and wall-clock: what an estimator costs, never part of a quality rank."""
-    return bool(set(parse(metric).base.lower().split("_")) & COST_WORDS)
+    return bool(set(re.split(r"[^a-z0-9]+", parse(metric).base.lower())) & COST_WORDS)
 
 
 def is_setting(metric: str) -> bool:
@@ -92,7 +110,7 @@ def arrow(metric: str) -> str:
 def label(metric: str, *, with_space: bool = True, with_arrow: bool = True) -> str:
     """A short reader's label: `delta_vs_random[classifier]` -> `ΔFID vs random K [classifier] ↓`."""
     parsed = parse(metric)
-    text = LABELS.get(parsed.base, parsed.base)
+    text = LABELS.get(parsed.base, parsed.point if parsed.dotted else parsed.base)
     if with_space and parsed.space:
         text += f" [{parsed.space}]"
     return text + (arrow(metric) if with_arrow else "")

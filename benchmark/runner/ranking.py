@@ -28,11 +28,14 @@ def is_reference(estimator: str, reference_names: Iterable[str] = ()) -> bool:
     return estimator in FIXED_REFERENCE_ROWS or estimator.startswith("(") or estimator in set(reference_names)
 
 
-def explain_reference(estimator: str, kind: str | None = None) -> str:
+def explain_reference(estimator: str, kind: str | None = None, configured=None) -> str:
+    """One line saying what a reference row is (`configured`: the run's estimator instances, if known)."""
     if estimator in FIXED_REFERENCE_ROWS:
         return FIXED_REFERENCE_ROWS[estimator]
     if kind == "oracle":
         return ORACLE_EXPLANATION
+    if configured is not None and estimator not in configured:
+        return "a baseline row of the protocol, not a configured estimator"
     return "a reference row (never ranked)"
 
 

@@ -19,6 +19,7 @@ from benchmark.errors import ConfigError
 from benchmark.runner import findings, plots, report_tables
 from benchmark.runner.io import save_text
 from benchmark.runner.manifest import EstimatorRecord, estimator_records
+from benchmark.runner.protocols.application_findings import application_findings
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.sampling import initial_labels, initial_noise, sample
 
@@ -48,7 +49,8 @@ class ReportData:
     @property
     def roles(self) -> report_tables.Roles:
         refs = frozenset({report_tables.FLOOR} | {n for n, r in self.records.items() if r.reference_row})
-        return report_tables.Roles(refs, {n: r.kind for n, r in self.records.items()})
+        configured = frozenset(self.records) if self.records else None
+        return report_tables.Roles(refs, {n: r.kind for n, r in self.records.items()}, configured)
 
 
 def render_report(data: ReportData) -> str:
@@ -64,6 +66,10 @@ def render_report(data: ReportData) -> str:
         lines += ["## Headline", "", headline, "", report_tables.reference_note(names, roles), ""]
     negatable = _negatable(data.records)
     lines += ["## Findings", "", *findings.findings_lines(frame, roles, spaces, negatable), ""]
+    applications = application_findings(frame)
+    if applications:
+        lines += ["Applications (paired differences against each protocol's equal-cost baseline):", "",
+                  *applications, ""]
     lines += ["## Results by protocol", ""]
     for protocol in dict.fromkeys(frame.protocol):
         for group in report_tables.protocol_groups(frame, protocol):

@@ -36,9 +36,13 @@ class Roles:
 
     references: frozenset[str] = frozenset({FLOOR})
     kinds: dict[str, str | None] = field(default_factory=dict)
+    estimators: frozenset[str] | None = None  # the configured instances (None: every row not a reference is one)
 
     def is_reference(self, name: str) -> bool:
-        return ranking.is_reference(name, self.references)
+        """References: `random`, oracles, the runner's rows, and rows that are no configured estimator (a
+        protocol's own baselines such as `redraw` or `rejection|random_trigger`)."""
+        return ranking.is_reference(name, self.references) or (self.estimators is not None
+                                                               and name not in self.estimators)
 
     def order(self, names) -> list[str]:
         names = list(dict.fromkeys(names))
@@ -115,7 +119,8 @@ def reference_note(names, roles: Roles) -> str:
     present = [n for n in dict.fromkeys(names) if roles.is_reference(n)]
     if not present:
         return ""
-    parts = [f"*{n}* = {ranking.explain_reference(n, roles.kinds.get(n))}" for n in present]
+    parts = [f"*{n}* = {ranking.explain_reference(n, roles.kinds.get(n), configured=roles.estimators)}"
+             for n in present]
     return "Reference rows (italic, never ranked): " + "; ".join(parts) + "."
 
 
@@ -139,6 +144,9 @@ def protocol_groups(frame: pd.DataFrame, protocol: str) -> list[TableGroup]:
         if family is None:
             columns = [Column(metric_info.label(m, with_space=False), m, entries(part, protocol, m)) for m in metrics]
             out.append(TableGroup(f"{protocol}{where}", columns))
+        elif metric_info.parse(metrics[0]).dotted:
+            columns = [Column(metric_info.label(m, with_space=False), m, entries(part, protocol, m)) for m in metrics]
+            out.append(TableGroup(f"{protocol}{where}: {family}", columns))
         else:
             columns = [Column(metric_info.parse(m).point, m, entries(part, protocol, m)) for m in metrics]
             title = metric_info.LABELS.get(family, family) + metric_info.arrow(metrics[0])
