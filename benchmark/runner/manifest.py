@@ -4,7 +4,7 @@ Written last in a run: its presence marks a finished run. It records
 - `suite_version` (the package version) and `protocol_versions` (a protocol module's `VERSION`, default 1):
   runs of different protocol versions are never ranked together;
 - `sha256`: the checksum of every result file (metrics.csv, config.json, report.md, plots/*) and
-  `model_sha256`, a checksum of the model's weights (its state dict: names, dtypes, shapes and bytes);
+  `model_sha256`, the checksum of the model's weights (`estimators.laplace.weights_digest`);
 - `estimators`: per instance, the registered `type`, its `kind`, whether it is a `reference_row` and its
   `params`;
 - `track`: the settings that make two runs comparable (see `track_of`).
@@ -19,8 +19,6 @@ from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
-
-import torch
 
 from benchmark.config import RunConfig
 from benchmark.runner.io import save_json
@@ -78,16 +76,11 @@ def sha256_file(path: Path) -> str:
 
 
 def model_sha256(model) -> str | None:
-    """sha256 over the model's state dict in key order: name, dtype, shape and raw bytes of every tensor."""
-    state = getattr(model, "state_dict", None)
-    if state is None:
-        return None
-    digest = hashlib.sha256()
-    for key, tensor in sorted(state().items()):
-        flat = tensor.detach().cpu().contiguous().reshape(-1)
-        digest.update(f"{key}|{flat.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(flat.view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
+    """sha256 of the model's weights (`estimators.laplace.weights_digest`: names, shapes, dtypes and bytes of
+    the state dict), None for an object without a state dict."""
+    from estimators.laplace import weights_digest
+
+    return weights_digest(model) if hasattr(model, "state_dict") else None
 
 
 def result_files(out: Path) -> list[str]:
