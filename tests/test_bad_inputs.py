@@ -6,6 +6,13 @@ config value, or the preset (a variant of the toy preset reached through $UQBENC
 without dropout, without a last layer, with NaN weights, with missing or corrupt weights on disk, data that
 is not installed). Runs go through `benchmark.cli.main`, the function behind `python -m benchmark`;
 `test_exit_code_of_the_real_command` checks one case in a fresh process.
+
+Categories (issue 17): config fields (types, ranges, cross-field constraints such as k < K, windows that hold a
+step, FID subset sizes; protocols the preset cannot run, issue 11 item 5), the config file itself (TOML syntax,
+UTF-16, binary), the run folder (--out a file, below a file, read-only, locked by a live run, finished, another
+config, foreign files), model folders and preset capabilities, data assets, plug-ins (PLUGIN_CASES). "Nothing
+written" is checked as: every file and folder under the case's tmp folder is unchanged. Command-line arguments
+and the files given to `regress` / `leaderboard` are catalogued in tests/test_bad_inputs_cli.py.
 """
 from __future__ import annotations
 

@@ -244,3 +244,26 @@ def test_a_resume_with_a_changed_posterior_is_refused(reference, tmp_path, capsy
     assert run_cli(config, out) == 2
     line = one_line(capsys.readouterr().err, "error: --out")
     assert "the Laplace posterior changed since it started" in line
+
+
+# ------------------------------------------------------------------------------------------- I/O failure
+def test_a_write_failure_is_a_fault_with_one_line_and_the_run_resumes(reference, tmp_path, monkeypatch, capsys):
+    import errno
+
+    config, ref = reference
+    out = tmp_path / "run"
+    real_save = generation.save_torch
+
+    def disk_full(obj, path):
+        if path.name == SHARDS[1]:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real_save(obj, path)
+
+    monkeypatch.setattr(generation, "save_torch", disk_full)
+    assert run_cli(config, out) == 3
+    line = one_line(capsys.readouterr().err, "fault: No space left on device")
+    assert SHARDS[1] in line and "run the same command again" in line
+    assert not (out / lock.LOCK_NAME).exists()
+    monkeypatch.setattr(generation, "save_torch", real_save)
+    assert run_cli(config, out) == 0
+    assert_same_results(out, ref)
