@@ -15,6 +15,12 @@ percentile interval of a single FID usually does not even contain the observed v
 interval keeps the spread of the replicates and removes that offset; it is the default for the FID
 and precision/recall intervals here (both kinds are available everywhere).
 
+What the intervals cover: the shifted interval of FID_N covers E[FID_N], the expected FID of N samples
+against the fixed reference -- NOT the Fréchet distance between the two distributions, which FID_N
+overestimates by about c / N (for that, FID∞: metrics/fid_infinity.py). A paired difference of two sets
+of EQUAL size covers the difference of their expected FIDs, in which the size bias cancels; sets of
+different sizes must not be compared this way. `metrics.METRIC_INFO` states it per reported metric.
+
 FID replicates never copy the feature matrix: the resample is a vector of counts c_i (how often row i
 was drawn) and the statistics are count-weighted sums over rows centred once. Against a fixed
 reference the rows are also projected once onto the factor of the reference covariance, which
