@@ -387,8 +387,8 @@ class LastLayerLaplace:
             raise ConfigError("loader images", f"range [{low:.3g}, {high:.3g}]",
                               f"pixel values in [{value_range[0]:g}, {value_range[1]:g}]",
                               "rescale the images, e.g. x / 127.5 - 1 for uint8 or 2 x - 1 for [0, 1]")
-        if getattr(self.model, "num_classes", None) is None:
-            return images, None
+        if getattr(self.model, "num_classes", None) is None or getattr(self.model, "cycled_conditions", False):
+            return images, None  # text-conditioned models (benchmark.models.conditioning) fit on the empty prompt
         if labels is None:
             raise ConfigError("loader", "image batches without labels",
                               f"{type(self.model).__name__} is class-conditional", "yield (images, labels) pairs")

@@ -139,3 +139,41 @@ def save_sd_pipeline(folder: Path) -> Path:
 
 def read_index(folder: Path) -> dict:
     return json.loads((folder / "model_index.json").read_text())
+
+
+# ----------------------------------------------------------------------------- an in-test preset for CLI runs
+LATENT_DIR_ENV = "UQBENCH_TEST_LATENT_DIR"
+
+
+def write_latent_assets(folder: Path, *, text: bool = True) -> Path:
+    """A pipeline (SD layout with a dropout UNet, or DiT), 48 random 1x16x16 images and a random classifier."""
+    import numpy as np
+    from diffusers import StableDiffusionPipeline
+
+    from metrics.classifier import DomainClassifier
+
+    folder.mkdir(parents=True, exist_ok=True)
+    if text:
+        StableDiffusionPipeline(vae=tiny_vae(), text_encoder=tiny_text_encoder(), tokenizer=tiny_tokenizer(),
+                                unet=tiny_cond_unet(dropout=0.1), scheduler=ddim_scheduler(), safety_checker=None,
+                                feature_extractor=None, requires_safety_checker=False).save_pretrained(folder / "pipe")
+    else:
+        save_dit_pipeline(folder / "pipe")
+    images = np.random.default_rng(0).uniform(-1, 1, size=(48, 1, 16, 16)).astype(np.float32)
+    np.savez(folder / "data.npz", train=images[:32], test=images[32:])
+    with seeded(0):
+        DomainClassifier(in_channels=1, num_classes=3, image_size=16).eval().save(folder / "classifier.pt")
+    return folder
+
+
+def tiny_latent_preset():
+    """The preset of the folder named by $UQBENCH_TEST_LATENT_DIR (see write_latent_assets)."""
+    import os
+
+    from benchmark.datasets import DataSpec
+    from benchmark.models.loading import ModelSpec
+    from benchmark.presets import Preset
+
+    folder = Path(os.environ[LATENT_DIR_ENV])
+    return Preset("tiny-latent", ModelSpec(str(folder / "pipe")), DataSpec(path=str(folder / "data.npz")),
+                  classifier=folder / "classifier.pt", description="tiny random latent pipeline (tests)")
