@@ -147,3 +147,11 @@ def test_boards_sort_by_any_column_in_the_browser(site, tmp_path, column, direct
             assert keys(rows) == sorted(keys(rows), reverse=direction == "desc"), (table_id, keys(rows))
             moved |= keys(rows) != keys(served.tables[table_id])
     assert moved or column != 2  # by estimator name the served order (by quality rank, run) must change
+
+
+def test_a_rebuild_drops_pages_of_runs_no_longer_listed(tmp_path):
+    use_toy_preset()
+    out = tmp_path / "site"
+    assert main(["leaderboard", str(toy_run("base")), str(toy_run("seed1")), "--out", str(out)]) == 0
+    assert main(["leaderboard", str(toy_run("base")), "--out", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["toy-base-1"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import re
+import shutil
 from pathlib import Path
 
 from benchmark.leaderboard import Board, BoardRow, RunInfo, describe_track
@@ -30,6 +31,8 @@ def url_safe(name: str) -> str:
 
 
 def build_site(boards: list[Board], runs: list[RunInfo], out: Path) -> Path:
+    """Write the site into `out`; run pages of an earlier build of this site that no longer list are removed."""
+    _remove_stale_pages(out, {run.slug for run in runs})
     for run in runs:
         write_run_page(run, out / "runs" / run.slug)
     path = out / "index.html"
@@ -120,6 +123,14 @@ def render_markdown(text: str, renames: dict[str, str]) -> str:
         text = text.replace(f"]({old})", f"]({new})")
     rendered = markdown.markdown(text, extensions=["tables"], output_format="html")
     return rendered.replace("<img ", "<img onerror=\"this.classList.add('broken')\" ")
+
+
+def _remove_stale_pages(out: Path, keep: set[str]) -> None:
+    if not (out / "index.html").is_file() or not (out / "runs").is_dir():
+        return  # not a site this command wrote: touch nothing
+    for folder in (out / "runs").iterdir():
+        if folder.is_dir() and folder.name not in keep and (folder / "index.html").is_file():
+            shutil.rmtree(folder)
 
 
 def _inline_code(text: str) -> str:
