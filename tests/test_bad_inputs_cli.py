@@ -197,3 +197,18 @@ def test_regress_exit_1_means_a_regression_and_a_crash_is_3(tmp_path, monkeypatc
     assert main(["regress", "--baseline", str(baseline), "--run", str(run)]) == 3
     line = capsys.readouterr().err.strip()
     assert line == "fault: unexpected RuntimeError: a bug. Fix: rerun with --debug for the traceback and report it"
+
+
+@pytest.mark.parametrize("make, phrase", [
+    (lambda tmp, ref: tmp / "nope", "not a directory"),
+    (lambda tmp, ref: good_run(tmp), "unfinished: no manifest.json"),
+    (lambda tmp, ref: damaged(lambda t: Path(shutil.copytree(ref, t / "copy")), truncate, "metrics.csv")(tmp),
+     "metrics.csv"),
+], ids=["missing folder", "unfinished run", "truncated metrics"])
+def test_validate_refuses_bad_run_folders_with_one_line(make, phrase, finished_run, tmp_path, capsys):
+    run = make(tmp_path, finished_run)
+    before = snapshot(tmp_path)
+    assert main(["validate", str(run), "--skip-weights"]) == 2
+    line = capsys.readouterr().err.strip()
+    assert "\n" not in line and "Traceback" not in line and str(run) in line and phrase in line, line
+    assert snapshot(tmp_path) == before

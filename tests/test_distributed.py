@@ -169,10 +169,12 @@ def test_two_processes_match_one_bit_for_bit(tmp_path, tmp_path_factory):
 
     events = [json.loads(line) for line in log.read_text().splitlines()]
     rank1_writes = [Path(path) for rank, kind, path in events if rank == 1 and kind == "write"]
-    assert sorted(p.name for p in rank1_writes) == ["gen_0000004_0000008.pt"]  # shard 1 of 3, nothing else
+    # shard 1 of 3 and its checksum, nothing else
+    assert sorted(p.name for p in rank1_writes) == ["gen_0000004_0000008.pt", "gen_0000004_0000008.pt.sha256"]
     assert all(p.parent == out / "shards" for p in rank1_writes)
     rank0_shards = sorted(Path(path).name for rank, kind, path in events
-                          if rank == 0 and kind == "write" and Path(path).parent == out / "shards")
+                          if rank == 0 and kind == "write" and Path(path).parent == out / "shards"
+                          and not path.endswith(".sha256"))
     assert rank0_shards == ["gen_0000000_0000004.pt", "gen_0000008_0000010.pt", "guided_0000000_0000004.pt"]
     assert [rank for rank, kind, _ in events if kind == "laplace_fit"] == [0]
     assert sorted((rank, tag) for rank, kind, tag in events if kind == "generate") == [
