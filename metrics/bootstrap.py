@@ -175,6 +175,11 @@ class FixedReferenceFID:
         self.mean_gap = reference.mu - self.centre
         self.reference_trace = float(np.trace(reference.sigma))
 
+    def full(self) -> float:
+        """FID of the features themselves (every row once): the same value as fid_from_stats(reference,
+        feature_statistics(features)), without its D x D x D products."""
+        return self(np.ones(self.centred.shape[0], dtype=np.int64))
+
     def __call__(self, counts: np.ndarray) -> float:
         total, drawn, weights = drawn_rows(counts)
         shift = weights @ self.centred[drawn] / total
@@ -212,10 +217,10 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
     """
     _check_bootstrap_args(n_boot, alpha, interval)
     reference = _reference(real_features, real_stats, resample_real)
-    value = fid_from_stats(reference, feature_statistics(fake_features))
     rng = np.random.default_rng(seed)
     replicates = []
     if resample_real:
+        value = fid_from_stats(reference, feature_statistics(fake_features))
         fake, real = CountWeightedStatistics(fake_features), CountWeightedStatistics(real_features)
         for _ in range(n_boot):
             fake_counts = resample_counts(rng, fake.centred.shape[0])
@@ -223,6 +228,7 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
             replicates.extend(_resampled_fid(real, real_counts, [fake], [fake_counts]))
     else:
         fid = FixedReferenceFID(reference, fake_features)
+        value = fid.full()
         replicates = [fid(resample_counts(rng, fid.centred.shape[0])) for _ in range(n_boot)]
     return percentile_interval(value, replicates, alpha, interval)
 
@@ -258,11 +264,11 @@ def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: in
     index_a = _as_index(idx_a, pool.shape[0], "idx_a")
     index_b = _as_index(idx_b, pool.shape[0], "idx_b")
     reference = _reference(real_features, real_stats, resample_real)
-    value = (fid_from_stats(reference, feature_statistics(pool[index_a]))
-             - fid_from_stats(reference, feature_statistics(pool[index_b])))
     rng = np.random.default_rng(seed)
     replicates = []
     if resample_real:
+        value = (fid_from_stats(reference, feature_statistics(pool[index_a]))
+                 - fid_from_stats(reference, feature_statistics(pool[index_b])))
         subsets = [CountWeightedStatistics(pool[index_a]), CountWeightedStatistics(pool[index_b])]
         real = CountWeightedStatistics(real_features)
         for _ in range(n_boot):
@@ -272,6 +278,7 @@ def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: in
             replicates.append(fid_a - fid_b)
     else:
         fid_a, fid_b = FixedReferenceFID(reference, pool[index_a]), FixedReferenceFID(reference, pool[index_b])
+        value = fid_a.full() - fid_b.full()
         for _ in range(n_boot):
             counts = resample_counts(rng, pool.shape[0])
             replicates.append(fid_a(counts[index_a]) - fid_b(counts[index_b]))
@@ -286,8 +293,8 @@ def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, 
     a, b = as_feature_matrix(features_a, "features_a"), as_feature_matrix(features_b, "features_b")
     if a.shape[0] != b.shape[0]:
         raise ConfigError("features_b", f"{b.shape[0]} rows", f"one row per row of features_a ({a.shape[0]})")
-    value = fid_from_stats(reference, feature_statistics(a)) - fid_from_stats(reference, feature_statistics(b))
     fid_a, fid_b = FixedReferenceFID(reference, a), FixedReferenceFID(reference, b)
+    value = fid_a.full() - fid_b.full()
     rng = np.random.default_rng(seed)
     replicates = []
     for _ in range(n_boot):
