@@ -32,6 +32,9 @@ ROWS = [
     ("sparsification", "good", "ause", 0.1, 0.09, 0.11),
     ("sparsification", "bad", "ause", 0.5, 0.45, 0.55),
     ("sparsification", "meh", "ause", 0.3, 0.25, 0.35),
+    ("sparsification", "good", "ause_pooled", 0.1, NAN, NAN),
+    ("sparsification", "bad", "ause_pooled", 0.5, NAN, NAN),
+    ("sparsification", "random", "ause_pooled", 0.3, NAN, NAN),
     ("cost", "(sampler)", "nfe_per_sample", 50.0, NAN, NAN),
     ("cost", "random", "extra_nfe_per_sample", 0.0, NAN, NAN),
     ("cost", "good", "extra_nfe_per_sample", 20.0, NAN, NAN),
@@ -90,6 +93,7 @@ def test_protocol_tables_drop_reference_only_columns_and_move_settings():
     assert "Reference values: *(all)* FID of all N ↓ = 10 [9, 11]." in fid
     spars = text.split("### sparsification\n", 1)[1].split("###")[0]
     assert "start_timestep" not in spars and "*(all)* rmse ↓ = 0.3" in spars
+    assert "| `good` | **0.1 [0.09, 0.11]** | 0.1 |" in spars  # no interval, no significance, no bold
     settings = _section(text, "Settings")
     assert "| sparsification start_timestep | 500 |" in settings and "| steps | 10 |" in settings
     times = _section(text, "Time by stage")

@@ -70,7 +70,8 @@ def collect(frame: pd.DataFrame, roles: Roles, spaces: list[str]) -> Verdicts:
 def findings_lines(frame: pd.DataFrame, roles: Roles, spaces: list[str], negatable: set[str] = frozenset()) -> list[str]:
     """Markdown bullet lines, one per ranked estimator, plus how to read them."""
     found = collect(frame, roles, spaces)
-    names = roles.order([*found.better, *found.worse, *found.unclear])
+    judged = {*found.better, *found.worse, *found.unclear}
+    names = [n for n in dict.fromkeys(frame.estimator) if n in judged]  # the run's order
     if not names:
         return ["No ranked estimator has a quality metric that can be compared with the `random` floor."]
     lines = []

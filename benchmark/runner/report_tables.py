@@ -2,7 +2,8 @@
 
 Every table lists ranked estimators first and reference rows (in italics, never ranked) after them. In a
 column whose better direction is known (↑/↓ in its header), the entry that is *significantly* better than
-every other ranked entry and than the `random` floor (95 % intervals clear of theirs) is in bold.
+every other ranked entry and than the `random` floor (95 % intervals clear of theirs) is in bold; columns
+without intervals (cost, pooled values) have no bold entry.
 """
 from __future__ import annotations
 
@@ -72,10 +73,11 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def winner(column: Column, roles: Roles) -> str | None:
-    """The ranked entry significantly better than every other ranked entry and the floor, if one is."""
+    """The ranked entry significantly better than every other ranked entry and the floor, if one is. Only
+    where every contender has an interval: a point estimate (cost, pooled values) supports no significance."""
     sign = metric_info.direction(column.metric)
     contenders = {k: v for k, v in column.values.items() if not roles.is_reference(k) or k == FLOOR}
-    if sign == 0 or not contenders:
+    if sign == 0 or not contenders or any(math.isnan(lo) or math.isnan(hi) for _, lo, hi in contenders.values()):
         return None
     frame = pd.DataFrame(contenders, index=["value", "low", "high"]).T
     best = ranking.significantly_best(frame.value, frame.low, frame.high, higher_is_better=sign > 0)
