@@ -116,6 +116,8 @@ def test_metric_names_parse_into_space_and_curve_points():
     assert (parsed.base, parsed.space, parsed.family, parsed.point) == ("fid_at_keep_0.50", "inception",
                                                                         "fid_at_keep", "0.50")
     assert metric_info.is_cost("extra_nfe_per_sample") and not metric_info.is_cost("ause")
+    assert metric_info.parse("calibration_ratio[skip=5]").space is None  # a setting, not a feature space
+    assert metric_info.direction("calibration_ratio[skip=5]") == 0
     assert metric_info.label("delta_vs_random[classifier]") == "ΔFID vs random K [classifier] ↓"
 
 

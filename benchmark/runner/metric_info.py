@@ -39,8 +39,9 @@ LABELS = {
     "time_ratio": "time ratio",
     "seconds_per_sample": "s / sample",
     "spearman_score_vs_neg_log_density": "ρ(score, −log p)",
+    "auroc_between_mode": "AUROC between-mode",
 }
-_SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]]+)\]$")
+_SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]=]+)\]$")  # `[skip=5]` is a setting, not a feature space
 _CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)$")
 
 

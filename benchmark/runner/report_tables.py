@@ -22,8 +22,9 @@ HEADLINE = (
     ("precision_recall", "precision", False),
     ("sparsification", "ause", False),
     ("sparsification", "aurg", False),
-    ("ground_truth", "spearman_score*", False),
-    ("ground_truth", "auroc*", False),
+    ("ground_truth", "spearman_score_vs_neg_log_density", False),
+    ("ground_truth", "auroc_lowest_*", False),
+    ("ground_truth", "auroc_between_mode", False),
     ("cost", "extra_nfe_per_sample", False),
     ("cost", "time_ratio", False),
 )
