@@ -90,6 +90,8 @@ def _guard(action, debug: bool = False) -> int:
         where = f" ({err.filename})" if err.filename else ""
         return _fail("fault", f"{err.strerror or err}{where}. Fix: free space or fix permissions there, then run "
                      "the same command again (a run resumes)", EXIT_FAULT, debug)
+    except SystemExit as done:  # a command's own argument parser (train): --help is 0, a bad argument 2
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_BAD_INPUT)
     except Exception as err:  # a bug: still one line (and exit 3, never 1, which means a regression)
         return _fail("fault", f"unexpected {type(err).__name__}: {err}. Fix: rerun with --debug for the traceback "
                      "and report it", EXIT_FAULT, debug)
