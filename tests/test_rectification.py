@@ -25,6 +25,7 @@ def oracle():
 def test_triggers_and_masks():
     scores = np.arange(100, dtype=float)[::-1]
     assert triggered(scores, 90).tolist() == list(range(10))  # the ten highest scores
+    assert triggered(np.ones(20), 90).size == 0  # constant scores flag nothing
     small, large = random_trigger(50, 5, seed=3), random_trigger(50, 12, seed=3)
     assert len(set(small.tolist())) == 5 and set(small.tolist()) <= set(large.tolist())
     maps = torch.rand(4, 2, 8, 8, generator=torch.Generator().manual_seed(0))

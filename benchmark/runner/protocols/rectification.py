@@ -200,10 +200,11 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     k = step_index_from_end(int(params["renoise_step"]), cfg.steps, "protocols.rectification.renoise_step")
     common = dict(sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, batch_size=cfg.batch_size)
     trig = {n: torch.as_tensor(triggered(gen.scores[n].numpy(), q), dtype=torch.long) for n in names}
+    names = [n for n in names if trig[n].numel() > 0]  # constant scores flag nothing: nothing to replace
     rand = {n: torch.as_tensor(random_trigger(gen.size, len(t), cfg.seed), dtype=torch.long) for n, t in trig.items()}
-    union = torch.as_tensor(sorted({int(i) for t in [*trig.values(), *rand.values()] for i in t}), dtype=torch.long)
-    if union.numel() == 0:
+    if not names:
         return []
+    union = torch.as_tensor(sorted({int(i) for n in names for i in [*trig[n], *rand[n]]}), dtype=torch.long)
     labels = None if gen.y is None else gen.y.to(model.device)
     sub_y = (lambda idx: None if labels is None else labels[idx])
     scorers = {n: (lambda res, n=n: res.uncertainty[n].score) for n in names}
