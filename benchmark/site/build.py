@@ -68,19 +68,22 @@ def board_html(board: Board) -> str:
     if board.reference_rows:
         ref_labels = list(dict.fromkeys([*labels, *(lab for r in board.reference_rows for lab in r.values)]))
         ref_header = ["run", "estimator", "what it is", *ref_labels, *board.cost_labels]
-        ref_rows = [_row(r, ref_labels, board.cost_labels, slug_of, ranked=False) for r in board.reference_rows]
+        kinds = {name: rec.get("kind") for run in board.runs for name, rec in run.manifest["estimators"].items()}
+        ref_rows = [_row(r, ref_labels, board.cost_labels, slug_of, ranked=False, kind=kinds.get(r.estimator))
+                    for r in board.reference_rows]
         parts += ["<h3>Reference rows (never ranked)</h3>",
                   table(ref_header, ref_rows, row_class="reference", table_id=f"reference-{board.track_id}")]
     return "".join(parts)
 
 
-def _row(row: BoardRow, labels: list[str], cost_labels: list[str], slug_of: dict[str, str], *, ranked: bool):
+def _row(row: BoardRow, labels: list[str], cost_labels: list[str], slug_of: dict[str, str], *, ranked: bool,
+         kind: str | None = None):
     run_cell = Cell(row.run, raw_html=link(f"runs/{slug_of[row.run]}/index.html", row.run))
     if ranked:
         cells = [Cell(str(row.quality_rank or "–"), float(row.quality_rank or "nan")), run_cell, Cell(row.estimator),
                  Cell(f"{row.mean_rank:.2f}", row.mean_rank)]
     else:
-        cells = [run_cell, Cell(row.estimator), Cell(explain_reference(row.estimator))]
+        cells = [run_cell, Cell(row.estimator), Cell(explain_reference(row.estimator, kind))]
     for label in labels:
         if label not in row.values:
             cells.append(Cell("–"))
