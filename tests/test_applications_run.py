@@ -67,7 +67,7 @@ def test_rectification_rows_and_equal_nfe_baselines(metrics):
         assert value(frame, "rectification", label, "region.extra_nfe_per_replaced") == TRIES * (STEPS - k + sens_calls)
         assert value(frame, "rectification", label, "region.replaced") == replaced
     assert {"region.delta_vs_random_mask.fid[classifier]", "rejection.delta_vs_random_trigger.fid[classifier]",
-            "rejection.delta_fid[classifier]", "region.delta_precision[classifier]",
+            "rejection.delta_fid[classifier]", "region.precision_change[classifier]",
             "region.delta_fid_infinity[classifier]", "rejection.fid_infinity_after[classifier]"} <= set(
         frame[frame.estimator == "sensitivity"].metric)
     assert "random" not in set(frame[frame.protocol == "rectification"].estimator)

@@ -10,7 +10,7 @@ import math
 import pandas as pd
 
 # metric (after the `delta_vs_<baseline>.` prefix, without the feature space) -> +1 higher is better, -1 lower
-AUGMENTATION_DIRECTIONS = {"vendi": +1, "pairwise_distance": +1, "precision": +1, "class_agreement": +1,
+AUGMENTATION_DIRECTIONS = {"vendi": +1, "diversity_distance": +1, "precision": +1, "class_agreement": +1,
                            "mode_agreement": +1}
 RECTIFICATION_DIRECTIONS = {"fid": -1, "precision": +1}
 

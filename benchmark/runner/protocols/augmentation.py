@@ -155,9 +155,10 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
 
 
 def family_rows(inputs: ProtocolInputs, result: AugmentationResult) -> list[MetricRow]:
-    """Per family: diversity (mean pairwise distance, Vendi) per base sample, fidelity (FID, precision) of all
-    variants, agreement of each variant's class (domain classifier; mixture component for the gmm oracle) with
-    its base sample's, perturbation energy and extra NFEs; paired differences source - baseline."""
+    """Per family: diversity per base sample (`diversity_distance`: mean pairwise feature distance; Vendi),
+    fidelity (FID of all variants, precision per base sample), agreement of each variant's class (domain
+    classifier; mixture component for the gmm oracle) with its base sample's, perturbation energy and extra
+    NFEs; paired differences source - baseline, over base samples."""
     cfg, model = inputs.config, inputs.model
     seed, n_boot = cfg.seed, cfg.bootstrap
     n, variants = result.base_x0.shape[0], next(iter(result.variants.values())).shape[1]
@@ -168,7 +169,7 @@ def family_rows(inputs: ProtocolInputs, result: AugmentationResult) -> list[Metr
         for family, imgs in images.items():
             feats = inputs.extract(space, imgs)
             grouped = feats.reshape(n, variants, -1)
-            per_base[family][f"pairwise_distance[{space}]"] = np.array([mean_pairwise_distance(g) for g in grouped])
+            per_base[family][f"diversity_distance[{space}]"] = np.array([mean_pairwise_distance(g) for g in grouped])
             per_base[family][f"vendi[{space}]"] = np.array([vendi_score(g) for g in grouped])
             rows.append(row_from_ci(NAME, family, f"fid[{space}]",
                                     fid_ci(feats, inputs.reference_stats[space], bootstrap_replicates(space, n_boot),

@@ -4,7 +4,9 @@ Every comparison is paired by sample index (the sets differ only in the replaced
 `paired_sets_fid_difference` (one resample of the sample indices applied to both sets), precision by the
 per-sample membership of the fixed real k-NN manifold, class agreement / density / score over the replaced
 samples; FID∞ beside FID. Rows: protocol `rectification`, estimator = the run's label (`<est>`, `<est>|random_trigger`,
-`<est>|random_mask`), metric `<procedure>.<name>[<feature space>]`.
+`<est>|random_mask`), metric `<procedure>.<name>[<feature space>]`. Names lead with the word that gives their
+direction in the report (benchmark/runner/metric_info.py): `delta_*` and `fid*` lower is better, `precision*`
+and `class_agreement*` higher (hence `precision_change`, not `delta_precision`).
 """
 from __future__ import annotations
 
@@ -80,12 +82,12 @@ class Outcomes:
                     member[idx] = precision_membership(inputs.real_features[space], after[idx])
                 self.member_after[(procedure, label)][space] = member
                 mean(f"precision_after[{space}]", member.astype(float))
-                mean(f"delta_precision[{space}]", member.astype(float) - self.member_before[space])
+                mean(f"precision_change[{space}]", member.astype(float) - self.member_before[space])
         if self.classify is not None and idx.size:
             labels = gen.y.numpy()[idx]
             now, was = self.classify(images) == labels, self.class_before[idx] == labels
-            mean("class_match_after", now.astype(float))
-            mean("delta_class_match", now.astype(float) - was)
+            mean("class_agreement_after", now.astype(float))
+            mean("class_agreement_change", now.astype(float) - was)
         if self.oracle is not None and idx.size:
             delta = -self.oracle.log_density(images) + self.oracle.log_density(gen.x0[idx])
             mean("delta_neg_log_density", delta.numpy())
