@@ -53,7 +53,8 @@ def _report() -> str:
     records = {name: EstimatorRecord("random" if name == "random" else "sensitivity", "heuristic",
                                      name == "random", {}) for name in ("random", "good", "bad", "meh")}
     return render_report(ReportData(config, _frame(), records, ["plots/extremes_good.png"],
-                                    {"generation": 3.0, "report": 1.0}))
+                                    {"generation": 3.0, "generation.sampler": 2.0, "report.figures": 1.0,
+                                     "report.figures.stepwise_pass": 0.5}))
 
 
 def _section(text: str, title: str) -> str:
@@ -98,6 +99,7 @@ def test_protocol_tables_drop_reference_only_columns_and_move_settings():
     assert "| sparsification start_timestep | 500 |" in settings and "| steps | 10 |" in settings
     times = _section(text, "Time by stage")
     assert "| generation | 3.00 | 75 % |" in times and "| total | 4.00 | 100 % |" in times
+    assert "| ↳ generation.sampler | 2.00 | 50 % |" in times and "| ↳ report.figures.stepwise_pass | 0.50 | 12 % |" in times
     assert "![extremes_good](plots/extremes_good.png)" in text
 
 

@@ -29,7 +29,7 @@ def test_report_lists_every_estimator_first_and_the_stepwise_plot_has_them_all()
     rows = [line.split("|")[1].strip() for line in head.splitlines() if line.startswith("| ")][1:]
     assert rows == ["`sensitivity`", "`mc_dropout`", "*random*"]
     manifest = json.loads((run / "manifest.json").read_text())
-    assert {"report.figures", "report.stepwise_pass"} <= set(manifest["timings_seconds"])
+    assert {"report.figures", "report.figures.stepwise_pass"} <= set(manifest["timings_seconds"])
     assert "## Time by stage" in text and "↳ generation." in text
     for name in ("sensitivity", "mc_dropout", "random"):
         assert f"![extremes_{name}](plots/extremes_{name}.png)" in text and (run / f"plots/extremes_{name}.png").is_file()

@@ -200,14 +200,18 @@ def estimator_table(records: dict, roles: Roles) -> str:
 
 
 def time_table(timings: dict[str, float]) -> str:
-    """Seconds per stage and share of the total; `a.b` is a sub-stage of `a` when `a` is itself listed
-    (indented, not added to the total again)."""
-    top = {k: v for k, v in timings.items() if k.split(".")[0] not in timings or "." not in k}
+    """Seconds per stage and share of the total; `a.b.c` is a sub-stage when `a` or `a.b` is itself listed
+    (marked ↳, not added to the total again)."""
+    def is_sub(key: str) -> bool:
+        parts = key.split(".")
+        return any(".".join(parts[:i]) in timings for i in range(1, len(parts)))
+
+    top = {k: v for k, v in timings.items() if not is_sub(k)}
     total = sum(top.values()) or 1.0
     rows = []
     for stage, sec in timings.items():
         sub = stage not in top
-        rows.append([("  ↳ " if sub else "") + stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"])
+        rows.append([("↳ " if sub else "") + stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"])
     rows.append(["total", f"{sum(top.values()):.2f}", "100 %"])
     return markdown_table(["stage", "seconds", "share"], rows)
 
