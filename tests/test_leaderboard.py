@@ -81,3 +81,12 @@ def test_mixed_protocol_versions_in_one_track_are_refused(tmp_path, capsys):
     assert main(["leaderboard", str(toy_run("base")), str(newer), "--out", str(tmp_path / "site")]) == 2
     err = capsys.readouterr().err
     assert f"protocol sparsification versions {version} and {version + 1}" in err and err.strip().count("\n") == 0
+
+
+def test_runs_in_folders_of_the_same_name_keep_apart(tmp_path):
+    use_toy_preset()
+    first, second = copy_run("base", tmp_path / "a" / "run"), copy_run("base", tmp_path / "b" / "run")
+    runs = load_runs([first, second])
+    assert [(r.name, r.slug) for r in runs] == [("a/run", "a-run"), ("b/run", "b-run")]
+    with pytest.raises(RunValidationError, match="given twice"):
+        load_runs([first, first])
