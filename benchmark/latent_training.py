@@ -264,3 +264,15 @@ def save_latent_pipeline(vae: nn.Module, transformer: nn.Module, out: Path) -> N
              "scheduler": ["diffusers", "DDPMScheduler"], "transformer": ["diffusers", "DiTTransformer2DModel"],
              "vae": ["diffusers", "AutoencoderKL"]}
     (out / "model_index.json").write_text(json.dumps(index, indent=2) + "\n")
+
+
+def export_latent_checkpoint(run_dir: str | Path, out: str | Path) -> dict:
+    """Write the autoencoder and the DiT's EMA weights of run_dir/checkpoint.pt (e.g. mid-run) as a pipeline
+    folder `out`; returns the checkpoint's counters."""
+    blob = torch.load(Path(run_dir) / CHECKPOINT, map_location="cpu", weights_only=False)
+    cfg = LatentTrainConfig(**{**blob["config"], "out": str(run_dir)})
+    data_shape = (1, 32, 32)
+    state = _State(cfg, data_shape, int(blob["dit"]["transformer_blocks.0.norm1.emb.class_embedder.embedding_table.weight"]
+                                        .shape[0]) - 1)
+    save_latent_pipeline(state.vae.eval(), state.ema.eval(), Path(out))
+    return dict(state.counters)

@@ -115,6 +115,7 @@ class GenerativeUncertainty(UncertaintyEstimator):
                               "'inception' or 'pixels'")
         self._posterior = self.laplace if self.laplace is not None else LastLayerLaplace(model).load(default_path(model))
         self._posterior.check_compatible(model)
+        self._decode = getattr(model, "decode", None)  # a latent model's regenerations are embedded as images
         key = (id(self._posterior), batch.seed)
         if self._cache is None or self._cache[:2] != key:
             self._cache = (*key, draw_last_layers(self._posterior, self.m, batch.seed))
@@ -144,7 +145,8 @@ class GenerativeUncertainty(UncertaintyEstimator):
             raise RuntimeError(f"{self.name}: no step was observed; call begin() and observe() every step first")
         images = torch.cat([self._map_next.unsqueeze(0), unstack_copies(self._states, self.m)])  # [M+1,B,C,H,W]
         pixel = images.var(dim=0, unbiased=False)
-        feats = self._embed(images.reshape(-1, *images.shape[2:]))  # [(M+1)*B, D]
+        flat = images.reshape(-1, *images.shape[2:])
+        feats = self._embed(self._decode(flat) if callable(self._decode) else flat)  # [(M+1)*B, D]
         feats = feats.reshape(self.m + 1, images.shape[1], -1).transpose(0, 1)  # [B, M+1, D]
         return EstimatorResult(pixel=pixel, score=gaussian_entropy(feats, self.sigma2).to(pixel.dtype))
 
