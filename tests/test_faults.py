@@ -267,3 +267,31 @@ def test_a_write_failure_is_a_fault_with_one_line_and_the_run_resumes(reference,
     monkeypatch.setattr(generation, "save_torch", real_save)
     assert run_cli(config, out) == 0
     assert_same_results(out, ref)
+
+
+def test_a_real_sigint_ends_python_m_benchmark_with_one_line(tmp_path):
+    """`python -m benchmark run` in a fresh process, SIGINT once the first shard is on disk: exit 130, one line
+    on stderr, no traceback, the lock released; the same command then finishes the run (8 shards)."""
+    import signal
+    import time
+
+    config, out = tmp_path / "many_shards.toml", tmp_path / "run"
+    config.write_text(CONFIG.replace("num_samples = 8", "num_samples = 32").replace("keep = 6", "keep = 24")
+                      .split("[estimators.bayesdiff]")[0] + "[protocols.cost]\n")
+    env = {**os.environ, "UQBENCH_EXTRA_PRESETS": TOY_PRESET, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    command = [sys.executable, "-m", "benchmark", "run", "--config", str(config), "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=Path(__file__).resolve().parents[1])
+    first = shard_path(out, 0, 4)
+    deadline = time.monotonic() + 240
+    while not checksums.sidecar(first).is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    line = one_line(err, "interrupted: ")
+    assert "run the same command to resume" in line
+    assert not (out / lock.LOCK_NAME).exists() and not (out / "manifest.json").exists()
+    assert run_cli(config, out) == 0  # the same command (in this process: the imports are paid already)
+    assert len(list((out / "shards").glob("gen_*.pt"))) == 8 and (out / "manifest.json").is_file()
