@@ -163,6 +163,10 @@ class FixedReferenceFID:
         FID = ||mu_r - mu||^2 + tr(sigma_r) + tr(sigma) - 2 sum_i sqrt(eig_i(Z^T Z) / (n - 1))  (frechet.py)
     Z^T Z and Z Z^T share their nonzero eigenvalues, so the smaller of the two is decomposed: a
     replicate costs one Gram product and one eigvalsh of size min(drawn rows, r), no D^3 products.
+    With fewer rows than r, the Gram matrix G = Y Y^T [N, N] is computed once and a replicate reads Z Z^T
+    from it: with w the counts of the drawn rows d and a = G_dd w / n (= Y_d ybar),
+        Z Z^T = diag(sqrt w) (G_dd - a 1^T - 1 a^T + (w . a / n) 1 1^T) diag(sqrt w)
+    so a replicate costs one eigvalsh of its drawn rows and no product with r.
     """
 
     def __init__(self, reference: FeatureStats, features) -> None:
@@ -174,6 +178,8 @@ class FixedReferenceFID:
         self.squared_norms = np.einsum("ij,ij->i", self.centred, self.centred)
         self.mean_gap = reference.mu - self.centre
         self.reference_trace = float(np.trace(reference.sigma))
+        rows, rank = self.projected.shape
+        self.gram = self.projected @ self.projected.T if rows < rank else None
 
     def full(self) -> float:
         """FID of the features themselves (every row once): the same value as fid_from_stats(reference,
@@ -183,9 +189,16 @@ class FixedReferenceFID:
     def __call__(self, counts: np.ndarray) -> float:
         total, drawn, weights = drawn_rows(counts)
         shift = weights @ self.centred[drawn] / total
-        projected = self.projected[drawn]
-        rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
-        gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
+        if self.gram is not None:
+            gram_drawn = self.gram[np.ix_(drawn, drawn)]
+            along_mean = gram_drawn @ weights / total
+            root = np.sqrt(weights)
+            gram = (gram_drawn - along_mean[:, None] - along_mean[None, :] + weights @ along_mean / total) \
+                * root[:, None] * root[None, :]
+        else:
+            projected = self.projected[drawn]
+            rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
+            gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
         cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (total - 1), 0.0, None)).sum()
         trace = (weights @ self.squared_norms[drawn] - total * shift @ shift) / (total - 1)
         gap = self.mean_gap - shift

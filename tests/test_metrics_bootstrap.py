@@ -64,6 +64,18 @@ def test_fid_bootstrap_matches_naive_resampling(resample_real):
     np.testing.assert_allclose([ci.low, ci.high], percentile_bounds(naive), rtol=1e-8)
 
 
+def test_fid_bootstrap_with_fewer_rows_than_dimensions_matches_naive_resampling():
+    """Fewer generated rows (40) than reference rank (64): replicates read Z Z^T from the cached Gram matrix."""
+    real, fake = features(14, 400, dim=64), features(15, 40, dim=64, shift=0.3)
+    rng = np.random.default_rng(5)
+    naive = [fid_from_features(real, fake[rng.integers(0, 40, 40)]) for _ in range(25)]
+    ci = fid_bootstrap(real, fake, n_boot=25, seed=5, interval="percentile")
+    # the fake covariance is singular: its ~25 zero eigenvalues come out as round-off whose square roots
+    # (~1e-8 each) differ between the two routes, hence rel=1e-7 (as in test_metrics_frechet)
+    assert ci.value == pytest.approx(fid_from_features(real, fake), rel=1e-7)
+    np.testing.assert_allclose([ci.low, ci.high], percentile_bounds(naive), rtol=1e-7)
+
+
 def test_fid_bootstrap_default_interval_contains_value_and_is_deterministic():
     real, fake = features(6, 150), features(7, 150, shift=0.3)
     ci = fid_bootstrap(real, fake, n_boot=40, seed=1)
