@@ -36,6 +36,20 @@ that trajectory's x_t: the draws are centred on the state the sample actually pa
 is the uncertainty of the image that was generated. (Propagating E with the MC mean of eps would drift
 from the sample, and its skip steps would reuse eps evaluated at the trajectory anyway.)
 
+Calibration, measured (issue 11 item 3; reported by the ground_truth protocol as calibration_ratio[skip=s],
+never used to rescale anything). Ratio of the propagated Var[x_0] to the brute-force predictive variance of
+the same last-layer posterior with theta SHARED by the whole trajectory (8 weight draws regenerating each
+sample from its x_T), both summed over pixels and samples, on the gmm preset with configs/gmm.toml (DDIM 50
+steps, mc_samples 10, regression estimator, posterior fitted on 512 exact mixture draws, prior 1, GGN; first
+64 samples; 95 % bootstrap intervals over samples, CPU run of 2026-11-26):
+    skip = 1 (full BayesDiff):   0.006 [0.005, 0.006]
+    skip = 5 (BayesDiff-Skip):   6.93  [6.13, 7.78]
+So the two are not "Skip ~ 1/skip of full": full BayesDiff applies the flow's contraction (k + c d eps/dx)^2
+to Var[x_t] at every step and adds each step's c^2 Var[eps] as an independent error, whereas one shared theta
+makes the steps' errors coherent (they add in amplitude, not in variance: the constant-features closed form
+in tests/test_ground_truth.py); Skip's Var <- k^2 Var on skipped steps omits that contraction (k > 1), which on
+the mixture outweighs the c^2 Var[eps] terms it drops.
+
 Deviations from the public code (karrykkk/BayesDiff, notes/anchors.md Sec. 1):
 - its sample path draws eps_t ~ N(E[eps], Var[eps]) on uncertainty steps, so its images differ from plain
   sampling; here the images are the plain sampler's and E[x_t] = x_t (above).
