@@ -48,8 +48,18 @@ test: install
 # `make demo` writes an untracked run folder; the committed reference results live in results/reference/demo
 # and are replaced only on purpose: `make demo DEMO_OUT=results/reference/demo`.
 DEMO_OUT ?= results/runs/demo
+# One process per free core (cores minus the whole part of the 1-minute load average, at least 1; override with
+# `make demo DEMO_PROCS=1`): several go through torchrun, which shards generation by sample index and gives
+# bit-identical numbers (tests/test_distributed.py; each process keeps run.threads intra-op threads).
+DEMO_PROCS ?= $(shell $(PY) -c "import os; n = os.cpu_count() or 1; print(max(1, min(n, n - int(os.getloadavg()[0]))))")
 demo: install
-	$(PY) -m benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite
+	@if [ "$(DEMO_PROCS)" -gt 1 ]; then \
+	  echo "demo: $(DEMO_PROCS) processes (torchrun)"; \
+	  $(PY) -m torch.distributed.run --standalone --nproc-per-node $(DEMO_PROCS) -m \
+	    benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite; \
+	else \
+	  $(PY) -m benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite; \
+	fi
 
 # The static leaderboard site of the smoke run and the demo (open results/leaderboard/index.html).
 site: install
