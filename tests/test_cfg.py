@@ -164,3 +164,20 @@ fractions = 5
     assert list(calls) == [1 + 3 * len(extra)]  # the image, then K = 3 draws per estimator map
     assert {"ause", "aurg"} <= set(frame[(frame.protocol == "sparsification") & (frame.estimator == "bayesdiff")].metric)
     assert (out / "plots").is_dir() and any((out / "plots").glob("extremes_*.png"))
+
+
+def test_bad_conditioning_settings_name_the_field(tmp_path, unet_model):
+    from benchmark.config import parse_config
+
+    base = {"run": {"preset": "fashion"}, "protocols": {"cost": {}}}
+    with pytest.raises(ConfigError, match="run.prompts_file"):
+        parse_config({**base, "run": {"preset": "fashion", "prompts_file": str(tmp_path / "missing.txt")}})
+    with pytest.raises(ConfigError, match="run.pixel_maps"):
+        parse_config({**base, "run": {"preset": "fashion", "pixel_maps": "nearest"}})
+    with pytest.raises(ConfigError, match="run.decoder_mc_samples"):
+        parse_config({**base, "run": {"preset": "fashion", "decoder_mc_samples": 1}})
+    (tmp_path / "p.txt").write_text("a red car\n\n a blue shoe \n")
+    assert parse_config({**base, "run": {"preset": "fashion", "prompts_file": str(tmp_path / "p.txt")}}).prompts == (
+        "a red car", "a blue shoe")
+    with pytest.raises(ConfigError, match="run.pixel_maps"):  # a pixel-space model has no latent maps to decode
+        apply_run_settings(unet_model, pixel_maps="decoder_mc")
