@@ -108,3 +108,23 @@ def test_bad_input_and_capabilities(gmm):
                estimators=[estimators.create("generative_uncertainty", laplace=fitted(model))])
     cls = estimators.get_class("generative_uncertainty")
     assert cls.kind == "epistemic" and cls.reference_row is False
+
+
+def test_a_latent_model_is_embedded_in_decoded_image_space():
+    """A model with `decode` (latent models): the extractor sees decoded images, the pixel map stays latent."""
+
+    class Decoding(DiffusersUNet):
+        def decode(self, z):
+            return torch.cat([z, -z], dim=1)  # a stand-in decoder: [N,1,8,8] -> [N,2,8,8]
+
+    model = Decoding(tiny_unet(dropout=0.0))
+    seen = []
+
+    def extractor(images):
+        seen.append(tuple(images.shape))
+        return images.flatten(1).numpy()
+
+    x_T = initial_noise(0, range(2), model.sample_shape)
+    est = estimators.create("generative_uncertainty", laplace=fitted(model), m=2, extractor=extractor)
+    res = sample(model, x_T, steps=3, estimators=[est]).uncertainty["generative_uncertainty"]
+    assert seen == [(6, 2, 8, 8)] and tuple(res.pixel.shape) == (2, 1, 8, 8)
