@@ -166,7 +166,9 @@ class FixedReferenceFID:
     With fewer rows than r, the Gram matrix G = Y Y^T [N, N] is computed once and a replicate reads Z Z^T
     from it: with w the counts of the drawn rows d and a = G_dd w / n (= Y_d ybar),
         Z Z^T = diag(sqrt w) (G_dd - a 1^T - 1 a^T + (w . a / n) 1 1^T) diag(sqrt w)
-    so a replicate costs one eigvalsh of its drawn rows and no product with r.
+    and the mean terms from K = (X - m)(X - m)^T and v = (X - m)(mu_r - m), both cached:
+        ||shift||^2 = w^T K_dd w / n^2,   ||mu_r - mu||^2 = ||mu_r - m||^2 - 2 w . v_d / n + ||shift||^2
+    so a replicate costs one eigvalsh of its drawn rows and no product with r or D.
     """
 
     def __init__(self, reference: FeatureStats, features) -> None:
@@ -180,6 +182,9 @@ class FixedReferenceFID:
         self.reference_trace = float(np.trace(reference.sigma))
         rows, rank = self.projected.shape
         self.gram = self.projected @ self.projected.T if rows < rank else None
+        # for the mean terms in O(drawn rows^2): K = (X - m)(X - m)^T and (X - m)(mu_r - m)
+        self.centred_gram = self.centred @ self.centred.T if rows < rank else None
+        self.along_gap = self.centred @ self.mean_gap
 
     def full(self) -> float:
         """FID of the features themselves (every row once): the same value as fid_from_stats(reference,
@@ -188,21 +193,25 @@ class FixedReferenceFID:
 
     def __call__(self, counts: np.ndarray) -> float:
         total, drawn, weights = drawn_rows(counts)
-        shift = weights @ self.centred[drawn] / total
         if self.gram is not None:
-            gram_drawn = self.gram[np.ix_(drawn, drawn)]
+            pair = np.ix_(drawn, drawn)
+            gram_drawn = self.gram[pair]
             along_mean = gram_drawn @ weights / total
             root = np.sqrt(weights)
             gram = (gram_drawn - along_mean[:, None] - along_mean[None, :] + weights @ along_mean / total) \
                 * root[:, None] * root[None, :]
+            shift_squared = weights @ self.centred_gram[pair] @ weights / total**2  # ||shift||^2
+            gap_squared = self.mean_gap @ self.mean_gap - 2.0 * weights @ self.along_gap[drawn] / total + shift_squared
         else:
+            shift = weights @ self.centred[drawn] / total
             projected = self.projected[drawn]
             rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
             gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
+            shift_squared, gap = shift @ shift, self.mean_gap - shift
+            gap_squared = gap @ gap
         cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (total - 1), 0.0, None)).sum()
-        trace = (weights @ self.squared_norms[drawn] - total * shift @ shift) / (total - 1)
-        gap = self.mean_gap - shift
-        return float(gap @ gap + self.reference_trace + trace - 2.0 * cross)
+        trace = (weights @ self.squared_norms[drawn] - total * shift_squared) / (total - 1)
+        return float(gap_squared + self.reference_trace + trace - 2.0 * cross)
 
 
 def _resampled_fid(reference: CountWeightedStatistics, reference_counts: np.ndarray, subsets,

@@ -42,7 +42,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
                                 keep, seed))
         if points:
             rows.append(row_from_ci(NAME, ALL, f"fid_infinity_all[{space}]",
-                                    fid_infinity_ci(feats, ref, n_boot, seed, points), gen.size, seed))
+                                    fid_infinity_ci(feats, ref, MIN_REPLICATES, seed, points), gen.size, seed))
         for name in inputs.estimator_names:
             scores = gen.scores[name].numpy()
             mask = keep_lowest(scores, keep)
@@ -50,9 +50,9 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
                                     seed))
             rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
                                     subset_delta_ci(feats, mask, random_mask, ref, n_boot, seed), keep, seed))
-            if points:
+            if points:  # MIN_REPLICATES: each FID∞ replicate costs `points` FIDs
                 rows.append(row_from_ci(NAME, name, f"fid_infinity_kept[{space}]",
-                                        fid_infinity_ci(feats[mask], ref, n_boot, seed, points), keep, seed))
+                                        fid_infinity_ci(feats[mask], ref, MIN_REPLICATES, seed, points), keep, seed))
             curve = _curve(feats, scores, ref, params["curve_fractions"], seed, rows, name, space)
             if curve:
                 curves[(space, name)] = curve
