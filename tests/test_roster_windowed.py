@@ -117,6 +117,24 @@ def test_flip_matches_the_manual_flip_of_a_known_model():
     assert float(res.pixel[..., 1].abs().max()) == 0.0
 
 
+def test_flip_public_code_options_vertical_axis_and_x0_hat_input():
+    """axis="vertical", input="x0_hat": U = (w x_t - F_v(w) x0c)^2 with x0c = clip((x_t - s w x_t) / a)."""
+    model = ElementwiseLinear()
+    x_T = 3 * initial_noise(0, range(2), model.sample_shape).to(torch.float64)
+    recorder = TrajectoryRecorder()
+    est = estimators.create("flip", axis="vertical", input="x0_hat", keep_steps=True)
+    res = sample(model, x_T, steps=50, estimators=[est, recorder]).uncertainty["flip"]
+    w_vertical = torch.flip(model.w, dims=(-2,))
+    for t, u in res.per_step.items():
+        ab = float(model.alphas_cumprod[t])
+        x_t = recorder.x_t[t]
+        x0c = ((x_t - math.sqrt(1 - ab) * model.w * x_t) / math.sqrt(ab)).clamp(-1, 1)
+        torch.testing.assert_close(u, (model.w * x_t - w_vertical * x0c).pow(2))
+    for field, value in (("axis", "diagonal"), ("input", "x0")):
+        with pytest.raises(ConfigError, match=field):
+            estimators.create("flip", **{field: value})
+
+
 def test_flip_of_a_flip_equivariant_model_is_zero():
     model = GaussianMixtureModel(torch.zeros(1, 1, 2, 2, dtype=torch.float64), std=0.3)  # symmetric mean
     x_T = initial_noise(0, range(2), model.sample_shape).to(torch.float64)
