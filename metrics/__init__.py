@@ -1,5 +1,7 @@
 """Metrics: Fréchet distance / FID, improved precision & recall, sparsification (AUSE / AURG),
-bootstrap confidence intervals, and the feature extractors they run on. Pure functions over arrays."""
+bootstrap confidence intervals, FID∞, the filtered-set FID, and the feature extractors they run on. Pure functions
+over arrays; `SparsificationError` and `FilteredFID` wrap two of them as torchmetrics.Metric classes.
+`METRIC_INFO` says, per reported metric, which direction is better and what its interval covers."""
 from metrics.bootstrap import (ConfidenceInterval, PrecisionRecallCI, bootstrap_ci, fid_bootstrap,
                                paired_fid_difference, paired_sets_fid_difference,
                                precision_recall_bootstrap)
@@ -8,20 +10,21 @@ from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFea
                               resolve_inception_weights)
 from metrics.fid_infinity import FIDInfinity, fid_infinity, fid_infinity_bootstrap, fid_infinity_difference_bootstrap
 from metrics.filtered import FilteredFIDResult, filtered_fid, keep_lowest, random_subset
-from metrics.info import METRIC_INFO, MetricInfo, base_metric_name, metric_info
 from metrics.frechet import (FeatureStats, feature_statistics, fid_from_features, fid_from_stats,
                              frechet_distance)
+from metrics.info import METRIC_INFO, MetricInfo, base_metric_name, metric_info
 from metrics.precision_recall import PrecisionRecall, precision_recall
 from metrics.sparsification import SparsificationResult, sparsification, sparsification_pooled
 
 __all__ = [
-    "METRIC_INFO", "ClassifierFeatures", "ConfidenceInterval", "FilteredFIDResult", "filtered_fid", "keep_lowest", "random_subset", "FIDInfinity", "fid_infinity", "fid_infinity_bootstrap",
-    "fid_infinity_difference_bootstrap", "MetricInfo", "base_metric_name", "metric_info", "FeatureExtractor", "FeatureStats", "InceptionFeatures",
-    "PrecisionRecall", "PrecisionRecallCI", "SparsificationResult", "bootstrap_ci", "build_feature_extractor",
-    "cached_features", "feature_cache_key", "feature_statistics", "fid_bootstrap", "fid_from_features",
-    "fid_from_stats", "frechet_distance", "paired_fid_difference", "paired_sets_fid_difference", "precision_recall",
-    "precision_recall_bootstrap",
-    "resolve_inception_weights", "sparsification", "sparsification_pooled",
+    "METRIC_INFO", "base_metric_name", "bootstrap_ci", "build_feature_extractor", "cached_features",
+    "ClassifierFeatures", "ConfidenceInterval", "FilteredFID", "SparsificationError", "feature_cache_key", "feature_statistics", "FeatureExtractor",
+    "FeatureStats", "fid_bootstrap", "fid_from_features", "fid_from_stats", "fid_infinity",
+    "fid_infinity_bootstrap", "fid_infinity_difference_bootstrap", "FIDInfinity", "filtered_fid",
+    "FilteredFIDResult", "frechet_distance", "InceptionFeatures", "keep_lowest", "metric_info", "MetricInfo",
+    "paired_fid_difference", "paired_sets_fid_difference", "precision_recall", "precision_recall_bootstrap",
+    "PrecisionRecall", "PrecisionRecallCI", "random_subset", "resolve_inception_weights", "sparsification",
+    "sparsification_pooled", "SparsificationResult",
 ]
 
 
