@@ -79,3 +79,17 @@ def test_kind_reference_row_and_bad_input():
             estimators.create("realism_oracle", **{field: value})
     with pytest.raises(ConfigError, match="k"):
         estimators.create("realism_oracle", k=3).score_features(np.zeros((2, 2)), np.zeros((3, 2)))
+
+
+def test_a_preset_without_classifier_is_refused_before_any_work(tmp_path):
+    from benchmark.runner.setup import estimator_factory
+    from benchmark.config import parse_config
+
+    class NoClassifier:
+        def load_classifier(self):
+            return None
+
+    config = parse_config({"run": {"preset": "digits"}, "estimators": {"realism_oracle": {}},
+                           "protocols": {"cost": {}}})
+    with pytest.raises(ConfigError, match="estimators.realism_oracle.features"):
+        estimator_factory(config, model=None, preset=NoClassifier())
