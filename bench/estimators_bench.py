@@ -7,9 +7,10 @@
    The engine itself is compared with a bare DDIM loop (the network and the update, nothing else).
 2. All estimators in one pass vs each in its own pass: the shared trajectory pays the base NFEs once.
 
-Paper settings: DDIM 50 steps; sensitivity and MC-Dropout M = 5 on steps 45..48; BayesDiff with its
-defaults (skip 5, 10 Monte-Carlo draws), its Laplace posterior fitted here on 256 training images
-(not saved). Passes are interleaved round-robin so that load from other processes hits all alike;
+Settings of configs/demo.toml (the papers' where they give them): DDIM 50 steps; sensitivity, MC-Dropout,
+noise perturbation (sigma 0.1) and zigzag (3 passes) M = 5 and flip on steps 45..48; x0 trajectory over the last
+3 steps; BayesDiff with its defaults (skip 5, 10 Monte-Carlo draws) and generative uncertainty (M = 2, domain-
+classifier features) with a Laplace posterior fitted here on 256 training images (not saved). Passes are interleaved round-robin so that load from other processes hits all alike;
 the ratios use process CPU time at one intra-op thread (wall-clock is reported beside it).
 
 Usage: python bench/estimators_bench.py [--batch 32] [--steps 50] [--rounds 5] [--threads 1]
@@ -26,7 +27,16 @@ import torch
 
 from common import Target, machine, record_targets, subject, table, write_report
 
-ESTIMATORS = {"random": {}, "sensitivity": {"m": 5}, "mc_dropout": {"m": 5}, "bayesdiff": {}}
+WINDOW = (45, 49)  # the paper's uncertainty steps 45..48 of 50
+# Every registered estimator that works during sampling (realism_oracle scores after generation), at the settings
+# of configs/demo.toml; the two that use a Laplace posterior get the one fitted here (`fit_posterior`).
+ESTIMATORS = {
+    "random": {}, "sensitivity": {"m": 5, "window": WINDOW}, "mc_dropout": {"m": 5, "window": WINDOW},
+    "bayesdiff": {}, "x0_trajectory": {"last_steps": 3}, "flip": {"window": WINDOW},
+    "zigzag": {"m": 5, "num_zigzag": 3, "window": WINDOW}, "noise_perturbation": {"m": 5, "sigma": 0.1, "window": WINDOW},
+    "generative_uncertainty": {"m": 2, "features": "classifier"},
+}
+LAPLACE_USERS = ("bayesdiff", "generative_uncertainty")
 
 
 @dataclass
@@ -121,7 +131,11 @@ def main() -> None:
     subj = subject()
     model = subj.model
     where = machine()
-    params = {**ESTIMATORS, "bayesdiff": {"laplace": fit_posterior(model, subj.preset, 256)}}
+    from benchmark.runner.setup import feature_extractor
+
+    posterior = fit_posterior(model, subj.preset, 256)
+    params = {name: {**p, **({"laplace": posterior} if name in LAPLACE_USERS else {})} for name, p in ESTIMATORS.items()}
+    params["generative_uncertainty"]["extractor"] = feature_extractor(subj.preset, "classifier")
     idx = torch.arange(args.batch)
     x_T = initial_noise(0, idx, model.sample_shape)
     y = initial_labels(0, idx, model.num_classes) if model.num_classes else None
@@ -142,8 +156,9 @@ def main() -> None:
     nfe["(bare loop)"] = (float(args.steps), 0.0)
     clock = NetworkClock(model)
     timings: dict[str, tuple[list[float], list[float], list[float]]] = {label: ([], [], []) for label in passes}
-    for _ in range(args.rounds):
-        for label, run in passes.items():
+    order = list(passes.items())
+    for round_index in range(args.rounds):  # every other round in reverse, so that no pass always follows another
+        for label, run in (order if round_index % 2 == 0 else order[::-1]):
             clock.seconds = 0.0
             wall, cpu = time.perf_counter(), time.process_time()
             run()
@@ -152,6 +167,12 @@ def main() -> None:
             timings[label][2].append(clock.seconds)
     results = {label: Pass(label, *timings[label], *nfe[label]) for label in passes}
     report(results, args, subj.name, where)
+
+
+def engine_overhead(engine: Pass, bare: Pass) -> float:
+    """The engine's CPU time outside the network beyond the bare loop's, as a fraction of the bare pass: both make
+    identical network calls, so this is what the engine adds (NFE accounting, checks, step contexts)."""
+    return (engine.outside_network - bare.outside_network) / bare.best_cpu
 
 
 def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
@@ -195,19 +216,29 @@ def report(results: dict[str, Pass], args, preset: str, where: str) -> None:
         f"bookkeeping for it) per pass of {args.batch} samples.",
         f"The engine itself, without estimators: {1e3 * base.best_cpu:.0f} CPU ms per pass vs "
         f"{1e3 * bare.best_cpu:.0f} ms for a bare DDIM loop calling the network directly (paired ratio "
-        f"{base.ratio(bare):.3f}: NFE accounting, the finiteness check of every output, step contexts).",
+        f"{base.ratio(bare):.3f}, within the rounds' spread). Both make the same network calls (same shapes, "
+        f"same inputs), so the engine's own cost is its CPU time outside the network: "
+        f"{1e3 * base.outside_network:.1f} ms vs {1e3 * bare.outside_network:.1f} ms for the bare loop, "
+        f"{100 * engine_overhead(base, bare):+.2f}% of the bare pass (NFE accounting, label and finiteness checks "
+        "of every output, step contexts). That is the figure the target uses; the paired CPU ratio of two passes "
+        "of identical network work moves with the load by more than the engine costs.",
         "Where the overhead is far from 0, the network-time ratio tells whether the estimator's network calls "
         "cost more or less per row than the sampler's (their batch shapes differ) and the last column what it "
-        "spends outside the network. Sensitivity evaluates the M re-noised copies of all samples as one batch "
-        "of M x B rows. MC-Dropout makes one call of M rows per sample, so that each sample's dropout masks "
-        "depend on that sample alone (the suite's per-index seeding); many small calls cost more per row than "
-        "the sampler's batch of B. BayesDiff evaluates its Monte-Carlo draws in batches and adds non-network "
-        "maths (the closed-form last-layer variance and the moment propagation), which costs time but no NFEs.",
+        "spends outside the network. Sensitivity, noise perturbation, zigzag and generative uncertainty evaluate "
+        "their M copies of all samples as one batch of M x B rows; MC-Dropout does too, with each sample's "
+        "dropout masks drawn from that sample's own generator (estimators/dropout_masks.py: drawing B generators' "
+        "masks and applying them is its CPU time outside the network). A batch of M x B rows costs less per row "
+        "than the sampler's B on this CPU, so these estimators can come out below their NFE ratio. Flip adds B-row "
+        "calls only. BayesDiff evaluates its Monte-Carlo draws in batches and adds non-network maths (the "
+        "closed-form last-layer variance and the moment propagation); generative uncertainty embeds its M + 1 "
+        "images with the domain classifier: both cost time but no NFEs. Random and x0 trajectory add no network "
+        "call, so their ratio is 1 up to noise.",
     ])
-    engine = base.ratio(bare) - 1
+    engine = engine_overhead(base, bare)
     record_targets("estimators", [
         Target("engine overhead vs a bare DDIM loop <= 3 %", f"{100 * engine:+.1f} %", engine <= 0.03,
-               "bench/estimators_bench.py (CPU time, paired rounds)"),
+               f"bench/estimators_bench.py: CPU time outside the network vs the bare pass (paired CPU ratio of the "
+               f"whole passes {base.ratio(bare):.3f})"),
         *[Target(f"{row[0]}: CPU time ratio / NFE ratio - 1 <= 5 %", row[4], abs(float(row[4][:-1])) <= 5,
                  f"NFE ratio {row[2]:.3g}, time ratio {row[3]:.3g}") for row in rows],
     ])
