@@ -113,7 +113,7 @@ class GenerativeUncertainty(UncertaintyEstimator):
                               "a domain classifier handed over by the run (extractor=...)",
                               "run it through `python -m benchmark run`, pass extractor=, or use features = "
                               "'inception' or 'pixels'")
-        self._posterior = self.laplace if self.laplace is not None else LastLayerLaplace(model).load(default_path(model))
+        self._posterior = self.laplace or LastLayerLaplace(model).load(default_path(model))
         self._posterior.check_compatible(model)
         self._decode = getattr(model, "decode", None)  # a latent model's regenerations are embedded as images
         key = (id(self._posterior), batch.seed)

@@ -28,7 +28,8 @@ def apply_feature_scores(gen: Generation, estimators: Iterable, fake_features: d
     """Fill in the scores of every feature-scoring estimator; returns their names.
 
     fake_features / real_features are the run's features per space (a space the estimator needs and the run
-    lacks is extracted here, not added to them: protocols see only the run's spaces); `load_real()` returns the real test images [M,C,H,W] in [-1, 1].
+    lacks is extracted here, not added to them: protocols see only the run's spaces); `load_real()` returns
+    the real test images [M,C,H,W] in [-1, 1].
     """
     scorers = feature_scorers(estimators)
     for name, est in scorers.items():

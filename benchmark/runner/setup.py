@@ -118,7 +118,8 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
         if "extractor" in estimators.parameters(spec.type) and params.get("features", "classifier") != "pixels":
             params["extractor"] = feature_extractor(preset, params.get("features", "classifier"))
         scores_from_features = callable(getattr(estimators.get_class(spec.type), "score_features", None))
-        if scores_from_features and params.get("features", "classifier") == "classifier" and preset.load_classifier() is None:
+        if (scores_from_features and params.get("features", "classifier") == "classifier"
+                and preset.load_classifier() is None):
             raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the preset provides "
                               "(it has no domain classifier)", 'set features = "inception"')
         factory.params[spec.name] = params
