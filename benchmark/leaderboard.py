@@ -220,7 +220,7 @@ def build_boards(runs: list[RunInfo]) -> list[Board]:
 
 def describe_track(track: dict) -> str:
     run = track.get("run", {})
-    parts = [f"{k} `{v}`" for k, v in run.items()]
+    parts = [f"{k} `{v}`" for k, v in run.items() if v not in ("", None)]  # no empty preset beside [model]
     for section in ("model", "data"):
         if track.get(section):
             parts.append(f"{section} " + ", ".join(f"{k}={v}" for k, v in track[section].items()))

@@ -164,3 +164,24 @@ def test_protocol_baseline_rows_are_references_and_dotted_metrics_get_their_own_
     assert "### augmentation · classifier: delta_vs_redraw" in text and "| vendi ↑ |" in text
     assert "*redraw* = a baseline row of the protocol, not a configured estimator" in text
     assert "- augmentation: bayesdiff vs redraw: difference in vendi[classifier] -2 [-2.2, -1.8] -> worse" in text
+
+
+def test_a_run_without_preset_names_its_model_and_data_not_an_empty_preset():
+    """A [model] section only (no run.preset): the report's first line, its settings and the leaderboard's track
+    line name the model path and the data, never "Preset ``"."""
+    from benchmark.leaderboard import describe_track
+    from benchmark.runner.manifest import track_of
+
+    config = parse_config({"run": {"num_samples": 24, "keep": 20, "steps": 10},
+                           "model": {"path": "some/unet-folder"}, "data": {"name": "fashion"},
+                           "protocols": {"cost": {}}})
+    text = render_report(ReportData(config, _frame(), {}))
+    intro = text.splitlines()[2]
+    assert intro.startswith("Model `some/unet-folder` · data `fashion` · sampler `ddim`, 10 steps")
+    assert "Preset" not in text and "| preset |" not in _section(text, "Settings")
+    assert "| model.path | `some/unet-folder` |" in _section(text, "Settings")
+    track = describe_track(track_of(config.to_dict(), "0.0"))
+    assert "preset" not in track and "model path=some/unet-folder" in track and "data name=fashion" in track
+    with_preset = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
+                                "protocols": {"cost": {}}})
+    assert render_report(ReportData(with_preset, _frame(), {})).splitlines()[2].startswith("Preset `digits` · ")

@@ -29,27 +29,51 @@ def test_report_lists_every_estimator_first_and_the_stepwise_plot_has_them_all()
     rows = [line.split("|")[1].strip() for line in head.splitlines() if line.startswith("| ")][1:]
     assert rows == ["`sensitivity`", "`mc_dropout`", "*random*"]
     manifest = json.loads((run / "manifest.json").read_text())
-    assert {"report.figures", "report.figures.stepwise_pass"} <= set(manifest["timings_seconds"])
+    assert "report.figures" in manifest["timings_seconds"]
+    assert not any("stepwise" in key for key in manifest["timings_seconds"])  # no second sampling pass
     assert "## Time by stage" in text and "↳ generation." in text
     for name in ("sensitivity", "mc_dropout", "random"):
         assert f"![extremes_{name}](plots/extremes_{name}.png)" in text and (run / f"plots/extremes_{name}.png").is_file()
     assert (run / "plots" / "stepwise_uncertainty.png").is_file()
 
 
-def test_stepwise_pass_keeps_per_step_maps_of_every_estimator_that_can(unet_model):
-    from benchmark.runner.report import _stepwise_estimators
+@pytest.mark.parametrize("batch_size", [3, 1])  # the leading samples in one shard, or one shard each
+def test_generation_keeps_the_per_step_maps_a_separate_keep_steps_pass_gives(tmp_path, unet_model, batch_size):
+    """The per-step maps the generation pass keeps for its first samples (and reloads on resume) equal those of
+    a separate pass on just those samples with keep_steps on; the scores are those of a pass without it."""
+    import estimators
+    from benchmark.runner.generation import PER_STEP_SAMPLES, generate, load_generation
+    from benchmark.runner.report import stepwise_uncertainty
     from benchmark.runner.setup import EstimatorFactory
     from benchmark.sampling import initial_noise, sample
 
-    factory = EstimatorFactory({"sensitivity": {"m": 2, "window": (40, 49)}, "mc_dropout": {"m": 2}, "random": {}},
-                               types={})
-    chosen = _stepwise_estimators(factory)
-    assert [e.name for e in chosen] == ["sensitivity", "mc_dropout"]  # random keeps no per-step maps
-    x_T = initial_noise(0, torch.arange(2), unet_model.sample_shape)
+    params = {"sensitivity": {"m": 2, "window": (40, 49)}, "mc_dropout": {"m": 2, "window": (40, 50)}, "random": {}}
+    factory = EstimatorFactory(params)
+    common = dict(run_dir=tmp_path, num_samples=4, batch_size=batch_size, seed=3, sampler="ddim", steps=10,
+                  make_estimators=factory, progress=False)
     with torch.no_grad():
-        out = sample(unet_model, x_T, sampler="ddim", steps=10, estimators=chosen, seed=0, indices=torch.arange(2))
+        generate(unet_model, **common)
+        generate(unet_model, **common)  # resume: every shard is on disk, nothing is regenerated
+    gen = load_generation(tmp_path, 4, batch_size)
+    idx = torch.arange(PER_STEP_SAMPLES)
+    separate = [estimators.create(n, **p, keep_steps=True) for n, p in params.items() if n != "random"]
+    for estimator, name in zip(separate, ("sensitivity", "mc_dropout")):
+        estimator.name = name
+    with torch.no_grad():
+        x_T = initial_noise(3, idx, unet_model.sample_shape)
+        alone = sample(unet_model, x_T, sampler="ddim", steps=10, estimators=separate, seed=3, indices=idx)
+        plain = sample(unet_model, x_T, sampler="ddim", steps=10, estimators=factory(), seed=3, indices=idx)
+    assert set(gen.per_step) == {"sensitivity", "mc_dropout"}  # random keeps no per-step maps
     for name in ("sensitivity", "mc_dropout"):
-        assert len(out.uncertainty[name].per_step) >= 9  # every step of the 10 (the final one where the window asks)
+        expected = alone.uncertainty[name].per_step
+        assert sorted(gen.per_step[name]) == sorted(expected) and len(expected) == {"sensitivity": 1,
+                                                                                     "mc_dropout": 2}[name]
+        for t, m in expected.items():
+            assert gen.per_step[name][t].shape == (PER_STEP_SAMPLES, *unet_model.sample_shape)
+            torch.testing.assert_close(gen.per_step[name][t], m, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(gen.scores[name][idx], plain.uncertainty[name].score, rtol=1e-5, atol=1e-7)
+        curve = stepwise_uncertainty(gen, ["sensitivity", "mc_dropout", "random"])[name]
+        assert curve == pytest.approx({int(t): float(m.mean()) for t, m in expected.items()}, rel=1e-4)  # float32 rows
 
 
 def test_manifest_records_checksums_versions_and_estimators():

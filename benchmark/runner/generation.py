@@ -4,6 +4,10 @@ Every shard is one batch of consecutive sample indices; x_T, labels and every es
 (seed, index), so shards can run in any order, on any rank, and be re-run after an interruption. Each shard
 carries a checksum (benchmark.runner.checksums): a corrupt or truncated shard is named, discarded and
 regenerated when the run resumes.
+
+The shards that hold the first PER_STEP_SAMPLES sample indices also keep those samples' per-step maps
+{timestep: map} of every estimator that can keep them (`keep_steps`): the report's step-wise figure is drawn
+from them, so no second sampling pass is needed, and a resumed run still has them.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from benchmark.models.pixel_maps import pixel_space_record
 from benchmark.sampling import condition_labels, initial_noise, sample
 
 SHARD_DIR = "shards"
+PER_STEP_SAMPLES = 2  # leading sample indices whose per-step maps are kept (the report's step-wise figure)
 
 
 @dataclass
@@ -35,6 +40,9 @@ class Generation:
     nfe: dict[str, float]  # name -> extra NFEs per sample (sampler under "sampler")
     seconds: dict[str, float]  # name -> wall-clock seconds in total (sampler under "sampler")
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+    #: name -> {diffusion timestep t: map [n,C,H,W]} of the first n = PER_STEP_SAMPLES samples (the steps each
+    #: estimator computes, e.g. its window); only estimators that can keep per-step maps
+    per_step: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -75,7 +83,11 @@ def generate(
         x_T = initial_noise(seed, idx, model.sample_shape).to(model.device)
         y = condition_labels(model, seed, idx)
         y = None if y is None else y.to(model.device)
-        result = sample(model, x_T, sampler=sampler, steps=steps, estimators=make_estimators(), y=y,
+        made = list(make_estimators())
+        leading = idx < PER_STEP_SAMPLES  # [B] rows whose per-step maps are kept
+        if leading.any():
+            keep_per_step_maps(made)
+        result = sample(model, x_T, sampler=sampler, steps=steps, estimators=made, y=y,
                         seed=seed, indices=idx, guidance=guidance)
         record = {
             "indices": idx, "x0": result.x0.detach().cpu(), "y": None if y is None else y.cpu(),
@@ -86,6 +98,8 @@ def generate(
             "seconds": {"sampler": result.seconds, "guidance": result.guidance_seconds,
                         **{k: v.seconds for k, v in result.uncertainty.items()}},
             "extras": {},
+            "per_step": {k: {int(t): m[leading.to(m.device)].detach().cpu() for t, m in v.per_step.items()}
+                         for k, v in result.uncertainty.items() if v.per_step and leading.any()},
         }
         if after_batch is not None:
             after_batch(result.x0, record)
@@ -93,6 +107,14 @@ def generate(
         path = shard_path(run_dir, start, stop, tag=tag)
         save_torch(record, path)
         checksums.record_checksum(path)
+
+
+def keep_per_step_maps(estimators: Sequence) -> None:
+    """Switch on `keep_steps` in every estimator that has the option (it only keeps the maps it computes:
+    results, draws and NFEs are unchanged)."""
+    for estimator in estimators:
+        if hasattr(estimator, "keep_steps"):
+            estimator.keep_steps = True
 
 
 def _usable(path: Path) -> bool:
@@ -119,7 +141,19 @@ def load_generation(run_dir: Path, num_samples: int, batch_size: int, tag: str =
         nfe={k: sum(r["nfe"][k] * w for r, w in zip(records, weights)) / total for k in records[0]["nfe"]},
         seconds={k: sum(r["seconds"][k] for r in records) for k in records[0]["seconds"]},
         extras={k: torch.cat([r["extras"][k] for r in records]) for k in records[0]["extras"]},
+        per_step=_merge_per_step([r.get("per_step", {}) for r in records]),  # (absent in older shards)
     )
+
+
+def _merge_per_step(parts: list[dict]) -> dict[str, dict[int, torch.Tensor]]:
+    """Per-step maps of the shards that have them, in index order (timesteps every such shard has)."""
+    parts = [p for p in parts if p]
+    names = [n for n in (parts[0] if parts else {}) if all(n in p for p in parts)]
+    merged = {}
+    for name in names:
+        steps = [t for t in parts[0][name] if all(t in p[name] for p in parts)]
+        merged[name] = {t: torch.cat([p[name][t] for p in parts]) for t in steps}
+    return merged
 
 
 def missing_shards(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> list[tuple[int, int]]:

@@ -12,26 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError
 from benchmark.runner import findings, plots, report_tables
+from benchmark.runner.generation import PER_STEP_SAMPLES, Generation
 from benchmark.runner.io import save_text
 from benchmark.runner.manifest import EstimatorRecord, estimator_records
 from benchmark.runner.protocols.application_findings import application_findings
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.sampling import initial_labels, initial_noise, sample
 
-STEPWISE_SAMPLES = 2  # the curve is a mean over pixels and samples; the pass costs one call per step
-FULL_WINDOW = (0, 50)
 CAPTIONS = {
     "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
                       "better); dashed: the oracle that removes by true error.",
     "fid_vs_kept": "ΔFID of the kept set (lowest scores) against a random set of the same size, by kept fraction; "
                    "below 0 the score filters better than chance (95 % bootstrap bands).",
     "stepwise_uncertainty": "Mean per-pixel uncertainty at every denoising step, for every estimator that keeps "
-                            f"per-step maps (re-run on {STEPWISE_SAMPLES} samples over all steps).",
+                            f"per-step maps, at the steps it computes (its window), mean over the first "
+                            f"{PER_STEP_SAMPLES} samples of the generation pass.",
     "extremes": "Lowest- and highest-score samples (score above each) with their pixel maps on one colour scale.",
 }
 
@@ -57,7 +55,7 @@ def render_report(data: ReportData) -> str:
     cfg, frame, roles = data.config, data.frame, data.roles
     spaces = list(cfg.features)
     lines = [f"# diffusion-uq-bench report: {cfg.name}", "",
-             f"Preset `{cfg.preset}` · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
+             f"{report_tables.source_label(cfg)} · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
              f"samples, K = {cfg.keep} kept · seed {cfg.seed} · features {', '.join(spaces)}. Values: point "
              f"estimate [95 % bootstrap interval, {cfg.bootstrap} replicates]; ↑ higher is better, ↓ lower is "
              "better; **bold**: significantly better than every other ranked row and the random floor.", ""]
@@ -99,12 +97,11 @@ def render_report(data: ReportData) -> str:
 
 def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str, float] | None = None) -> Path:
     """Figures, then report.md. `timings` (the run's stages so far) is shown in the report; the sub-stages
-    measured here are added to it: `report.figures` (all plots) and `report.figures.stepwise_pass` (the extra
-    sampling pass of the step-wise figure, part of it)."""
+    measured here are added to it: `report.figures` (all plots)."""
     timings = timings if timings is not None else {}
     tick = time.perf_counter()
     out = inputs.run_dir
-    figures = [p.relative_to(out).as_posix() for p in _figures(inputs, timings)]
+    figures = [p.relative_to(out).as_posix() for p in _figures(inputs)]
     timings["report.figures"] = time.perf_counter() - tick
     data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings))
     path = out / "report.md"
@@ -117,7 +114,7 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
-def _figures(inputs: ProtocolInputs, timings: dict[str, float]) -> list[Path]:
+def _figures(inputs: ProtocolInputs) -> list[Path]:
     out, gen = inputs.run_dir / "plots", inputs.generation
     paths = []
     if "sparsification_curves" in inputs.artifacts:
@@ -126,9 +123,7 @@ def _figures(inputs: ProtocolInputs, timings: dict[str, float]) -> list[Path]:
     for space in inputs.fake_features:
         if any(key[0] == space for key in curves):
             paths.append(plots.fid_curves(curves, space, out / f"fid_vs_kept_{space}.png"))
-    tick = time.perf_counter()
-    per_step = stepwise_uncertainty(inputs)
-    timings["report.figures.stepwise_pass"] = time.perf_counter() - tick
+    per_step = stepwise_uncertainty(gen, inputs.estimator_names)
     if per_step:
         paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png"))
     for name in inputs.estimator_names:
@@ -137,44 +132,11 @@ def _figures(inputs: ProtocolInputs, timings: dict[str, float]) -> list[Path]:
     return paths
 
 
-def _stepwise_estimators(make_estimators) -> list:
-    """Every configured estimator that can keep per-step maps, re-made with `keep_steps` and, where it has a
-    window, the window over all steps (its own window where the full one is refused)."""
-    import estimators
-
-    params, types = getattr(make_estimators, "params", None), getattr(make_estimators, "types", {})
-    if params is None:
-        return []
-    chosen = []
-    for name, given in params.items():
-        type_name = types.get(name, name)
-        accepted = estimators.parameters(type_name)
-        if "keep_steps" not in accepted:
-            continue
-        tries = ([{"window": FULL_WINDOW}] if "window" in accepted else []) + [{}]
-        for extra in tries:
-            try:
-                estimator = estimators.create(type_name, **{**given, **extra, "keep_steps": True})
-            except ConfigError:
-                continue
-            estimator.name = name
-            chosen.append(estimator)
-            break
-    return chosen
-
-
-def stepwise_uncertainty(inputs: ProtocolInputs) -> dict[str, dict[int, float]]:
-    """Mean per-pixel uncertainty at every denoising step (Fig. 3 of the aleatoric paper) on a few samples."""
-    cfg, model = inputs.config, inputs.model
-    chosen = _stepwise_estimators(inputs.make_estimators)
-    if not chosen:
-        return {}
-    idx = torch.arange(STEPWISE_SAMPLES)
-    x_T = initial_noise(cfg.seed, idx, model.sample_shape).to(model.device)
-    y = initial_labels(cfg.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
-    result = sample(model, x_T, sampler=cfg.sampler, steps=cfg.steps, estimators=chosen, y=y, seed=cfg.seed, indices=idx)
-    return {name: {int(t): float(m.mean()) for t, m in (res.per_step or {}).items()}
-            for name, res in result.uncertainty.items() if res.per_step}
+def stepwise_uncertainty(gen: Generation, names: list[str]) -> dict[str, dict[int, float]]:
+    """Mean per-pixel uncertainty at every step an estimator computed (Fig. 3 of the aleatoric paper), from the
+    per-step maps the generation pass kept for its first samples ({} where no estimator kept any)."""
+    return {name: {int(t): float(m.mean()) for t, m in gen.per_step[name].items()}
+            for name in names if gen.per_step.get(name)}
 
 
 def _negatable(records: dict[str, EstimatorRecord]) -> set[str]:

@@ -174,9 +174,23 @@ def compact_table(group: TableGroup, roles: Roles) -> tuple[str, str]:
     return table, ("Reference values: " + "; ".join(extra) + ".") if extra else ""
 
 
+def source_label(config) -> str:
+    """What the run sampled and compared with: "Preset `digits`", or for a run without a preset the model
+    path and data ("Model `path/to/unet` · data `fashion`"); a [model] / [data] section beside a preset is named
+    after it."""
+    parts = [f"preset `{config.preset}`"] if config.preset else []
+    if config.model is not None:
+        parts.append(f"model `{getattr(config.model, 'path', config.model)}`")
+    if config.data is not None:
+        parts.append(f"data `{getattr(config.data, 'label', config.data)}`")
+    text = " · ".join(parts) or "model of the config"
+    return text[0].upper() + text[1:]
+
+
 def settings_table(config, frame: pd.DataFrame) -> str:
     run = config.to_dict()
-    rows = [[key, _plain(value)] for key, value in run["run"].items() if key not in ("name",)]
+    rows = [[key, _plain(value)] for key, value in run["run"].items()
+            if key != "name" and not (key == "preset" and not value)]  # no preset: [model] / [data] rows below
     for section in ("model", "data"):
         for key, value in (run.get(section) or {}).items():
             rows.append([f"{section}.{key}", _plain(value)])
