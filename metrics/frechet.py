@@ -90,6 +90,18 @@ def psd_factor(matrix: np.ndarray) -> np.ndarray:
     return eigenvectors[:, positive] * np.sqrt(eigenvalues[positive])
 
 
+def congruence(factor: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """factor^T matrix factor [r, r]; with a square lower-triangular factor (a Cholesky factor) through two
+    triangular products (BLAS trmm: half the flops of general products), else two general products."""
+    if factor.shape[0] == factor.shape[1] and not np.triu(factor, 1).any():
+        from scipy.linalg.blas import dtrmm
+
+        lower = np.asfortranarray(factor, dtype=np.float64)
+        left = dtrmm(1.0, lower, np.asarray(matrix, dtype=np.float64), side=0, lower=1, trans_a=1)  # L^T M
+        return dtrmm(1.0, lower, left, side=1, lower=1, trans_a=0)  # (L^T M) L
+    return factor.T @ matrix @ factor
+
+
 def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, factor1: np.ndarray | None = None) -> float:
     """tr(sqrt(sigma1 sigma2)) = sum_i sqrt(lambda_i), lambda_i the eigenvalues of B^T sigma2 B, sigma1 = B B^T.
 
@@ -98,7 +110,7 @@ def trace_sqrt_product(sigma1: np.ndarray, sigma2: np.ndarray, factor1: np.ndarr
     round-off negatives are clamped at 0. `factor1` (= psd_factor(sigma1)) may be passed when reused.
     """
     factor = psd_factor(sigma1) if factor1 is None else factor1
-    middle = factor.T @ sigma2 @ factor
+    middle = congruence(factor, sigma2)
     eigenvalues = np.linalg.eigvalsh(0.5 * (middle + middle.T))
     return float(np.sqrt(np.clip(eigenvalues, 0.0, None)).sum())
 
