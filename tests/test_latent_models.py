@@ -157,3 +157,17 @@ def test_laplace_variance_of_a_dit_lands_on_the_right_latent_pixel(dit_model, sc
         expected = (1 - scale) ** 2 * branch_variance(torch.tensor([3, 3])) + scale**2 * branch_variance(labels)
     dit_model.set_guidance_scale(1.0)
     torch.testing.assert_close(ours.double(), expected, rtol=1e-4, atol=1e-7)
+
+
+def test_a_hub_id_naming_a_dit_pipeline_loads_its_snapshot(dit_folder, monkeypatch):
+    """A hub id is resolved through huggingface_hub (stubbed here: no network) to a snapshot folder, then loaded
+    by its layout like a local folder."""
+    import huggingface_hub
+
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: str(dit_folder / name))
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo, allow_patterns: asked.append((repo, allow_patterns)) or str(dit_folder))
+    model = load_model("someone/tiny-dit")
+    assert isinstance(model.denoiser, DiTDenoiser) and asked[0][0] == "someone/tiny-dit"
+    assert "transformer/*" in asked[0][1] and "vae/*" in asked[0][1]

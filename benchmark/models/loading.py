@@ -95,6 +95,11 @@ def load_folder_or_hub(path: str, *, num_classes: int | None = None, last_layer:
             f"model folder {folder} has no layout this suite knows ({', '.join(l.name for l in FOLDER_LAYOUTS)}). "
             "Fix: point model.path to a diffusers pipeline folder (model_index.json, unet/, scheduler/) or a "
             "UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors).")
+    from benchmark.models.pipelines import hub_pipeline_folder
+
+    snapshot = hub_pipeline_folder(path) if path.count("/") == 1 else None  # DiT / SD / PixArt / latent pipelines
+    if snapshot is not None:
+        return load_folder_or_hub(str(snapshot), num_classes=num_classes, last_layer=last_layer)
     return DiffusersUNet.from_pretrained(path, num_classes=num_classes, last_layer_name=last_layer)
 
 

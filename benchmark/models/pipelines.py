@@ -114,3 +114,20 @@ def _load_text_components(folder: Path):
         raise ConfigError("model_index.json text_encoder", encoder_class, "a class of the transformers package")
     tokenizer = transformers.AutoTokenizer.from_pretrained(folder / "tokenizer")
     return tokenizer, encoder_cls.from_pretrained(folder / "text_encoder").eval()
+
+
+def hub_pipeline_folder(hub_id: str) -> Path | None:
+    """The local snapshot of a hub pipeline with a latent, transformer or text-conditioned denoiser, downloaded
+    only because the user named the id (None: the id is not such a pipeline, e.g. a UNet2DModel pipeline)."""
+    from huggingface_hub import hf_hub_download, snapshot_download
+
+    try:
+        index = json.loads(Path(hf_hub_download(hub_id, "model_index.json")).read_text())
+    except Exception:  # no model_index.json (a bare model repository): not a pipeline
+        return None
+    denoiser = (index.get("transformer") or index.get("unet") or [None, None])[1]
+    if denoiser not in DENOISER_CLASSES or (denoiser == "UNet2DModel" and "vae" not in index):
+        return None
+    wanted = [f"{part}/*" for part in ("scheduler", "transformer", "unet", "vae", "text_encoder", "tokenizer")]
+    return Path(snapshot_download(hub_id, allow_patterns=["model_index.json", *wanted]))
+
