@@ -3,8 +3,10 @@
 Seeds are per sample index and a shard is the same batch of indices in both runs, so nothing may differ but
 the timing metrics. Both runs use the same intra-op thread count (run.threads, default 1; another thread
 count changes float32 conv sums in the last bits, ~1e-7 relative in x0, as measured). A spy wraps
-os.replace (every atomic write ends with it) to check that rank 1 writes nothing but its own `gen` shards
-and that the Laplace fit and the guided pass run on rank 0 only.
+os.replace (every atomic write ends with it) to check that rank 1 writes nothing but its own `gen` shards and
+its share of the protocol phase's independent work (run._prework: here the generated samples' features, which
+rank 0 then reads from the run folder's cache; the one guided shard is rank 0's), and that the Laplace fit runs
+on rank 0 only.
 
 The helpers here are shared with tests/test_resume.py: the toy run config, the environment that makes the
 toy preset reachable from a fresh process (UQBENCH_EXTRA_PRESETS), and the uninterrupted reference run.
@@ -169,13 +171,19 @@ def test_two_processes_match_one_bit_for_bit(tmp_path, tmp_path_factory):
 
     events = [json.loads(line) for line in log.read_text().splitlines()]
     rank1_writes = [Path(path) for rank, kind, path in events if rank == 1 and kind == "write"]
-    # shard 1 of 3 and its checksum, nothing else
-    assert sorted(p.name for p in rank1_writes) == ["gen_0000004_0000008.pt", "gen_0000004_0000008.pt.sha256"]
-    assert all(p.parent == out / "shards" for p in rank1_writes)
+    # shard 1 of 3 and its checksum, and the classifier features of the 10 generated samples (prework item 2 of 2)
+    rank1_shards = sorted(p.name for p in rank1_writes if p.parent == out / "shards")
+    assert rank1_shards == ["gen_0000004_0000008.pt", "gen_0000004_0000008.pt.sha256"]
+    rank1_features = [p for p in rank1_writes if p.parent != out / "shards"]
+    assert len(rank1_features) == 1 and rank1_features[0].parent == out / "features", rank1_writes
+    assert rank1_features[0].name.startswith("classifier-")
+    rank0_writes = [Path(path) for rank, kind, path in events if rank == 0 and kind == "write"]
+    assert rank1_features[0] not in rank0_writes  # rank 0 read them from the cache
     rank0_shards = sorted(Path(path).name for rank, kind, path in events
                           if rank == 0 and kind == "write" and Path(path).parent == out / "shards"
                           and not path.endswith(".sha256"))
     assert rank0_shards == ["gen_0000000_0000004.pt", "gen_0000008_0000010.pt", "guided_0000000_0000004.pt"]
     assert [rank for rank, kind, _ in events if kind == "laplace_fit"] == [0]
+    # rank 0: its generation shards, the guided shard as prework, and guided.run finding it on disk
     assert sorted((rank, tag) for rank, kind, tag in events if kind == "generate") == [
-        (0, "gen"), (0, "guided"), (1, "gen")]
+        (0, "gen"), (0, "guided"), (0, "guided"), (1, "gen")]

@@ -81,6 +81,11 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
              progress=progress, after_batch=ground_truth.record_log_density(oracle) if oracle is not None else None)
     distributed.barrier()
     timings["generation"] = time.perf_counter() - tick
+    if world > 1:  # rather than idle through rank 0's protocol phase, the ranks share its independent work first
+        tick = time.perf_counter()
+        distributed.share_work(_prework(config, model, preset, out), rank, world)
+        distributed.barrier()
+        timings["protocol_prework"] = time.perf_counter() - tick
     if rank != 0:
         distributed.finish()
         return None
@@ -120,6 +125,33 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     write_manifest(out, config, timings, model=model)  # written last: its presence marks a finished run
     distributed.finish()
     return report_path
+
+
+def _prework(config: RunConfig, model, preset, out: Path) -> list:
+    """Work items of the protocol phase that depend on the generation pass alone, for `distributed.share_work`:
+    each shard of the guided pass (per-image thresholds; the shards `guided.run` then finds on disk) and each
+    feature space's features of the generated samples (cached in the run folder, where `extract` finds them).
+    Same calls and thread count as rank 0 would make, so the numbers are the same bits."""
+    from functools import partial
+
+    from benchmark.runner.generation import shard_ranges
+
+    items: list = []
+    params = config.protocols.get("guidance")
+    if params is not None and str(params.get("thresholds", "per_image")) == "per_image":
+        n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
+        batch = min(config.batch_size, n)
+        shards = len(shard_ranges(n, batch))
+        items += [partial(generate, model, run_dir=out, num_samples=n, batch_size=batch, seed=config.seed,
+                          sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided",
+                          progress=False, guidance=guided.guidance_from_params(params), rank=i, world_size=shards)
+                  for i in range(shards)]  # shard i alone
+    extract = _feature_function(config, preset, out, progress=False)
+
+    def features(space: str) -> None:
+        extract(space, load_generation(out, config.num_samples, config.batch_size).x0)
+
+    return items + [partial(features, space) for space in config.features]
 
 
 def _with_oracle(make_estimators, oracle):
