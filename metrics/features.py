@@ -177,7 +177,10 @@ class InceptionFeatures:
         pixels = ((images.clamp(-1.0, 1.0) + 1.0) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
         if pixels.shape[-1] == 1:
             pixels = np.repeat(pixels, 3, axis=-1)
-        resized = np.stack([self._resize(image) for image in pixels])  # [n, 299, 299, 3] float32 in [0, 255]
+        if pixels.shape[1:3] == (INCEPTION_SIZE, INCEPTION_SIZE):  # PIL's resize to the same size is a copy
+            resized = np.ascontiguousarray(pixels, dtype=np.float32)
+        else:
+            resized = np.stack([self._resize(image) for image in pixels])  # [n, 299, 299, 3] float32 in [0, 255]
         network_input = (torch.from_numpy(resized).permute(0, 3, 1, 2) - 128.0) / 128.0
         # channels-last (NHWC in memory, which the resize produced anyway): oneDNN's convolutions run faster
         # on it; features differ from NCHW by float32 round-off only (~4e-6; bench/metrics_bench.py)
