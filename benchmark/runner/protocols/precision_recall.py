@@ -31,7 +31,9 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     rows: list[MetricRow] = []
     for space, feats in inputs.fake_features.items():
         real = inputs.real_features.get(space)
-        n_boot = bootstrap_replicates(space, cfg.bootstrap)  # >= 100: fewer make the 95% percentile interval narrow
+        # half the run's replicates (a P&R replicate rebuilds a k-NN manifold), never fewer than 100: fewer make the
+        # 95% percentile interval too narrow
+        n_boot = bootstrap_replicates(space, cfg.bootstrap // 2)
         if real is None:  # only statistics are committed for this space (e.g. Inception): no P&R
             continue
         subsets = {"(all)": np.ones(gen.size, dtype=bool), "(random K)": random_mask}
