@@ -27,9 +27,9 @@ CAPTIONS = {
                       "better); dashed: the oracle that removes by true error.",
     "fid_vs_kept": "ΔFID of the kept set (lowest scores) against a random set of the same size, by kept fraction; "
                    "below 0 the score filters better than chance (95 % bootstrap bands).",
-    "stepwise_uncertainty": "Mean per-pixel uncertainty at every denoising step, for every estimator that keeps "
-                            f"per-step maps, at the steps it computes (its window), mean over the first "
-                            f"{PER_STEP_SAMPLES} samples of the generation pass.",
+    "stepwise_uncertainty": "Mean per-pixel uncertainty per denoising step of every estimator that keeps per-step "
+                            "maps, at the steps it computes (a windowed estimator: its window, zoomed on the right), "
+                            f"over the first {PER_STEP_SAMPLES} samples of the generation pass.",
     "extremes": "Lowest- and highest-score samples (score above each) with their pixel maps on one colour scale.",
 }
 
@@ -126,9 +126,13 @@ def _figures(inputs: ProtocolInputs) -> list[Path]:
     per_step = stepwise_uncertainty(gen, inputs.estimator_names)
     if per_step:
         paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png"))
-    for name in inputs.estimator_names:
-        paths.append(plots.extremes_grid(gen.x0, gen.pixels[name], gen.scores[name], name,
-                                         out / f"extremes_{safe_name(name)}.png"))
+    grid = plots.ExtremesGrid(plots.extremes_count(gen.size), tuple(gen.x0.shape[1:]))  # laid out once for all
+    try:
+        for name in inputs.estimator_names:
+            paths.append(grid.write(gen.x0, gen.pixels[name], gen.scores[name], name,
+                                    out / f"extremes_{safe_name(name)}.png"))
+    finally:
+        grid.close()
     return paths
 
 
