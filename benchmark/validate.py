@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UQBenchError
-from benchmark.runner.manifest import MANIFEST, model_sha256, sha256_file
+from benchmark.runner.checksums import file_sha256
+from benchmark.runner.manifest import MANIFEST, model_sha256
 from benchmark.runner.table import COLUMNS
 
 REQUIRED_KEYS = ("status", "config", "suite_version", "protocol_versions", "sha256", "estimators", "track")
@@ -87,7 +88,7 @@ def _check_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:
         target = run_dir / name
         if not target.is_file():
             problems.append(f"{name} is missing (the manifest records it)")
-        elif sha256_file(target) != digest:
+        elif file_sha256(target) != digest:
             problems.append(f"{name} was changed after the run: its sha256 differs from the manifest's")
     return problems
 

@@ -11,7 +11,6 @@ Written last in a run: its presence marks a finished run. It records
 """
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig
+from benchmark.runner.checksums import file_sha256
 from benchmark.runner.io import save_json
 
 PACKAGES = ("diffusion-uq-bench", "torch", "diffusers", "numpy", "scipy", "pandas", "scikit-learn", "clean-fid",
@@ -65,14 +65,6 @@ def git_revision() -> str | None:
         return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else None
     except (OSError, subprocess.SubprocessError):
         return None
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def model_sha256(model) -> str | None:
@@ -141,7 +133,7 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "protocol_versions": protocol_versions(config.protocols),
         "track": track_of(config_dict, suite),
         "estimators": {name: asdict(rec) for name, rec in estimator_records(config).items()},
-        "sha256": {name: sha256_file(out / name) for name in result_files(out)},
+        "sha256": {name: file_sha256(out / name) for name in result_files(out)},
         "model_sha256": model_sha256(model) if model is not None else None,
         "versions": package_versions(),
         "python": platform.python_version(),
