@@ -299,12 +299,24 @@ def paired_fid_difference(real_features, pool_features, idx_a, idx_b, n_boot: in
             fid_a, fid_b = _resampled_fid(real, real_counts, subsets, [counts[index_a], counts[index_b]])
             replicates.append(fid_a - fid_b)
     else:
-        fid_a, fid_b = FixedReferenceFID(reference, pool[index_a]), FixedReferenceFID(reference, pool[index_b])
-        value = fid_a.full() - fid_b.full()
-        for _ in range(n_boot):
-            counts = resample_counts(rng, pool.shape[0])
-            replicates.append(fid_a(counts[index_a]) - fid_b(counts[index_b]))
+        value_a, replicates_a = subset_fid_replicates(reference, pool, index_a, n_boot, seed)
+        value_b, replicates_b = subset_fid_replicates(reference, pool, index_b, n_boot, seed)
+        value, replicates = value_a - value_b, replicates_a - replicates_b
     return percentile_interval(value, replicates, alpha, interval)
+
+
+def subset_fid_replicates(reference: FeatureStats, pool_features, index, n_boot: int, seed: int
+                          ) -> tuple[float, np.ndarray]:
+    """FID of pool[index] against the fixed reference and its n_boot bootstrap replicates [n_boot], replicate r
+    taking the subset's counts from the r-th `resample_counts(rng, N)` of `default_rng(seed)` over the whole pool
+    of N rows. Two subsets' replicates from the same pool, n_boot and seed are therefore paired (this is what
+    `paired_fid_difference` subtracts), so one subset's replicates can be computed once and reused."""
+    pool = as_feature_matrix(pool_features, "pool_features")
+    rows = _as_index(index, pool.shape[0], "index")
+    fid = FixedReferenceFID(reference, pool[rows])
+    rng = np.random.default_rng(seed)
+    replicates = np.array([fid(resample_counts(rng, pool.shape[0])[rows]) for _ in range(n_boot)])
+    return fid.full(), replicates
 
 
 def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, n_boot: int = 200, seed: int = 0,

@@ -104,3 +104,23 @@ def test_random_subset_is_seeded_sized_and_independent_of_the_filters():
     first = random_subset(50, 20, seed=3)
     assert first.sum() == 20 and np.array_equal(first, random_subset(50, 20, seed=3))
     assert not np.array_equal(first, random_subset(50, 20, seed=4))
+
+
+def test_shared_random_baseline_gives_the_paired_bootstrap_interval():
+    """The protocol computes the random side once per size (RandomBaseline); its interval must be exactly
+    metrics.paired_fid_difference's for the same pool, subsets, replicates and seed."""
+    from benchmark.runner.protocols.fid_utils import RandomBaseline
+    from metrics import paired_fid_difference
+
+    rng = np.random.default_rng(3)
+    pool, real = gaussian(rng, POOL, shift=0.2), gaussian(rng, REAL)
+    reference = feature_statistics(real)
+    baseline = RandomBaseline(pool, reference, seed=5)
+    for keep in (60, KEEP, 60):  # the second request of a size reuses the cached random side
+        mask = np.zeros(POOL, dtype=bool)
+        mask[rng.choice(POOL, keep, replace=False)] = True
+        shared = baseline.delta_ci(mask, 50)
+        direct = paired_fid_difference(None, pool, mask, random_subset(POOL, keep, 5), n_boot=50, seed=5,
+                                       real_stats=reference)
+        assert (shared.value, shared.low, shared.high) == pytest.approx((direct.value, direct.low, direct.high),
+                                                                        rel=1e-12, abs=1e-12)

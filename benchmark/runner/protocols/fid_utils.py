@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from metrics import fid_bootstrap, fid_infinity_bootstrap, paired_fid_difference, paired_sets_fid_difference
+from metrics import fid_bootstrap, fid_infinity_bootstrap, paired_sets_fid_difference
+from metrics.bootstrap import percentile_interval, subset_fid_replicates
 from metrics.filtered import keep_lowest, random_subset  # noqa: F401 - re-exported for the protocols
 
 MIN_REPLICATES = 100
@@ -36,11 +37,26 @@ def paired_delta_ci(features_a: np.ndarray, features_b: np.ndarray, reference, n
     return paired_sets_fid_difference(features_a, features_b, reference, n_boot=n_boot, seed=seed)
 
 
-def subset_delta_ci(pool: np.ndarray, mask_a: np.ndarray, mask_b: np.ndarray, reference, n_boot: int, seed: int):
-    """FID(pool[a]) - FID(pool[b]) for two subsets of one pool of EQUAL size, resampling the pool (paired
-    membership). FID is biased in the set size, so only equal sizes make the difference mean what it says."""
-    if int(mask_a.sum()) != int(mask_b.sum()):
-        raise ValueError(f"FID comparison of sets of sizes {int(mask_a.sum())} and {int(mask_b.sum())}: "
-                         "FID is biased in the sample size, compare sets of equal size")
-    return paired_fid_difference(None, pool, mask_a.astype(bool), mask_b.astype(bool), n_boot=n_boot, seed=seed,
-                                 real_stats=reference)
+class RandomBaseline:
+    """The protocol's random K-subsets of one pool (features [N, D] against one reference) and their FID
+    bootstrap replicates, computed once per (K, replicates) and shared by every filter's paired comparison:
+    `delta_ci(mask)` = FID(pool[mask]) - FID(random subset of the same size), the interval of
+    `metrics.paired_fid_difference` (the same numbers), without recomputing the random side per filter."""
+
+    def __init__(self, pool: np.ndarray, reference, seed: int) -> None:
+        self.pool, self.reference, self.seed = pool, reference, seed
+        self._replicates: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+
+    def mask(self, keep: int) -> np.ndarray:
+        return random_subset(self.pool.shape[0], keep, self.seed)
+
+    def delta_ci(self, mask: np.ndarray, n_boot: int):
+        """FID(pool[mask]) - FID(random subset of the same size): FID is biased in the set size, so only equal
+        sizes make the difference mean what it says."""
+        keep = int(mask.sum())
+        key = (keep, n_boot)
+        if key not in self._replicates:
+            self._replicates[key] = subset_fid_replicates(self.reference, self.pool, self.mask(keep), n_boot, self.seed)
+        random_value, random_replicates = self._replicates[key]
+        value, replicates = subset_fid_replicates(self.reference, self.pool, mask, n_boot, self.seed)
+        return percentile_interval(value - random_value, replicates - random_replicates, 0.05, "shifted")

@@ -19,8 +19,8 @@ from __future__ import annotations
 import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.fid_utils import (MIN_REPLICATES, bootstrap_replicates, fid_ci, fid_infinity_ci,
-                                                  keep_lowest, random_subset, subset_delta_ci)
+from benchmark.runner.protocols.fid_utils import (MIN_REPLICATES, RandomBaseline, bootstrap_replicates, fid_ci,
+                                                  fid_infinity_ci, keep_lowest, random_subset)
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "filtered_fid"
@@ -37,6 +37,7 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     for space, feats in inputs.fake_features.items():
         ref = inputs.reference_stats[space]
         n_boot = bootstrap_replicates(space, cfg.bootstrap)
+        baseline = RandomBaseline(feats, ref, seed)  # the random side of every paired comparison, computed once
         rows.append(row_from_ci(NAME, ALL, f"fid_all[{space}]", fid_ci(feats, ref, n_boot, seed), gen.size, seed))
         rows.append(row_from_ci(NAME, RANDOM, f"fid_random[{space}]", fid_ci(feats[random_mask], ref, n_boot, seed),
                                 keep, seed))
@@ -49,26 +50,25 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
             rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", fid_ci(feats[mask], ref, n_boot, seed), keep,
                                     seed))
             rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
-                                    subset_delta_ci(feats, mask, random_mask, ref, n_boot, seed), keep, seed))
+                                    baseline.delta_ci(mask, n_boot), keep, seed))
             if points:  # MIN_REPLICATES: each FID∞ replicate costs `points` FIDs
                 rows.append(row_from_ci(NAME, name, f"fid_infinity_kept[{space}]",
                                         fid_infinity_ci(feats[mask], ref, MIN_REPLICATES, seed, points), keep, seed))
-            curve = _curve(feats, scores, ref, params["curve_fractions"], seed, rows, name, space)
+            curve = _curve(baseline, scores, params["curve_fractions"], seed, rows, name, space)
             if curve:
                 curves[(space, name)] = curve
     inputs.artifacts["fid_curves"] = curves
     return rows
 
 
-def _curve(feats, scores, ref, fractions, seed, rows, name, space) -> list[tuple[float, float, float, float]]:
+def _curve(baseline, scores, fractions, seed, rows, name, space) -> list[tuple[float, float, float, float]]:
     """(fraction, ΔFID vs random at that size, low, high) for every kept fraction < 1 (at 1 both sets are all N)."""
     points = []
     for frac in sorted(float(f) for f in fractions):
         k = max(2, int(round(frac * scores.size)))
         if k >= scores.size:
             continue
-        ci = subset_delta_ci(feats, keep_lowest(scores, k), random_subset(scores.size, k, seed), ref,
-                             MIN_REPLICATES, seed)
+        ci = baseline.delta_ci(keep_lowest(scores, k), MIN_REPLICATES)
         points.append((frac, ci.value, ci.low, ci.high))
         rows.append(row_from_ci(NAME, name, f"delta_vs_random_at_keep_{frac:.2f}[{space}]", ci, k, seed))
     return points
