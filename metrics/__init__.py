@@ -18,7 +18,8 @@ from metrics.sparsification import SparsificationResult, sparsification, sparsif
 
 __all__ = [
     "METRIC_INFO", "base_metric_name", "bootstrap_ci", "build_feature_extractor", "cached_features",
-    "ClassifierFeatures", "ConfidenceInterval", "FilteredFID", "SparsificationError", "feature_cache_key", "feature_statistics", "FeatureExtractor",
+    "ClassifierFeatures", "ConfidenceInterval", "FilteredFID", "SparsificationError", "feature_cache_key",
+    "feature_statistics", "FeatureExtractor",
     "FeatureStats", "fid_bootstrap", "fid_from_features", "fid_from_stats", "fid_infinity",
     "fid_infinity_bootstrap", "fid_infinity_difference_bootstrap", "FIDInfinity", "filtered_fid",
     "FilteredFIDResult", "frechet_distance", "InceptionFeatures", "keep_lowest", "metric_info", "MetricInfo",

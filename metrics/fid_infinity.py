@@ -50,7 +50,8 @@ def subset_sizes(total: int, points: int = DEFAULT_POINTS, min_fraction: float =
     """P distinct sizes evenly spaced from max(2, round(min_fraction * total)) to total, truncated to integers
     (np.linspace(...).astype(int), as the paper's code) -> int [P'] (P' <= P)."""
     if not isinstance(points, int) or points < 2:
-        raise ConfigError("fid_infinity_points", points, "an integer >= 2 (subset sizes of the 1/n fit; 15 in the paper)")
+        raise ConfigError("fid_infinity_points", points,
+                          "an integer >= 2 (subset sizes of the 1/n fit; 15 in the paper)")
     if not 0.0 < min_fraction < 1.0:
         raise ConfigError("min_fraction", min_fraction, "a fraction in (0, 1) (0.1 in the paper, 0.3 by default here)")
     smallest = max(2, int(round(min_fraction * total)))

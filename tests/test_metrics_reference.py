@@ -130,7 +130,8 @@ def test_reference_loader_restores_sys_modules_and_path():
 
 def test_torchmetrics_imports_in_the_runtime_environment():
     """A fresh interpreter without the parity folder: `import torchmetrics` (and its FID) must work."""
-    code = "import torchmetrics, torchmetrics.image.fid, importlib.util; print(importlib.util.find_spec('torch_fidelity'))"
+    code = ("import torchmetrics, torchmetrics.image.fid, importlib.util; "
+            "print(importlib.util.find_spec('torch_fidelity'))")
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]

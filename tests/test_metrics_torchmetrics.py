@@ -89,6 +89,7 @@ def test_states_merge_across_two_processes(tmp_path):
     expected = filtered_fid(features, scores, reference, KEEP, seed=3)
     for rank in (0, 1):
         got = json.loads((tmp_path / f"rank{rank}.json").read_text())
-        assert got["ause"] == pytest.approx(spars.ause, rel=1e-12) and got["aurg"] == pytest.approx(spars.aurg, rel=1e-12)
+        assert got["ause"] == pytest.approx(spars.ause, rel=1e-12)
+        assert got["aurg"] == pytest.approx(spars.aurg, rel=1e-12)
         assert got["fid_kept"] == pytest.approx(expected.fid_kept, rel=1e-12)
         assert got["fid_random"] == pytest.approx(expected.fid_random, rel=1e-12)
