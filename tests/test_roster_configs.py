@@ -57,6 +57,6 @@ def test_config_runs_with_the_roster(name, tmp_path):
         start, stop = scale_window(tuple(z.get("window", (40, 50))), SMALL_RUN["steps"])
         assert cost["zigzag"] == z["m"] * z["num_zigzag"] * (stop - start)
     if "generative_uncertainty" in data["estimators"]:
-        assert cost["generative_uncertainty"] == data["estimators"]["generative_uncertainty"]["m"] * 20
+        assert cost["generative_uncertainty"] == data["estimators"]["generative_uncertainty"]["m"] * SMALL_RUN["steps"]
     realism = frame[(frame.estimator == "realism_oracle") & (frame.protocol == "sparsification")]
     assert realism.empty  # no pixel map: pixel protocols skip the oracle
