@@ -1,6 +1,8 @@
 """Shared fixtures: a tiny Gaussian mixture oracle, a tiny diffusers UNet adapter, one CPU thread."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -16,6 +18,20 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def restore_extra_presets_env():
+    """A test that makes the toy preset visible through $UQBENCH_EXTRA_PRESETS (tests/report_runs.py) leaves the
+    variable as it found it: later tests run the CLI in fresh processes from other folders, where the
+    `tests` package cannot be imported."""
+    key = "UQBENCH_EXTRA_PRESETS"
+    saved = os.environ.get(key)
+    yield
+    if saved is None:
+        os.environ.pop(key, None)
+    else:
+        os.environ[key] = saved
 
 
 @pytest.fixture

@@ -40,12 +40,18 @@ def use_toy_preset() -> None:
         os.environ["UQBENCH_EXTRA_PRESETS"] = ",".join(p for p in (current, TOY_PRESET) if p)
 
 
-@lru_cache(maxsize=None)
 def toy_run(variant: str = "base") -> Path:
+    """The finished run folder of `variant` (built on first use), with the toy preset visible for this test
+    (tests/conftest.py restores $UQBENCH_EXTRA_PRESETS after every test)."""
+    use_toy_preset()
+    return _build_toy_run(variant)
+
+
+@lru_cache(maxsize=None)
+def _build_toy_run(variant: str) -> Path:
     from benchmark.config import parse_config
     from benchmark.runner.run import run_benchmark
 
-    use_toy_preset()
     config = {**BASE, "run": {**BASE["run"], **VARIANTS[variant], "name": f"toy-{variant}"}}
     out = _root() / f"toy {variant}#1"  # a space and a '#' in the folder name: the site must cope
     run_benchmark(parse_config(config), out, progress=False)
