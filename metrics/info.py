@@ -72,6 +72,8 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "spearman_pixel_vs_true_var": MetricInfo("higher", _MEAN),
     "spearman_score_vs_neg_log_density": MetricInfo("higher", _RANK),
     "auroc_lowest_density": MetricInfo("higher", _RANK),
+    "auroc_between_mode": MetricInfo("higher", _RANK),
+    "auroc_off_mode": MetricInfo("higher", _RANK),
 }
 
 _SUFFIX = re.compile(r"\[[^\]]*\]$")

@@ -156,6 +156,27 @@ def test_mode_responsibility_at_a_midpoint_is_one_half():
     assert float(r[0]) > 0.999 and float(r[1]) == pytest.approx(0.5, abs=1e-6)
 
 
+def test_off_mode_radius_is_chi_square_of_the_nearest_mode_and_flags_midpoints_in_high_dimension():
+    """Exact mixture samples have radius ~ chi^2_D (D = 256): about 1 % exceed the 0.99 quantile; points a
+    little off the midpoint of two modes have responsibility ~1 (not 'between' by r < 0.9) but are off-mode."""
+    from scipy.stats import chi2
+
+    from benchmark.runner.protocols.ground_truth_targets import nearest_mode_radius
+
+    gen = torch.Generator().manual_seed(0)
+    means = torch.randn(3, 1, 16, 16, generator=gen, dtype=torch.float64)
+    oracle = GaussianMixtureModel(means, std=0.2)
+    comp = torch.randint(0, 3, (4000,), generator=gen)
+    x0 = means[comp] + 0.2 * torch.randn(4000, 1, 16, 16, generator=gen, dtype=torch.float64)
+    radius = nearest_mode_radius(oracle, x0)
+    brute = torch.stack([((x0 - m) ** 2).flatten(1).sum(1) for m in means], 1).amin(1) / 0.04
+    torch.testing.assert_close(radius, brute)
+    assert abs(float((radius > chi2.ppf(0.99, 256)).double().mean()) - 0.01) < 0.006
+    near_mid = 0.52 * means[0] + 0.48 * means[1]
+    assert float(mode_responsibility(oracle, near_mid[None])) > 0.9
+    assert float(nearest_mode_radius(oracle, near_mid[None])) > chi2.ppf(0.99, 256)
+
+
 def test_stratified_auroc_interval_keeps_both_classes():
     rng = np.random.default_rng(0)
     label = np.zeros(40)

@@ -40,6 +40,7 @@ LABELS = {
     "seconds_per_sample": "s / sample",
     "spearman_score_vs_neg_log_density": "ρ(score, −log p)",
     "auroc_between_mode": "AUROC between-mode",
+    "auroc_off_mode": "AUROC off-mode",
 }
 _SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]=]+)\]$")  # `[skip=5]` is a setting, not a feature space
 _CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)$")

@@ -25,6 +25,7 @@ HEADLINE = (
     ("ground_truth", "spearman_score_vs_neg_log_density", False),
     ("ground_truth", "auroc_lowest_*", False),
     ("ground_truth", "auroc_between_mode", False),
+    ("ground_truth", "auroc_off_mode", False),
     ("cost", "extra_nfe_per_sample", False),
     ("cost", "time_ratio", False),
 )

@@ -13,7 +13,10 @@ Targets (benchmark/runner/protocols/ground_truth_targets.py) by estimator kind:
   Reported, never used to rescale anything.
 - every kind (usefulness): `spearman_score_vs_neg_log_density` (Spearman of the score with -log p(x0)),
   `auroc_lowest_<f>pct_density` (label 1 = among the lowest-density fraction f of the samples) and
-  `auroc_between_mode` (label 1 = nearest-mode responsibility of x0 below `between_mode_responsibility`).
+  `auroc_between_mode` (label 1 = nearest-mode responsibility of x0 below `between_mode_responsibility`) and
+  `auroc_off_mode` (label 1 = x0 outside the 99 % typical set of its nearest mode: ||x0 - mu_k||^2 / s^2 above
+  the 0.99 quantile of chi^2_D; in high dimension responsibilities are ~0 or ~1, so this is the label that
+  finds the samples left between modes there).
 - extra column, named for what it is: `spearman_pixel_vs_posterior_var_all_steps` (the oracle's Var[x0 | x_t]
   summed over all steps: isotropic components leave it without pixel structure inside a late window).
 Intervals: percentile bootstrap over samples (`run.bootstrap` replicates; rows resampled jointly; AUROCs
@@ -25,12 +28,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import chi2, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.ground_truth_targets import (EXACT_PREFIX, ORACLE, OracleObserver,  # noqa: F401
-                                                              exact_samples, mode_responsibility, shared_theta_spread)
+                                                              exact_samples, mode_responsibility, nearest_mode_radius,
+                                                              shared_theta_spread)
 from benchmark.runner.table import MetricRow, row_from_ci
 from estimators.base import COMMON_PARAMETERS
 from metrics import bootstrap_ci
@@ -45,6 +49,7 @@ def record_log_density(oracle):
     def hook(x0: torch.Tensor, record: dict) -> None:
         record["extras"]["log_density"] = oracle.log_density(x0.to(oracle.means.device)).cpu().to(torch.float64)
         record["extras"]["mode_responsibility"] = mode_responsibility(oracle, x0)
+        record["extras"]["nearest_mode_radius"] = nearest_mode_radius(oracle, x0)
 
     return hook
 
@@ -86,12 +91,16 @@ def _usefulness_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     lowest = (neg_log_p >= np.quantile(neg_log_p, 1 - frac)).astype(np.float64)
     between = (gen.extras["mode_responsibility"].numpy() < float(params["between_mode_responsibility"])
                ).astype(np.float64)
+    labels = [(f"auroc_lowest_{int(round(frac * 100))}pct_density", lowest), ("auroc_between_mode", between)]
+    if "nearest_mode_radius" in gen.extras:  # shards written before it was recorded lack it
+        radius = gen.extras["nearest_mode_radius"].numpy()
+        dims = int(np.prod(inputs.generation.x0.shape[1:]))
+        labels.append(("auroc_off_mode", (radius > chi2.ppf(0.99, dims)).astype(np.float64)))
     rows = []
     for name in inputs.estimator_names:
         score = gen.scores[name].numpy()
         rows.append(_row(inputs, name, "spearman_score_vs_neg_log_density", spearman, score, neg_log_p))
-        for metric, label in ((f"auroc_lowest_{int(round(frac * 100))}pct_density", lowest),
-                              ("auroc_between_mode", between)):
+        for metric, label in labels:
             ci = auroc_ci(label, score, inputs.config.bootstrap, inputs.seed)
             rows.append(row_from_ci(NAME, name, metric, ci, len(score), inputs.seed))
     return rows

@@ -128,5 +128,19 @@ def mode_responsibility(oracle, x0: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1).amax(dim=1)
 
 
+def nearest_mode_radius(oracle, x0: torch.Tensor) -> torch.Tensor:
+    """min_k ||x0 - mu_k||^2 / s^2 [B]: the chi-square statistic of x0 under its nearest mixture component.
+
+    A sample of component k has ||x0 - mu_k||^2 / s^2 ~ chi^2_D (D = pixels), so x0 with a radius above the
+    99 % quantile of chi^2_D lies outside the typical set of every mode ("off-mode"). In high dimension the
+    responsibility of `mode_responsibility` is ~0 or ~1 almost everywhere (a small step off the midpoint
+    settles it), so off-mode is the criterion that finds samples between (or beside) the modes there."""
+    x = x0.to(torch.float64).cpu()
+    means = oracle.means.to(torch.float64).cpu()
+    sq = (x.unsqueeze(1) - means.unsqueeze(0)).pow(2).flatten(2).sum(-1)  # [B, K]
+    return sq.amin(dim=1) / oracle.std**2
+
+
 __all__ = ["EXACT_PREFIX", "ORACLE", "ExactScoreTwin", "OracleObserver", "exact_samples", "mode_responsibility",
+           "nearest_mode_radius",
            "shared_theta_spread", "with_observers"]
