@@ -62,7 +62,7 @@ class NoisePerturbationEstimator(WindowedVarianceEstimator):
         self.sigma = float(sigma)
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:
-        noise = step.randn(self.name, (self.m, *step.x_t.shape[1:])).transpose(0, 1)  # [M,B,C,H,W]
+        noise = step.randn(self.stream, (self.m, *step.x_t.shape[1:])).transpose(0, 1)  # [M,B,C,H,W]
         return perturbation_variance(step.model, step.x_t, step.t, self.sigma, noise, step.y)
 
 

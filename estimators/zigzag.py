@@ -94,7 +94,7 @@ class ZigzagEstimator(WindowedVarianceEstimator):
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:
         shape = step.x_t.shape[1:]
-        draws = step.randn(self.name, (self.num_zigzag, self.m, *shape))  # [B,Z,M,C,H,W]
+        draws = step.randn(self.stream, (self.num_zigzag, self.m, *shape))  # [B,Z,M,C,H,W]
         noise = draws.permute(1, 2, 0, *range(3, draws.ndim))  # [Z,M,B,C,H,W]
         return zigzag_variance(step.model, step.x_t, step.eps, step.t, step.ab_t, noise,
                                center=self.center, clip_x0=self.clip_x0, y=step.y)
