@@ -53,6 +53,7 @@ def test_augmentation_rows_nfe_and_grid(metrics):
     assert {"delta_vs_isotropic[bayesdiff].vendi[classifier]", "delta_vs_redraw.mode_agreement"} <= set(
         frame[frame.estimator == "bayesdiff"].metric)
     assert (out / "plots" / "augmentation_grid.png").stat().st_size > 0
+    assert "plots/augmentation_grid.png" in (out / "report.md").read_text()  # shown in the report
 
 
 def test_rectification_rows_and_equal_nfe_baselines(metrics):

@@ -123,6 +123,8 @@ def _figures(inputs: ProtocolInputs) -> list[Path]:
     for space in inputs.fake_features:
         if any(key[0] == space for key in curves):
             paths.append(plots.fid_curves(curves, space, out / f"fid_vs_kept_{space}.png"))
+    if "augmentation_grid" in inputs.artifacts:  # drawn by the augmentation protocol itself
+        paths.append(Path(inputs.artifacts["augmentation_grid"]))
     per_step = stepwise_uncertainty(gen, inputs.estimator_names)
     if per_step:
         paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png"))
