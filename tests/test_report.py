@@ -5,6 +5,7 @@ import math
 import os
 import stat
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -185,3 +186,25 @@ def test_a_run_without_preset_names_its_model_and_data_not_an_empty_preset():
     with_preset = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
                                 "protocols": {"cost": {}}})
     assert render_report(ReportData(with_preset, _frame(), {})).splitlines()[2].startswith("Preset `digits` · ")
+
+
+def test_a_configured_measurement_that_cannot_run_is_a_row_and_a_report_line():
+    """Issue 11.5: P&R in a space with committed statistics only is not skipped in silence."""
+    from benchmark.runner.protocols import precision_recall
+    from benchmark.runner.table import NOT_RUN, not_run_row, to_frame
+
+    class Gen:
+        size, scores = 12, {}
+
+    class Inputs:
+        config = parse_config({"run": {"preset": "digits", "num_samples": 12, "keep": 10, "steps": 10},
+                               "protocols": {"cost": {}}})
+        generation, estimator_names = Gen(), []
+        fake_features, real_features = {"inception": np.zeros((12, 4))}, {}
+
+    rows = precision_recall.run(Inputs(), {"k": 3})
+    assert rows == [not_run_row("precision_recall", "no_real_features", "inception", 0)]
+    frame = pd.concat([_frame(), to_frame(rows)])
+    text = render_report(ReportData(Inputs.config, frame, {}))
+    assert "- `precision_recall` in the `inception` space did not run: only reference statistics" in text
+    assert NOT_RUN not in text.split("## Results by protocol")[1]

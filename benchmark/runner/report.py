@@ -21,6 +21,7 @@ from benchmark.runner.io import save_text
 from benchmark.runner.manifest import EstimatorRecord, estimator_records
 from benchmark.runner.protocols.application_findings import application_findings
 from benchmark.runner.protocols.base import ProtocolInputs
+from benchmark.runner.table import NOT_RUN, not_run_lines
 
 CAPTIONS = {
     "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
@@ -52,7 +53,9 @@ class ReportData:
 
 
 def render_report(data: ReportData) -> str:
-    cfg, frame, roles = data.config, data.frame, data.roles
+    cfg, roles = data.config, data.roles
+    not_run = not_run_lines(data.frame)
+    frame = data.frame[data.frame.estimator != NOT_RUN]
     spaces = list(cfg.features)
     lines = [f"# diffusion-uq-bench report: {cfg.name}", "",
              f"{report_tables.source_label(cfg)} · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
@@ -68,6 +71,8 @@ def render_report(data: ReportData) -> str:
     if applications:
         lines += ["Applications (paired differences against each protocol's equal-cost baseline):", "",
                   *applications, ""]
+    if not_run:
+        lines += ["Configured but not run:", "", *not_run, ""]
     lines += ["## Results by protocol", ""]
     for protocol in dict.fromkeys(frame.protocol):
         for group in report_tables.protocol_groups(frame, protocol):

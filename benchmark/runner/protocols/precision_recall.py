@@ -17,7 +17,7 @@ import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, keep_lowest, random_subset
-from benchmark.runner.table import MetricRow, row_from_ci
+from benchmark.runner.table import MetricRow, not_run_row, row_from_ci
 from metrics import precision_recall_bootstrap
 
 NAME = "precision_recall"
@@ -34,7 +34,8 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         # half the run's replicates (a P&R replicate rebuilds a k-NN manifold), never fewer than 100: fewer make the
         # 95% percentile interval too narrow
         n_boot = bootstrap_replicates(space, cfg.bootstrap // 2)
-        if real is None:  # only statistics are committed for this space (e.g. Inception): no P&R
+        if real is None:  # only statistics are committed for this space (e.g. Inception): said in a row
+            rows.append(not_run_row(NAME, "no_real_features", space, seed))
             continue
         subsets = {"(all)": np.ones(gen.size, dtype=bool), "(random K)": random_mask}
         subsets.update({name: keep_lowest(gen.scores[name].numpy(), cfg.keep) for name in inputs.estimator_names})
