@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,12 +38,29 @@ def feature_cache_key(extractor: FeatureExtractor, images) -> str:
     return digest.hexdigest()
 
 
+def _load_entry(path: Path, rows: int) -> np.ndarray | None:
+    """The cached features, or None (the entry deleted, to be recomputed) when the file is truncated, not a
+    .npy array, or not [rows, dim] finite values — a damaged cache never blocks a run or a resume."""
+    try:
+        features = np.load(path)
+        if features.ndim == 2 and features.shape[0] == rows and np.isfinite(features).all():
+            return features
+        problem = f"shape {features.shape} / non-finite values, expected [{rows}, dim]"
+    except (ValueError, EOFError, OSError) as err:
+        problem = str(err) or type(err).__name__
+    print(f"feature cache entry {path} is damaged ({problem}): recomputing it", file=sys.stderr)
+    path.unlink(missing_ok=True)
+    return None
+
+
 def cached_features(extractor: FeatureExtractor, images, cache_dir: str | Path) -> np.ndarray:
     """extractor(images) [N, dim], read from `cache_dir` when this exact input was featurised before."""
     cache_dir = Path(cache_dir)
     path = cache_dir / f"{extractor.name}-{feature_cache_key(extractor, images)[:40]}.npy"
     if path.is_file():
-        return np.load(path)
+        cached = _load_entry(path, rows=len(images))
+        if cached is not None:
+            return cached
     features = extractor(images)
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")

@@ -137,3 +137,21 @@ def test_cache_hit_returns_identical_features_without_calling(tmp_path):
     assert extractor.calls == 2
     files = sorted(path.name for path in tmp_path.iterdir())
     assert len(files) == 3 and all(name.endswith(".npy") and not name.startswith(".") for name in files)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong_rows"])
+def test_a_damaged_cache_entry_is_named_deleted_and_recomputed(tmp_path, capsys, damage):
+    images = fixed_images(5).numpy()
+    extractor = CountingExtractor()
+    fresh = cached_features(extractor, images, tmp_path)
+    (entry,) = tmp_path.iterdir()
+    if damage == "truncate":
+        entry.write_bytes(entry.read_bytes()[:-7])
+    elif damage == "garbage":
+        entry.write_bytes(b"\x00not numpy")
+    else:
+        np.save(entry, fresh[:3])
+    again = cached_features(extractor, images, tmp_path)
+    np.testing.assert_array_equal(again, fresh)
+    assert extractor.calls == 2 and str(entry) in capsys.readouterr().err
+    np.testing.assert_array_equal(np.load(entry), fresh)  # the entry is whole again
