@@ -17,6 +17,10 @@ FASHION_DIR := /usr/share/datasets/fashion-mnist
 # far more than they give (runs set torch's own thread count from the config's run.threads).
 export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
+# glibc's malloc hands tensor-sized blocks back to the kernel after every free (mmap / trim thresholds), so each
+# network call page-faults its buffers in again: ~100k minor faults and ~12 % of the CPU time of a sampling pass
+# (bench/estimators_bench.py's preset). Keeping freed memory in the process removes that; it changes no number.
+export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824
 
 .PHONY: install test demo smoke site bench clean
 
