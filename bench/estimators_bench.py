@@ -221,10 +221,10 @@ def report(results: dict[str, Pass], args, preset: str, where: str, calls: list[
         nfe_ratio, cpu_ratio = p.nfe / base.nfe, p.ratio(base)
         overhead = cpu_ratio / nfe_ratio - 1
         rows.append([name, p.extra_nfe, nfe_ratio, cpu_ratio, f"{100 * overhead:+.1f}%",
-                     "yes" if abs(overhead) <= 0.05 else "no", p.ratio(base, "wall"), p.ratio(base, "network"),
+                     "yes" if overhead <= 0.05 else "no", p.ratio(base, "wall"), p.ratio(base, "network"),
                      1e3 * (p.outside_network - base.outside_network), 1e3 * p.best_cpu])
     per_estimator = table(["estimator", "extra NFE / sample", "NFE ratio", "time ratio (CPU)", "overhead",
-                           "within 5%", "time ratio (wall)", "network-time ratio", "extra ms outside the network",
+                           "overhead <= 5%", "time ratio (wall)", "network-time ratio", "extra ms outside the network",
                            "pass (CPU ms)"], rows)
     separate = [results[name] for name in ESTIMATORS]
     together = results["(all in one pass)"]
@@ -256,7 +256,8 @@ def report(results: dict[str, Pass], args, preset: str, where: str, calls: list[
         "pass without in the same round (median over rounds), in process CPU time (one intra-op thread, so CPU "
         "time counts the work of this process only, not the time it waited for the cores) and in wall-clock; "
         f"largest spread (max - min) / min over the rounds of one pass: {100 * spread:.0f}% in CPU time, {100 * wall_spread:.0f}% in wall-clock. "
-        "Overhead = CPU time ratio / NFE ratio - 1. "
+        "Overhead = CPU time ratio / NFE ratio - 1; the target (issue 18) bounds it above by 5 %: an estimator "
+        "whose calls are cheaper per row than the sampler's (M x B-row batches) comes out below its NFE ratio. "
         "Network-time ratio: CPU time inside the UNet's forward with the estimator / without; it departs from "
         "the NFE ratio when the estimator's network calls have other batch shapes than the sampler's. Extra ms "
         "outside the network: CPU time the estimator adds outside network calls (its maths and the engine's "
@@ -286,10 +287,11 @@ def report(results: dict[str, Pass], args, preset: str, where: str, calls: list[
         Target("engine overhead vs a bare DDIM loop <= 3 %", f"{100 * engine:+.1f} %", engine <= 0.03,
                f"bench/estimators_bench.py: CPU time outside the network vs the bare pass (paired CPU ratio of the "
                f"whole passes {base.ratio(bare):.3f})"),
-        *[Target(f"{row[0]}: CPU time ratio / NFE ratio - 1 <= 5 %", row[4], abs(float(row[4][:-1])) <= 5,
+        *[Target(f"{row[0]}: CPU time ratio / NFE ratio - 1 <= 5 %", row[4], float(row[4][:-1]) <= 5,
                  f"NFE ratio {row[2]:.3g}, time ratio {row[3]:.3g}, network-time ratio {row[7]:.3g}, "
                  f"{row[8]:+.0f} ms outside the network per pass"
-                 + ("" if abs(float(row[4][:-1])) <= 5 else "; why: estimator_overhead.md, 'Single network calls'"))
+                 + ("" if abs(float(row[4][:-1])) <= 5 else f"; {'more' if float(row[4][:-1]) > 0 else 'less'} than its "
+                    "NFEs predict, why: estimator_overhead.md, 'Single network calls'"))
           for row in rows],
     ])
     write_report("shared_trajectory.md", "One shared trajectory vs one pass per estimator", [
