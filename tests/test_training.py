@@ -8,7 +8,8 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.models import DiffusersUNet, load_model
-from benchmark.training import (TrainConfig, batch_indices, ema_decay_at, lr_at, train_classifier, train_diffusion,
+from benchmark.classifier_training import train_classifier
+from benchmark.training import (TrainConfig, batch_indices, ema_decay_at, lr_at, train_diffusion,
                                 train_main)
 
 TINY_ARCH = dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, add_attention=False,
