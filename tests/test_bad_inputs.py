@@ -17,7 +17,6 @@ and the files given to `regress` / `leaderboard` are catalogued in tests/test_ba
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -29,79 +28,13 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.models import DiffusersUNet, GaussianMixtureModel
-from tests.helpers import tiny_gmm_means, tiny_unet
+from benchmark.models import DiffusersUNet
+from tests.bad_input_presets import VARIANTS, FolderPreset
+from tests.helpers import tiny_unet
 from tests.toy_preset import ToyPreset
 
-HERE = "tests.test_bad_inputs"
 RESULT_FILES = ("metrics.csv", "report.md", "manifest.json")
 
-
-# ------------------------------------------------------------------------------------------ preset variants
-@dataclass
-class NoDropoutPreset(ToyPreset):
-    name: str = "toy-no-dropout"
-
-    def load_model(self):
-        return DiffusersUNet(tiny_unet(dropout=0.0))
-
-
-@dataclass
-class NoLastLayerPreset(ToyPreset):
-    """The analytic mixture as the model: exact eps, no network, so no last layer (and no dropout)."""
-
-    name: str = "toy-no-last-layer"
-
-    def load_model(self):
-        return GaussianMixtureModel(tiny_gmm_means(3, (1, 8, 8)), std=0.2)
-
-
-@dataclass
-class NaNPreset(ToyPreset):
-    name: str = "toy-nan"
-
-    def load_model(self):
-        unet = tiny_unet(dropout=0.1)
-        with torch.no_grad():
-            unet.conv_out.weight.fill_(math.nan)
-        return DiffusersUNet(unet)
-
-
-@dataclass
-class FolderPreset(ToyPreset):
-    """The toy UNet saved with save_pretrained() and loaded from that folder, as the real presets are."""
-
-    name: str = "toy-folder"
-    folder = None  # set by the test
-
-    def load_model(self):
-        return DiffusersUNet.from_pretrained(self.folder)
-
-
-@dataclass
-class FashionDataPreset(ToyPreset):
-    """Reads its test images from the Fashion-MNIST files (looked up through benchmark.datasets)."""
-
-    name: str = "toy-fashion-data"
-
-    def load_data(self, split: str, n: int | None = None):
-        from benchmark.datasets import load_dataset
-
-        return load_dataset("fashion", split).subset(n)
-
-
-@dataclass
-class NoOraclePreset(ToyPreset):
-    """A preset like every trained one: no analytic oracle, so no ground truth."""
-
-    name: str = "toy-no-oracle"
-
-    def oracle(self):
-        return None
-
-
-VARIANTS = ",".join(f"{HERE}:{cls.__name__}" for cls in (ToyPreset, NoDropoutPreset, NoLastLayerPreset, NaNPreset,
-                                                         FolderPreset, FashionDataPreset, NoOraclePreset))
 
 BASE: dict[str, dict[str, Any]] = {
     "run": {"preset": "toy", "steps": 2, "num_samples": 4, "keep": 3, "batch_size": 4, "bootstrap": 10},
