@@ -4,6 +4,7 @@
     metrics_bench.py     -> metrics.md (metrics vs reference implementations, peak memory at N = 10k)
     scaling_bench.py     -> scaling.md (time and memory of a run vs N = 1k, 2k, 4k, 8k)
     smoke_bench.py       -> smoke.md (the CI smoke run by stage)
+    demo_bench.py        -> the `make demo` <= 10 min target, from the latest demo run's manifest
     gpu.py --tiny        -> gpu_tiny_cpu.md (the GPU bench's code on a tiny CPU batch, so it cannot rot;
                             the GPU table itself is `python bench/gpu.py` on a GPU -> gpu.md)
 and summary.md: the wall-clock each bench took and one table of issue 18's targets with the figure measured
@@ -24,6 +25,7 @@ BENCHES = {
     "scaling": ("scaling_bench.py", ["scaling.md"]),
     "smoke": ("smoke_bench.py", ["smoke.md"]),
     "gpu-tiny": ("gpu.py --tiny", ["gpu_tiny_cpu.md"]),
+    "demo": ("demo_bench.py", []),  # reads the latest demo run's manifest (make demo first)
 }
 
 

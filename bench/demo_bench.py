@@ -1,0 +1,43 @@
+"""The `make demo` wall-clock target (issue 18: <= 10 min on this machine when idle) read from a finished run.
+
+A demo run takes 8-13 min here, so this bench does not start one: it reads the per-stage time breakdown that
+the run wrote into its manifest (`timings_seconds`; its stages without their sub-stages add up to the run's wall-clock, process start and
+imports excluded) and records the target. Run `make demo` (or `make demo DEMO_OUT=...`) on an idle machine
+first, then:
+
+    python bench/demo_bench.py --run results/runs/demo [--label "current demo config"]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+from common import ROOT, Target, record_targets
+
+LIMIT_MINUTES = 10.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    latest = ROOT / "results" / "runs" / "demo"
+    parser.add_argument("--run", type=Path, default=latest if (latest / "manifest.json").is_file()
+                        else ROOT / "results" / "reference" / "demo")
+    parser.add_argument("--label", default="current demo config")
+    args = parser.parse_args()
+    manifest = json.loads((args.run / "manifest.json").read_text())
+    timings = manifest["timings_seconds"]
+    top = {k: v for k, v in timings.items() if k.rsplit(".", 1)[0] not in timings or "." not in k}  # no sub-stages
+    total = sum(top.values())
+    estimators = len(manifest.get("estimators", {}))
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v >= 10)
+    slug = re.sub(r"[^a-z0-9]+", "-", args.label.lower()).strip("-")
+    record_targets(f"demo-{slug}", [Target(
+        f"make demo <= {LIMIT_MINUTES:g} min, idle machine ({args.label}, {estimators} estimators)",
+        f"{total / 60:.1f} min", total <= 60 * LIMIT_MINUTES, f"{args.run.name}/manifest.json stages: {stages}")])
+    print(f"{args.label}: {total / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
