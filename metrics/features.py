@@ -75,8 +75,9 @@ def batched_features(images: torch.Tensor, batch_size: int, extract: Callable[[t
     return np.concatenate(outputs, axis=0)
 
 
-@functools.lru_cache(maxsize=8)
-def _file_digest(path: str, size: int, mtime_ns: int) -> str:
+def file_sha256(path: Path) -> str:
+    """sha256 hex of a file's bytes (read in 4 MiB blocks). Also the checksum of run files
+    (benchmark.runner.checksums)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
@@ -84,10 +85,15 @@ def _file_digest(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    """sha256 of a file, memoised per (path, size, mtime)."""
+@functools.lru_cache(maxsize=8)
+def _memoised_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return file_sha256(Path(path))
+
+
+def weights_sha256(path: Path) -> str:
+    """sha256 of a weights file, memoised per (path, size, mtime): a network is identified once per process."""
     stat = path.stat()
-    return _file_digest(str(path), stat.st_size, stat.st_mtime_ns)
+    return _memoised_sha256(str(path), stat.st_size, stat.st_mtime_ns)
 
 
 # ----------------------------------------------------------------------------------------- Inception
@@ -164,7 +170,7 @@ class InceptionFeatures:
 
     @property
     def weights_id(self) -> str:
-        return f"{self.weights.name}:{file_sha256(self.weights)[:16]}"
+        return f"{self.weights.name}:{weights_sha256(self.weights)[:16]}"
 
     def _network(self) -> torch.nn.Module:
         if self._layers is None:

@@ -6,26 +6,18 @@ pass discards and regenerates it on resume.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import RunFault
 from benchmark.runner.io import load_torch, save_text, save_torch
+from metrics.features import file_sha256
 
 SUFFIX = ".sha256"
 
 
 def sidecar(path: Path) -> Path:
     return path.with_name(path.name + SUFFIX)
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def record_checksum(path: Path) -> None:
