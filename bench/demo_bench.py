@@ -16,6 +16,8 @@ from pathlib import Path
 
 from common import ROOT, Target, record_targets
 
+from benchmark.runner.report_tables import top_level
+
 LIMIT_MINUTES = 10.0
 
 
@@ -28,7 +30,7 @@ def main() -> None:
     args = parser.parse_args()
     manifest = json.loads((args.run / "manifest.json").read_text())
     timings = manifest["timings_seconds"]
-    top = {k: v for k, v in timings.items() if k.rsplit(".", 1)[0] not in timings or "." not in k}  # no sub-stages
+    top = top_level(timings)  # wall-clock stages, without their sub-stages
     total = sum(top.values())
     estimators = len(manifest.get("estimators", {}))
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v >= 10)

@@ -36,8 +36,8 @@ import torch
 
 from benchmark.errors import ConfigError
 from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats
-from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, f1_score, inside_manifold, knn_squared_radii,
-                                      real_and_fake_tensors)
+from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, f1_score, fixed_set_radii, inside_manifold,
+                                      knn_squared_radii, real_and_fake_tensors)
 
 
 @dataclass
@@ -369,7 +369,7 @@ def precision_recall_bootstrap(real_features, fake_features, k: int = 3, n_boot:
     real, fake = real_and_fake_tensors(real_features, fake_features, "cpu")
     all_real, all_fake = np.ones(real.shape[0], dtype=np.int64), np.ones(fake.shape[0], dtype=np.int64)
     with torch.no_grad():
-        fixed_inside = inside_manifold(fake, real, knn_squared_radii(real, k, chunk_size), chunk_size)
+        fixed_inside = inside_manifold(fake, real, fixed_set_radii(real, k, chunk_size), chunk_size)
         precision, recall = _weighted_precision_recall(real, all_real, fake, all_fake, k, chunk_size, fixed_inside)
         rng = np.random.default_rng(seed)
         replicates = []

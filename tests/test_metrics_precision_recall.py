@@ -89,3 +89,24 @@ def test_bad_inputs_are_named():
         precision_recall(real, real, chunk_size=0)
     with pytest.raises(NonFiniteError):
         precision_recall(real, np.full((4, 3), np.nan))
+
+
+def test_the_real_sets_radii_are_computed_once_per_set_and_are_the_same_bits(monkeypatch):
+    import importlib
+
+    pr = importlib.import_module("metrics.precision_recall")  # (the package's `precision_recall` is the function)
+
+    rng = np.random.default_rng(3)
+    real = torch.from_numpy(rng.standard_normal((300, 8)).astype(np.float32))
+    expected = pr.knn_squared_radii(real, 3, 64)
+    calls = []
+    real_knn = pr.knn_squared_radii
+    monkeypatch.setattr(pr, "knn_squared_radii", lambda *a: calls.append(1) or real_knn(*a))
+    first = pr.fixed_set_radii(real, 3, 64)
+    again = pr.fixed_set_radii(real.clone(), 3, 64)  # same content, another tensor
+    assert torch.equal(first, expected) and torch.equal(again, expected) and len(calls) == 1
+    other = real.clone()
+    other[0, 0] += 1.0
+    assert not torch.equal(pr.fixed_set_radii(other, 3, 64), expected) and len(calls) == 2
+    pr.fixed_set_radii(real, 4, 64)  # another k is another manifold
+    assert len(calls) == 3

@@ -201,6 +201,7 @@ def test_a_configured_measurement_that_cannot_run_is_a_row_and_a_report_line():
                                "protocols": {"cost": {}}})
         generation, estimator_names = Gen(), []
         fake_features, real_features = {"inception": np.zeros((12, 4))}, {}
+        artifacts: dict = {}
 
     rows = precision_recall.run(Inputs(), {"k": 3})
     assert rows == [not_run_row("precision_recall", "no_real_features", "inception", 0)]

@@ -22,7 +22,9 @@ from tests.test_distributed import (REPO, assert_same_results, fresh_process_env
                                     toy_config)
 
 # argv: <kind> <out> <config>; kind "shard" dies writing the 2nd generation shard, "features" dies writing
-# the 2nd feature cache (the real test images' features, after the generated images' features were cached).
+# the 2nd feature cache of its process. One process takes the work items longest first: the real test images'
+# features, then each generation shard followed by its features chunk, so the resumed run of "features" caches
+# shard 2's chunk and dies writing shard 3's.
 DRIVER = textwrap.dedent("""
     import os, signal, sys
     import numpy as np
@@ -85,9 +87,10 @@ def test_killed_runs_resume_to_identical_results(tmp_path, tmp_path_factory, mon
 
     killed_run("features", out, config, driver)  # resumes generation, dies caching the 2nd features
     assert len(list((out / "shards").glob("gen_*.pt"))) == 3
-    [cached] = (out / "features").glob("*.npy")  # the generated images' features, complete
-    assert len(hidden_temporaries(out / "features")) == 1  # the real images' features, half-written
-    cached_at = cached.stat().st_mtime_ns
+    cached = sorted((out / "features").glob("*.npy"))  # the real images' and shards 1-2's features, complete
+    assert len(cached) == 3
+    assert len(hidden_temporaries(out / "features")) == 1  # shard 3's features, half-written
+    cached_at = {path: path.stat().st_mtime_ns for path in cached}
 
     env = fresh_process_env()  # the same command as a user would type it
     done = subprocess.run([sys.executable, "-m", "benchmark", "run", "--config", str(config), "--out", str(out),
@@ -95,7 +98,7 @@ def test_killed_runs_resume_to_identical_results(tmp_path, tmp_path_factory, mon
     assert done.returncode == 0, done.stderr[-3000:]
     assert_same_results(out, reference)
     assert result_files(out) == result_files(reference)
-    assert cached.stat().st_mtime_ns == cached_at  # read back from the cache, not recomputed
+    assert {path: path.stat().st_mtime_ns for path in cached} == cached_at  # read back, not recomputed
 
     # finished: the same command is refused without --overwrite and leaves the run as it was
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}

@@ -1,8 +1,7 @@
-"""torchrun support: ranks share generation shards by index; rank 0 merges and runs the protocols."""
+"""torchrun support: the process group, barriers, devices (the ranks share work through benchmark.runner.work_queue)."""
 from __future__ import annotations
 
 import os
-from typing import Callable, Sequence
 
 import torch
 import torch.distributed as dist
@@ -34,10 +33,3 @@ def device_for(rank: int, configured: str) -> str:
     if configured.startswith("cuda"):
         return f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
     return configured
-
-
-def share_work(items: Sequence[Callable[[], object]], rank: int, world: int) -> None:
-    """Run this rank's share of independent work items (item i on rank i % world); each leaves its result in the
-    run folder (shards, feature caches), where rank 0 finds it after a barrier."""
-    for item in items[rank::world]:
-        item()

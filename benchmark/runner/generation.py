@@ -76,7 +76,7 @@ def generate(
 ) -> None:
     """Generate the shards of this rank that are not on disk yet (shard i goes to rank i % world_size)."""
     ranges = [r for i, r in enumerate(shard_ranges(num_samples, batch_size)) if i % world_size == rank]
-    todo = [r for r in ranges if not _usable(shard_path(run_dir, *r, tag=tag))]
+    todo = [r for r in ranges if not usable(shard_path(run_dir, *r, tag=tag))]
     bar = tqdm(todo, desc=f"generate ({tag}) rank {rank}", disable=not progress, unit="shard")
     for start, stop in bar:
         idx = torch.arange(start, stop)
@@ -117,7 +117,7 @@ def keep_per_step_maps(estimators: Sequence) -> None:
             estimator.keep_steps = True
 
 
-def _usable(path: Path) -> bool:
+def usable(path: Path) -> bool:
     """Whether a shard on disk matches its checksum; a damaged one is named on stderr and discarded."""
     issue = checksums.problem(path)
     if issue is not None and path.is_file():

@@ -89,7 +89,10 @@ def render_report(data: ReportData) -> str:
     if data.records:
         lines += ["### Estimators", "", report_tables.estimator_table(data.records, roles), ""]
     if data.timings:
-        lines += ["## Time by stage", "", report_tables.time_table(data.timings), ""]
+        lines += ["## Time by stage", "",
+                  "Stages are wall-clock seconds; their sub-stages (↳) are seconds of work summed over the work "
+                  "items and processes that did it (with several processes they add up to more than the stage).",
+                  "", report_tables.time_table(data.timings), ""]
     if data.figures:
         lines += ["## Figures", ""]
         for rel in data.figures:

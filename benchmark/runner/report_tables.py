@@ -214,14 +214,21 @@ def estimator_table(records: dict, roles: Roles) -> str:
     return markdown_table(["estimator", "type", "kind", "row", "parameters"], rows)
 
 
-def time_table(timings: dict[str, float]) -> str:
-    """Seconds per stage and share of the total; `a.b.c` is a sub-stage when `a` or `a.b` is itself listed
-    (marked ↳, not added to the total again)."""
+def top_level(timings: dict[str, float]) -> dict[str, float]:
+    """The stages that are not sub-stages: `a.b.c` is a sub-stage when `a` or `a.b` is itself listed. The
+    top-level stages of a run are wall-clock and add up to its duration."""
     def is_sub(key: str) -> bool:
         parts = key.split(".")
         return any(".".join(parts[:i]) in timings for i in range(1, len(parts)))
 
-    top = {k: v for k, v in timings.items() if not is_sub(k)}
+    return {k: v for k, v in timings.items() if not is_sub(k)}
+
+
+def time_table(timings: dict[str, float]) -> str:
+    """Seconds per stage and share of the total; sub-stages (see `top_level`) are marked ↳ and not added to the
+    total again. A sub-stage is work summed over the items and processes that did it, so with several processes
+    the sub-stages of a stage can add up to more than the stage's wall-clock."""
+    top = top_level(timings)
     total = sum(top.values()) or 1.0
     rows = []
     for stage, sec in timings.items():

@@ -1,19 +1,23 @@
-"""`python -m benchmark run`: generation pass, features once, the protocols, tables, plots, manifest."""
+"""`python -m benchmark run`: the sampling phase, features once, the protocols, tables, plots, manifest.
+
+Both phases are queues of independent items (benchmark.runner.phases) that every rank of a torchrun launch
+takes from until they are empty; rank 0 then merges, writes metrics.csv, the report and the manifest.
+"""
 from __future__ import annotations
 
 import os
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from benchmark import presets
 from benchmark.config import RunConfig
 from benchmark.models.run_settings import apply_run_settings
-from benchmark.runner import distributed
-from benchmark.runner.generation import generate, load_generation
+from benchmark.runner import distributed, phases, work_queue
+from benchmark.runner.generation import load_generation
 from benchmark.runner.feature_scores import apply_feature_scores
+from benchmark.runner.features import CACHE_ENV, feature_function, reference_cache_dir, references  # noqa: F401
 from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
 from benchmark.runner.protocols import augmentation, rectification
@@ -23,23 +27,26 @@ from benchmark.runner.run_dir import start_run_dir
 from benchmark.runner.setup import LAPLACE_CACHE, check_run_dir, estimator_factory, preflight, resolve_device
 from benchmark.runner.table import to_frame
 
-CACHE_ENV = "UQBENCH_CACHE"
-PROTOCOL_FUNCTIONS = {
-    "filtered_fid": filtered_fid.run,
-    "precision_recall": precision_recall.run,
-    "sparsification": sparsification.run,
-    "guidance": guided.run,
-    "cost": cost.run,
-    "ground_truth": ground_truth.run,
-    "augmentation": augmentation.run,
-    "rectification": rectification.run,
+PROTOCOL_MODULES = {
+    "filtered_fid": filtered_fid,
+    "precision_recall": precision_recall,
+    "sparsification": sparsification,
+    "guidance": guided,
+    "cost": cost,
+    "ground_truth": ground_truth,
+    "augmentation": augmentation,
+    "rectification": rectification,
 }
+PROTOCOL_FUNCTIONS = {name: module.run for name, module in PROTOCOL_MODULES.items()}
 
 
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
     """Run every configured protocol (see `_run_benchmark`); the run folder's lock is released however it ends."""
     try:
         return _run_benchmark(config, out, overwrite=overwrite, progress=progress)
+    except work_queue.PeerFailed:  # rank 0 reports the error
+        distributed.finish()
+        return None
     finally:
         lock.release(out)  # a no-op unless this process took it
 
@@ -49,7 +56,8 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     """Run every configured protocol; returns the report path (None on ranks other than 0).
 
     torch runs on `config.threads` intra-op threads (default 1: the presets' networks are small, and on a
-    busy 2-core machine two spinning threads made a pass up to 35x slower than one).
+    busy 2-core machine two spinning threads made a pass up to 35x slower than one). Timings: the top-level
+    stages are wall-clock seconds; their sub-stages are seconds of work summed over items and ranks.
     """
     torch.set_num_threads(config.threads)
     rank, world = distributed.rank_and_world()
@@ -72,47 +80,31 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     distributed.barrier()
     if rank != 0:  # the posterior rank 0 fitted, loaded from next to the model or from the run folder
         make_estimators = estimator_factory(config, model, preset, progress=False, laplace_cache=cache)
-    make_all = _with_oracle(make_estimators, oracle)
     timings["setup"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    generate(model, run_dir=out, num_samples=config.num_samples, batch_size=config.batch_size, seed=config.seed,
-             sampler=config.sampler, steps=config.steps, make_estimators=make_all, rank=rank, world_size=world,
-             progress=progress, after_batch=ground_truth.record_log_density(oracle) if oracle is not None else None)
-    distributed.barrier()
+    extract = feature_function(config, preset, out)
+    items = phases.sampling_items(config, model, preset, out, _with_oracle(make_estimators, oracle), make_estimators,
+                                  extract, ground_truth.record_log_density(oracle) if oracle is not None else None)
+    work = work_queue.run_queue(items, out, phases.SAMPLING, rank, world, progress=progress)
     timings["generation"] = time.perf_counter() - tick
-    if world > 1:  # rather than idle through rank 0's protocol phase, the ranks share its independent work first
-        tick = time.perf_counter()
-        distributed.share_work(_prework(config, model, preset, out), rank, world)
-        distributed.barrier()
-        timings["protocol_prework"] = time.perf_counter() - tick
+
+    tick = time.perf_counter()
+    inputs = _protocol_inputs(config, out, model, preset, extract, make_estimators, progress=progress and rank == 0)
+    timings["features"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    protocols = {name: (PROTOCOL_MODULES[name], params) for name, params in config.protocols.items()
+                 if name != "ground_truth" or oracle is not None}
+    work.update(work_queue.run_queue(phases.protocol_items(inputs, protocols), out, phases.PROTOCOLS, rank, world,
+                                     progress=progress))
+    timings["protocols"] = time.perf_counter() - tick
     if rank != 0:
         distributed.finish()
         return None
-    gen = load_generation(out, config.num_samples, config.batch_size)
-
-    tick = time.perf_counter()
-    timings.update({f"generation.{name}": seconds for name, seconds in gen.seconds.items()})  # summed over shards
-    extract = _feature_function(config, preset, out, progress)
-    fake_features = {}
-    for space in config.features:
-        tick_space = time.perf_counter()
-        fake_features[space] = extract(space, gen.x0)
-        timings[f"features.{space}"] = time.perf_counter() - tick_space
-    real_features, reference_stats = _references(config, preset, extract)
-    apply_feature_scores(gen, make_estimators(), fake_features, real_features, extract,  # e.g. realism_oracle
-                         lambda: preset.load_data("test").images)
-    timings["features"] = time.perf_counter() - tick
-
-    inputs = ProtocolInputs(config, out, model, preset, gen, fake_features, real_features, reference_stats,
-                            extract, make_estimators, progress)
-    rows = []
-    for name, params in config.protocols.items():
-        if name == "ground_truth" and oracle is None:
-            continue
-        tick = time.perf_counter()
-        rows += PROTOCOL_FUNCTIONS[name](inputs, params)
-        timings[f"protocol.{name}"] = time.perf_counter() - tick
+    rows = phases.collect(out, inputs.artifacts)
+    work_queue.clean(out)
+    timings.update({f"generation.{name}": seconds for name, seconds in inputs.generation.seconds.items()})  # shards
+    timings.update(work)
 
     from benchmark.runner import report
     from benchmark.runner.manifest import write_manifest
@@ -127,31 +119,16 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     return report_path
 
 
-def _prework(config: RunConfig, model, preset, out: Path) -> list:
-    """Work items of the protocol phase that depend on the generation pass alone, for `distributed.share_work`:
-    each shard of the guided pass (per-image thresholds; the shards `guided.run` then finds on disk) and each
-    feature space's features of the generated samples (cached in the run folder, where `extract` finds them).
-    Same calls and thread count as rank 0 would make, so the numbers are the same bits."""
-    from functools import partial
-
-    from benchmark.runner.generation import shard_ranges
-
-    items: list = []
-    params = config.protocols.get("guidance")
-    if params is not None and str(params.get("thresholds", "per_image")) == "per_image":
-        n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
-        batch = min(config.batch_size, n)
-        shards = len(shard_ranges(n, batch))
-        items += [partial(generate, model, run_dir=out, num_samples=n, batch_size=batch, seed=config.seed,
-                          sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided",
-                          progress=False, guidance=guided.guidance_from_params(params), rank=i, world_size=shards)
-                  for i in range(shards)]  # shard i alone
-    extract = _feature_function(config, preset, out, progress=False)
-
-    def features(space: str) -> None:
-        extract(space, load_generation(out, config.num_samples, config.batch_size).x0)
-
-    return items + [partial(features, space) for space in config.features]
+def _protocol_inputs(config: RunConfig, out: Path, model, preset, extract, make_estimators,
+                     progress: bool) -> ProtocolInputs:
+    """What every protocol part gets (built on every rank from the shards and the feature caches)."""
+    gen = load_generation(out, config.num_samples, config.batch_size)
+    fake_features = {space: extract(space, gen.x0) for space in config.features}
+    real_features, reference_stats = references(config, preset, extract)
+    apply_feature_scores(gen, make_estimators(), fake_features, real_features, extract,  # e.g. realism_oracle
+                         lambda: preset.load_data("test").images)
+    return ProtocolInputs(config, out, model, preset, gen, fake_features, real_features, reference_stats,
+                          extract, make_estimators, progress)
 
 
 def _with_oracle(make_estimators, oracle):
@@ -161,44 +138,6 @@ def _with_oracle(make_estimators, oracle):
     from benchmark.runner.protocols.ground_truth_targets import with_observers
 
     return with_observers(make_estimators, oracle)
-
-
-def _feature_function(config: RunConfig, preset, out: Path, progress: bool):
-    from metrics import build_feature_extractor, cached_features
-
-    extractors: dict = {}
-
-    def extract(space: str, images: torch.Tensor, shared: bool = False) -> np.ndarray:
-        """Features [N, D]; cached in the run folder, or with `shared` in reference_cache_dir() (across runs)."""
-        if space not in extractors:
-            kwargs = {"classifier": preset.load_classifier()} if space == "classifier" else {}
-            extractors[space] = build_feature_extractor(space, **kwargs)
-        cache_dir = reference_cache_dir() if shared else out / "features"
-        return np.asarray(cached_features(extractors[space], images.cpu(), cache_dir), dtype=np.float64)
-
-    return extract
-
-
-def _references(config: RunConfig, preset, extract):
-    """Real features (where computable here) and reference statistics per feature space. The features of a
-    [data] section's images are computed once and cached by content hash across runs (reference_cache_dir)."""
-    from metrics import feature_statistics
-
-    real_features, reference_stats = {}, {}
-    for space in config.features:
-        committed = preset.reference_stats(space)
-        if space == "classifier" or committed is None:
-            data = preset.load_data("test")
-            real_features[space] = extract(space, data.images, shared=config.data is not None)
-            reference_stats[space] = feature_statistics(real_features[space])
-        else:
-            reference_stats[space] = committed  # a metrics.FeatureStats (Preset.reference_stats)
-    return real_features, reference_stats
-
-
-def reference_cache_dir() -> Path:
-    """$UQBENCH_CACHE/reference_features (default ~/.cache/diffusion-uq-bench/reference_features)."""
-    return Path(os.environ.get(CACHE_ENV, "~/.cache/diffusion-uq-bench")).expanduser() / "reference_features"
 
 
 def default_out_dir(config: RunConfig) -> Path:

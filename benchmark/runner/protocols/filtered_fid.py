@@ -16,11 +16,12 @@ here: its deltas measure how often chance alone looks significant.
 """
 from __future__ import annotations
 
-import numpy as np
+from functools import partial
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import (MIN_REPLICATES, RandomBaseline, bootstrap_replicates, fid_ci,
                                                   fid_infinity_ci, keep_lowest, random_subset)
+from benchmark.runner.protocols.parts import Part, run_parts
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "filtered_fid"
@@ -28,36 +29,55 @@ ALL, RANDOM = "(all)", "(random K)"
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
-    cfg, gen = inputs.config, inputs.generation
-    rows: list[MetricRow] = []
-    curves: dict = {}
-    keep, seed = cfg.keep, cfg.seed
-    points = int(params.get("fid_infinity_points", 5))
-    random_mask = random_subset(gen.size, keep, seed)
+    return run_parts(parts(inputs, params), inputs.artifacts)
+
+
+def parts(inputs: ProtocolInputs, params: dict) -> list[Part]:
+    """Per feature space: the reference rows, then one part per filter (the parts of a space share its
+    RandomBaseline, so a process computes the random side of the paired comparisons once)."""
+    out: list[Part] = []
     for space, feats in inputs.fake_features.items():
-        ref = inputs.reference_stats[space]
-        n_boot = bootstrap_replicates(space, cfg.bootstrap)
-        baseline = RandomBaseline(feats, ref, seed)  # the random side of every paired comparison, computed once
-        rows.append(row_from_ci(NAME, ALL, f"fid_all[{space}]", fid_ci(feats, ref, n_boot, seed), gen.size, seed))
-        rows.append(row_from_ci(NAME, RANDOM, f"fid_random[{space}]", fid_ci(feats[random_mask], ref, n_boot, seed),
-                                keep, seed))
-        if points:
-            rows.append(row_from_ci(NAME, ALL, f"fid_infinity_all[{space}]",
-                                    fid_infinity_ci(feats, ref, MIN_REPLICATES, seed, points), gen.size, seed))
-        for name in inputs.estimator_names:
-            scores = gen.scores[name].numpy()
-            mask = keep_lowest(scores, keep)
-            rows.append(row_from_ci(NAME, name, f"fid_kept[{space}]", fid_ci(feats[mask], ref, n_boot, seed), keep,
-                                    seed))
-            rows.append(row_from_ci(NAME, name, f"delta_vs_random[{space}]",
-                                    baseline.delta_ci(mask, n_boot), keep, seed))
-            if points:  # MIN_REPLICATES: each FID∞ replicate costs `points` FIDs
-                rows.append(row_from_ci(NAME, name, f"fid_infinity_kept[{space}]",
-                                        fid_infinity_ci(feats[mask], ref, MIN_REPLICATES, seed, points), keep, seed))
-            curve = _curve(baseline, scores, params["curve_fractions"], seed, rows, name, space)
-            if curve:
-                curves[(space, name)] = curve
-    inputs.artifacts["fid_curves"] = curves
+        baseline = RandomBaseline(feats, inputs.reference_stats[space], inputs.config.seed)
+        cost = feats.shape[1] / 200  # rough seconds of one filter's rows (a 2048-d space: ~10 s on one CPU thread)
+        out.append(Part(partial(_reference_rows, inputs, params, space), cost))
+        out += [Part(partial(_filter_rows, inputs, params, space, name, baseline), cost)
+                for name in inputs.estimator_names]
+    return out
+
+
+def _reference_rows(inputs: ProtocolInputs, params: dict, space: str, artifacts: dict) -> list[MetricRow]:
+    """FID of all N (and its FID∞) and of the protocol's random K-subset: reference figures."""
+    cfg, gen = inputs.config, inputs.generation
+    feats, ref, seed = inputs.fake_features[space], inputs.reference_stats[space], cfg.seed
+    n_boot = bootstrap_replicates(space, cfg.bootstrap)
+    artifacts.setdefault("fid_curves", {})
+    rows = [row_from_ci(NAME, ALL, f"fid_all[{space}]", fid_ci(feats, ref, n_boot, seed), gen.size, seed),
+            row_from_ci(NAME, RANDOM, f"fid_random[{space}]",
+                        fid_ci(feats[random_subset(gen.size, cfg.keep, seed)], ref, n_boot, seed), cfg.keep, seed)]
+    points = int(params.get("fid_infinity_points", 5))
+    if points:
+        rows.append(row_from_ci(NAME, ALL, f"fid_infinity_all[{space}]",
+                                fid_infinity_ci(feats, ref, MIN_REPLICATES, seed, points), gen.size, seed))
+    return rows
+
+
+def _filter_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, baseline: RandomBaseline,
+                 artifacts: dict) -> list[MetricRow]:
+    """One filter's kept-K FID, its paired difference to the random K, its FID∞ and its ΔFID curve."""
+    cfg, gen = inputs.config, inputs.generation
+    feats, ref, keep, seed = inputs.fake_features[space], inputs.reference_stats[space], cfg.keep, cfg.seed
+    n_boot = bootstrap_replicates(space, cfg.bootstrap)
+    points = int(params.get("fid_infinity_points", 5))
+    scores = gen.scores[name].numpy()
+    mask = keep_lowest(scores, keep)
+    rows = [row_from_ci(NAME, name, f"fid_kept[{space}]", fid_ci(feats[mask], ref, n_boot, seed), keep, seed),
+            row_from_ci(NAME, name, f"delta_vs_random[{space}]", baseline.delta_ci(mask, n_boot), keep, seed)]
+    if points:  # MIN_REPLICATES: each FID∞ replicate costs `points` FIDs
+        rows.append(row_from_ci(NAME, name, f"fid_infinity_kept[{space}]",
+                                fid_infinity_ci(feats[mask], ref, MIN_REPLICATES, seed, points), keep, seed))
+    curve = _curve(baseline, scores, params["curve_fractions"], seed, rows, name, space)
+    if curve:
+        artifacts.setdefault("fid_curves", {})[(space, name)] = curve
     return rows
 
 

@@ -13,10 +13,13 @@ shrink its own k-NN radius to 0 (which would bias recall in a naive bootstrap).
 """
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, keep_lowest, random_subset
+from benchmark.runner.protocols.parts import Part, run_parts
 from benchmark.runner.table import MetricRow, not_run_row, row_from_ci
 from metrics import precision_recall_bootstrap
 
@@ -25,22 +28,32 @@ METRICS = ("precision", "recall", "f1")
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
+    return run_parts(parts(inputs, params), inputs.artifacts)
+
+
+def parts(inputs: ProtocolInputs, params: dict) -> list[Part]:
+    """One part per (feature space, subset): `(all)`, `(random K)`, then each filter's kept K."""
     cfg, gen = inputs.config, inputs.generation
-    k, seed = int(params["k"]), cfg.seed
-    random_mask = random_subset(gen.size, cfg.keep, seed)
-    rows: list[MetricRow] = []
-    for space, feats in inputs.fake_features.items():
-        real = inputs.real_features.get(space)
-        # half the run's replicates (a P&R replicate rebuilds a k-NN manifold), never fewer than 100: fewer make the
-        # 95% percentile interval too narrow
-        n_boot = bootstrap_replicates(space, cfg.bootstrap // 2)
-        if real is None:  # only statistics are committed for this space (e.g. Inception): said in a row
-            rows.append(not_run_row(NAME, "no_real_features", space, seed))
+    out: list[Part] = []
+    for space in inputs.fake_features:
+        if inputs.real_features.get(space) is None:  # only statistics are committed for this space (e.g. Inception)
+            out.append(Part(lambda artifacts, space=space: [not_run_row(NAME, "no_real_features", space, cfg.seed)],
+                            cost=0.0))
             continue
-        subsets = {"(all)": np.ones(gen.size, dtype=bool), "(random K)": random_mask}
+        subsets = {"(all)": np.ones(gen.size, dtype=bool), "(random K)": random_subset(gen.size, cfg.keep, cfg.seed)}
         subsets.update({name: keep_lowest(gen.scores[name].numpy(), cfg.keep) for name in inputs.estimator_names})
-        for name, mask in subsets.items():
-            result = precision_recall_bootstrap(real, feats[mask], k=k, n_boot=n_boot, seed=seed)
-            rows += [row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()), seed)
-                     for metric in METRICS]
-    return rows
+        out += [Part(partial(_subset_rows, inputs, params, space, name, mask), cost=3.0)  # ~3 s at N = 600, 128-d
+                for name, mask in subsets.items()]
+    return out
+
+
+def _subset_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, mask: np.ndarray,
+                 artifacts: dict) -> list[MetricRow]:
+    seed = inputs.config.seed
+    # half the run's replicates (a P&R replicate rebuilds a k-NN manifold), never fewer than 100: fewer make the
+    # 95% percentile interval too narrow
+    n_boot = bootstrap_replicates(space, inputs.config.bootstrap // 2)
+    result = precision_recall_bootstrap(inputs.real_features[space], inputs.fake_features[space][mask],
+                                        k=int(params["k"]), n_boot=n_boot, seed=seed)
+    return [row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()), seed)
+            for metric in METRICS]

@@ -10,9 +10,14 @@ the pixel error against the run's pixel-space maps (benchmark.models.pixel_maps)
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from benchmark.runner import checksums
+from benchmark.runner.generation import shard_path, shard_ranges, usable
+from benchmark.runner.io import save_torch
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.table import MetricRow, row_from_ci
 from benchmark.models.pixel_maps import pixel_view
@@ -31,30 +36,55 @@ def start_step(model, sampler: str, steps: int, noise_fraction: float) -> tuple[
     return best.index, best.t
 
 
-def denoise_real(inputs: ProtocolInputs, params: dict):
-    """Noise real test images to the start step and denoise them with all estimators observing."""
-    cfg, model = inputs.config, inputs.model
-    data = inputs.preset.load_data("test", n=int(params["num_images"]))
-    x0 = data.images.to(model.device)
+SHARD_TAG = "sparse"  # shards/sparse_<start>_<stop>.pt: one batch of denoised real images and its maps
+OFFSET = 10_000_000  # sample indices of this protocol, distinct from the generation pass
+
+
+def batches(cfg, params: dict) -> list[tuple[int, int]]:
+    """The (start, stop) image ranges of the protocol's denoising batches (the run's batch size)."""
+    return shard_ranges(int(params["num_images"]), cfg.batch_size)
+
+
+def denoise_batch(run_dir: Path, cfg, model, preset, make_estimators, params: dict, start: int, stop: int) -> Path:
+    """Noise real test images start..stop-1 to the start step, denoise them with every estimator observing,
+    and save x0_hat and the maps as a checksummed shard (skipped when a usable one is on disk). Every draw
+    derives from (seed, OFFSET + image index), so batches run in any order, on any rank."""
+    path = shard_path(run_dir, start, stop, tag=SHARD_TAG)
+    if usable(path):
+        return path
+    data = preset.load_data("test", n=int(params["num_images"]))  # all of them: the gmm's draws are not prefixes
+    x0 = data.images[start:stop].to(model.device)
     encode = getattr(model, "encode", None)
     z0 = encode(x0) if callable(encode) else x0  # what the sampler starts from: latents of a latent model
     index, t = start_step(model, cfg.sampler, cfg.steps, float(params["noise_fraction"]))
     ab = float(model.alphas_cumprod[t])
-    offset = 10_000_000  # sample indices of this protocol, distinct from the generation pass
-    outputs = []
-    for start in range(0, z0.shape[0], cfg.batch_size):
-        stop = min(start + cfg.batch_size, z0.shape[0])
-        idx = torch.arange(offset + start, offset + stop)
-        noise = per_sample_randn(cfg.seed, idx, model.sample_shape, stream="sparsification", device=model.device)
-        x_t = ab**0.5 * z0[start:stop] + (1 - ab) ** 0.5 * noise
-        y = None if data.labels is None or not model.num_classes else data.labels[start:stop].to(model.device)
-        if getattr(model, "cycled_conditions", False):  # a text-conditioned model: the run's prompts, cycled
-            y = condition_labels(model, cfg.seed, idx).to(model.device)
-        outputs.append(sample(model, x_t, sampler=cfg.sampler, steps=cfg.steps, estimators=inputs.make_estimators(),
-                              y=y, seed=cfg.seed, indices=idx, start_index=index))
-    x_hat = torch.cat([o.x0 for o in outputs])
-    maps = {name: torch.cat([o.uncertainty[name].pixel for o in outputs]) for name in outputs[0].uncertainty}
-    x_hat, maps = pixel_view(model, x_hat, maps, seed=cfg.seed, indices=torch.arange(offset, offset + z0.shape[0]))
+    idx = torch.arange(OFFSET + start, OFFSET + stop)
+    noise = per_sample_randn(cfg.seed, idx, model.sample_shape, stream="sparsification", device=model.device)
+    x_t = ab**0.5 * z0 + (1 - ab) ** 0.5 * noise
+    y = None if data.labels is None or not model.num_classes else data.labels[start:stop].to(model.device)
+    if getattr(model, "cycled_conditions", False):  # a text-conditioned model: the run's prompts, cycled
+        y = condition_labels(model, cfg.seed, idx).to(model.device)
+    out = sample(model, x_t, sampler=cfg.sampler, steps=cfg.steps, estimators=make_estimators(), y=y, seed=cfg.seed,
+                 indices=idx, start_index=index)
+    save_torch({"x0_hat": out.x0.detach().cpu(),
+                "pixels": {name: u.pixel.detach().cpu() for name, u in out.uncertainty.items()}}, path)
+    checksums.record_checksum(path)
+    return path
+
+
+def denoise_real(inputs: ProtocolInputs, params: dict):
+    """(real x0, denoised x0_hat, pixel maps, start timestep) of every batch, in pixel space; batches already on
+    disk (e.g. made by another rank, see benchmark.runner.phases) are read, missing ones are made here."""
+    cfg, model = inputs.config, inputs.model
+    records = [checksums.load_checked(denoise_batch(inputs.run_dir, cfg, model, inputs.preset, inputs.make_estimators,
+                                                    params, start, stop))
+               for start, stop in batches(cfg, params)]
+    count = int(params["num_images"])
+    x0 = inputs.preset.load_data("test", n=count).images.to(model.device)
+    x_hat = torch.cat([r["x0_hat"] for r in records]).to(model.device)
+    maps = {name: torch.cat([r["pixels"][name] for r in records]).to(model.device) for name in records[0]["pixels"]}
+    x_hat, maps = pixel_view(model, x_hat, maps, seed=cfg.seed, indices=torch.arange(OFFSET, OFFSET + count))
+    _, t = start_step(model, cfg.sampler, cfg.steps, float(params["noise_fraction"]))
     return x0, x_hat, maps, t
 
 

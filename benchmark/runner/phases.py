@@ -1,0 +1,124 @@
+"""The two shared phases of a run, as work items for benchmark.runner.work_queue.
+
+1. Sampling: every shard of the generation pass (followed by its features in each space), every batch of the
+   sparsification protocol's denoising of real images, every shard of the guided pass (with its features), and
+   the real test set's features. None depends on another, so all ranks take items until none is left.
+2. Protocols: every part of every configured protocol (benchmark.runner.protocols.parts), each writing its
+   rows and artifacts to the run folder; rank 0 reads them back in config order (`collect`).
+
+Each item makes the same calls with the same thread count on whichever rank takes it, so a run's numbers are
+the same bits with one process or several (tests/test_distributed.py).
+"""
+from __future__ import annotations
+
+import pickle
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import RunConfig
+from benchmark.runner import checksums
+from benchmark.runner.features import needs_real_features, real_features
+from benchmark.runner.generation import generate, shard_path, shard_ranges
+from benchmark.runner.protocols import guided, sparsification
+from benchmark.runner.protocols.base import ProtocolInputs
+from benchmark.runner.protocols.parts import merge_artifacts, parts_of
+from benchmark.runner.work_queue import WORK_DIR, WorkItem
+
+SAMPLING, PROTOCOLS = "sampling", "protocols"  # the phases' names (their folders under the run's WORK_DIR)
+RESULTS = "parts"  # <run>/.work/protocols/parts/: the rows and artifacts of each protocol part
+# rough seconds per sample on one CPU thread, only to order the queue (longest first)
+COST_PER_SAMPLE = {"generation": 1.0, "guided": 0.3, "sparsification": 0.7, "features": 0.15}
+
+
+def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_estimators, extract,
+                   after_batch=None) -> list[WorkItem]:
+    """Phase 1 (see the module docstring). `make_all` adds the ground-truth observers to the generation pass;
+    the sparsification batches get the estimators alone, as the protocol does."""
+    timed = _timed
+    shards = shard_ranges(config.num_samples, config.batch_size)
+    items = [WorkItem("generation.shards", partial(
+        timed, "generation.shards", partial(generate, model, run_dir=out, num_samples=config.num_samples,
+                                            batch_size=config.batch_size, seed=config.seed, sampler=config.sampler,
+                                            steps=config.steps, make_estimators=make_all, rank=i,
+                                            world_size=len(shards), progress=False, after_batch=after_batch),
+        partial(_shard_features, config, extract, shard_path(out, start, stop))),
+        cost=COST_PER_SAMPLE["generation"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
+    params = config.protocols.get("guidance")
+    if params is not None and str(params.get("thresholds", "per_image")) == "per_image":
+        n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
+        guided_shards = shard_ranges(n, min(config.batch_size, n))
+        items += [WorkItem("generation.guided_pass", partial(
+            timed, "generation.guided_pass",
+            partial(generate, model, run_dir=out, num_samples=n, batch_size=min(config.batch_size, n),
+                    seed=config.seed, sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided",
+                    progress=False, guidance=guided.guidance_from_params(params), rank=i,
+                    world_size=len(guided_shards)),
+            partial(_shard_features, config, extract, shard_path(out, start, stop, tag="guided"))),
+            cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(guided_shards)]
+    params = config.protocols.get("sparsification")
+    if params is not None:
+        items += [WorkItem("generation.sparsification_pass",
+                           partial(sparsification.denoise_batch, out, config, model, preset, make_estimators, params,
+                                   start, stop),
+                           cost=COST_PER_SAMPLE["sparsification"] * (stop - start))
+                  for start, stop in sparsification.batches(config, params)]
+    items += [WorkItem(f"generation.real_features.{space}", partial(real_features, config, preset, extract, space),
+                       cost=COST_PER_SAMPLE["features"] * 100)
+              for space in config.features if needs_real_features(config, preset, space)]
+    return items
+
+
+def _timed(group: str, make, featurise) -> dict[str, float]:
+    """Run `make`, then `featurise`; {group: seconds of make, **featurise's own timings}."""
+    import time
+
+    tick = time.perf_counter()
+    make()
+    return {group: time.perf_counter() - tick, **featurise()}
+
+
+def _shard_features(config: RunConfig, extract, path: Path) -> dict[str, float]:
+    """Features of one shard's x0 in every space of the run (the chunk `extract` caches for the whole set)."""
+    import time
+
+    x0 = checksums.load_checked(path)["x0"]
+    seconds = {}
+    for space in config.features:
+        tick = time.perf_counter()
+        extract(space, x0)
+        seconds[f"generation.features.{space}"] = time.perf_counter() - tick
+    return seconds
+
+
+def protocol_items(inputs: ProtocolInputs, protocols: dict[str, tuple[Any, dict]]) -> list[WorkItem]:
+    """Phase 2: every part of every protocol ({name: (module, params)}, in config order); part j of protocol i
+    writes its (rows, artifacts) to <run>/.work/protocols/parts/<i>-<j>.pkl (the queue clears the phase's folder
+    before it starts, so no part of an interrupted earlier run is read back)."""
+    folder = inputs.run_dir / WORK_DIR / PROTOCOLS / RESULTS
+    items = []
+    for i, (name, (module, params)) in enumerate(protocols.items()):
+        for j, part in enumerate(parts_of(module, inputs, params)):
+            items.append(WorkItem(f"protocols.{name}", partial(_run_part, part, folder / f"{i:03d}-{j:05d}.pkl"),
+                                  cost=part.cost))
+    return items
+
+
+def _run_part(part, path: Path) -> None:
+    """Run one part; its rows and artifacts go to `path`."""
+    artifacts: dict[str, Any] = {}
+    rows = part.run(artifacts)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "wb") as handle:
+        pickle.dump((rows, artifacts), handle)
+
+
+def collect(run_dir: Path, artifacts: dict[str, Any]) -> list:
+    """Rows of every part in config order (protocol, then part), artifacts merged into `artifacts`."""
+    rows = []
+    for path in sorted((run_dir / WORK_DIR / PROTOCOLS / RESULTS).glob("*.pkl")):
+        with open(path, "rb") as handle:
+            part_rows, part_artifacts = pickle.load(handle)
+        rows += part_rows
+        merge_artifacts(artifacts, part_artifacts)
+    return rows

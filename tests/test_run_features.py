@@ -1,0 +1,80 @@
+"""A run's features in shard-sized chunks (benchmark.runner.features): the same bits as one batch, one cache
+file per chunk, read back by any process.
+
+Chunking is only sound because both extractors give an image the same features whatever else is in its batch;
+that is checked here against one call on the whole set (the Inception network and the fashion preset's
+domain classifier, both offline).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from benchmark.config import parse_config
+from benchmark.runner.features import feature_function
+from metrics import build_feature_extractor
+
+
+def _images(n: int, seed: int = 0) -> torch.Tensor:
+    return torch.rand(n, 1, 32, 32, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def test_inception_features_do_not_depend_on_the_batch():
+    torch.set_num_threads(1)
+    extractor = build_feature_extractor("inception")
+    images = _images(10)
+    whole = extractor(images)
+    chunked = np.concatenate([extractor(images[:3]), extractor(images[3:7]), extractor(images[7:])])
+    assert np.array_equal(whole, chunked)
+
+
+def test_classifier_features_do_not_depend_on_the_batch():
+    from benchmark.runner.setup import load_preset
+
+    extractor = build_feature_extractor("classifier", classifier=load_preset("fashion").load_classifier())
+    images = _images(300, seed=1)
+    whole = extractor(images)
+    chunked = np.concatenate([extractor(images[i:i + 70]) for i in range(0, 300, 70)])
+    assert np.array_equal(whole, chunked)
+
+
+class _CountingPreset:
+    """A preset whose classifier is the fashion one, counting the images it featurises."""
+
+    def __init__(self):
+        from benchmark.runner.setup import load_preset
+
+        self.classifier = load_preset("fashion").load_classifier()
+        self.rows = 0
+        features = self.classifier.features
+
+        def counting(x):
+            self.rows += x.shape[0]
+            return features(x)
+
+        self.classifier.features = counting
+
+    def load_classifier(self):
+        return self.classifier
+
+
+def test_a_run_caches_one_file_per_chunk_and_reads_them_back(tmp_path):
+    config = parse_config({"run": {"preset": "fashion", "num_samples": 10, "keep": 8, "batch_size": 4},
+                           "protocols": {"cost": {}}})
+    preset = _CountingPreset()
+    images = _images(10, seed=2)
+    direct = build_feature_extractor("classifier", classifier=preset.classifier)(images).astype(np.float64)
+    preset.rows = 0
+
+    extract = feature_function(config, preset, tmp_path)
+    first = extract("classifier", images)
+    assert np.array_equal(first, direct) and first.dtype == np.float64
+    assert len(list((tmp_path / "features").glob("classifier-*.npy"))) == 3  # rows 0-3, 4-7, 8-9
+    assert preset.rows == 10
+
+    again = feature_function(config, preset, tmp_path)  # e.g. another rank: everything from the cache
+    assert np.array_equal(again("classifier", images), direct)
+    assert np.array_equal(again("classifier", images[4:8]), direct[4:8])  # one shard's chunk alone
+    assert preset.rows == 10
+    assert np.array_equal(again("classifier", images, whole=True), direct)  # a real set: one file of its own
+    assert len(list((tmp_path / "features").glob("classifier-*.npy"))) == 4 and preset.rows == 20
