@@ -73,8 +73,16 @@ def generate(
     progress: bool = True,
     after_batch: Callable[[torch.Tensor, dict], None] | None = None,
     guidance: object | None = None,
+    keep_state_at: int | None = None,
+    start_from: Callable[[int, int], tuple[int, torch.Tensor, float] | None] | None = None,
 ) -> None:
-    """Generate the shards of this rank that are not on disk yet (shard i goes to rank i % world_size)."""
+    """Generate the shards of this rank that are not on disk yet (shard i goes to rank i % world_size).
+
+    `keep_state_at`: a grid step index whose state x_t each shard keeps in its extras (`state_key`).
+    `start_from(start, stop)`: (grid step index, x_t there, the plain pass's sampler NFEs per sample) to continue
+    the shard's samples from, or None to sample from x_T; the shard then counts those NFEs as its sampler's (the
+    steps before were computed once, by the pass that kept the state).
+    """
     ranges = [r for i, r in enumerate(shard_ranges(num_samples, batch_size)) if i % world_size == rank]
     todo = [r for r in ranges if not usable(shard_path(run_dir, *r, tag=tag))]
     bar = tqdm(todo, desc=f"generate ({tag}) rank {rank}", disable=not progress, unit="shard")
@@ -87,17 +95,21 @@ def generate(
         leading = idx < PER_STEP_SAMPLES  # [B] rows whose per-step maps are kept
         if leading.any():
             keep_per_step_maps(made)
-        result = sample(model, x_T, sampler=sampler, steps=steps, estimators=made, y=y,
-                        seed=seed, indices=idx, guidance=guidance)
+        resumed = start_from(start, stop) if start_from is not None else None
+        if resumed is not None:
+            x_T = resumed[1].to(model.device)
+        result = sample(model, x_T, sampler=sampler, steps=steps, estimators=made, y=y, seed=seed, indices=idx,
+                        guidance=guidance, start_index=0 if resumed is None else resumed[0],
+                        keep_states=() if keep_state_at is None else (keep_state_at,))
         record = {
             "indices": idx, "x0": result.x0.detach().cpu(), "y": None if y is None else y.cpu(),
             "scores": {k: v.score.detach().cpu() for k, v in result.uncertainty.items()},
             "pixels": {k: v.pixel.detach().cpu() for k, v in result.uncertainty.items()},
-            "nfe": {"sampler": result.nfe, "guidance": result.guidance_nfe,
+            "nfe": {"sampler": result.nfe if resumed is None else resumed[2], "guidance": result.guidance_nfe,
                     **{k: v.nfe for k, v in result.uncertainty.items()}},
             "seconds": {"sampler": result.seconds, "guidance": result.guidance_seconds,
                         **{k: v.seconds for k, v in result.uncertainty.items()}},
-            "extras": {},
+            "extras": {state_key(i): x.detach().cpu() for i, x in result.states.items()},
             "per_step": {k: {int(t): m[leading.to(m.device)].detach().cpu() for t, m in v.per_step.items()}
                          for k, v in result.uncertainty.items() if v.per_step and leading.any()},
         }
@@ -107,6 +119,28 @@ def generate(
         path = shard_path(run_dir, start, stop, tag=tag)
         save_torch(record, path)
         checksums.record_checksum(path)
+
+
+def state_key(index: int) -> str:
+    """The extras key of the state x_t kept before grid step `index` (generate's `keep_state_at`)."""
+    return f"x_before_step_{index}"
+
+
+def kept_state(run_dir: Path, num_samples: int, batch_size: int, index: int):
+    """A `start_from` for `generate`: the generation pass's kept state before step `index` for a shard that is
+    one of its shards (the same samples in the same batch, so continuing from it gives the same bits as
+    sampling from x_T), when that shard is on disk with the state; None otherwise."""
+    shards = set(shard_ranges(num_samples, batch_size))
+
+    def start_from(start: int, stop: int) -> tuple[int, torch.Tensor, float] | None:
+        path = shard_path(run_dir, start, stop)
+        if (start, stop) not in shards or checksums.problem(path) is not None:
+            return None
+        record = checksums.load_checked(path)
+        state = record["extras"].get(state_key(index))
+        return None if state is None else (index, state, float(record["nfe"]["sampler"]))
+
+    return start_from
 
 
 def keep_per_step_maps(estimators: Sequence) -> None:

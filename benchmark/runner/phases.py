@@ -37,22 +37,21 @@ def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_e
     the sparsification batches get the estimators alone, as the protocol does."""
     timed = _timed
     shards = shard_ranges(config.num_samples, config.batch_size)
+    params = config.protocols.get("guidance")
     items = [WorkItem("generation.shards", partial(
         timed, "generation.shards", partial(generate, model, run_dir=out, num_samples=config.num_samples,
                                             batch_size=config.batch_size, seed=config.seed, sampler=config.sampler,
                                             steps=config.steps, make_estimators=make_all, rank=i,
-                                            world_size=len(shards), progress=False, after_batch=after_batch),
+                                            world_size=len(shards), progress=False, after_batch=after_batch,
+                                            keep_state_at=guided.window_start(params, config.steps)),
         partial(_shard_features, config, extract, shard_path(out, start, stop))),
         cost=COST_PER_SAMPLE["generation"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
-    params = config.protocols.get("guidance")
     if params is not None and str(params.get("thresholds", "per_image")) == "per_image":
         n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
-        guided_shards = shard_ranges(n, min(config.batch_size, n))
+        guided_shards = shard_ranges(n, min(config.batch_size, n))  # after the generation shards they continue
         items += [WorkItem("generation.guided_pass", partial(
             timed, "generation.guided_pass",
-            partial(generate, model, run_dir=out, num_samples=n, batch_size=min(config.batch_size, n),
-                    seed=config.seed, sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided",
-                    progress=False, guidance=guided.guidance_from_params(params), rank=i,
+            partial(guided.guided_pass, model, out, config, n, guided.guidance_from_params(params), rank=i,
                     world_size=len(guided_shards)),
             partial(_shard_features, config, extract, shard_path(out, start, stop, tag="guided"))),
             cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(guided_shards)]

@@ -27,6 +27,8 @@ class SampleResult:
     seconds: float = 0.0
     guidance_nfe: float = 0.0
     guidance_seconds: float = 0.0
+    #: grid step index -> x_t [B,C,H,W] before that step, for the indices asked for with `keep_states`
+    states: dict[int, torch.Tensor] = field(default_factory=dict)
 
 
 def initial_noise(seed: int, indices: Sequence[int] | torch.Tensor, shape: Sequence[int]) -> torch.Tensor:
@@ -65,6 +67,7 @@ def sample(
     seed: int = 0,
     indices: Sequence[int] | torch.Tensor | None = None,
     start_index: int = 0,
+    keep_states: Iterable[int] = (),
 ) -> SampleResult:
     """Run `sampler` for `steps` steps from x_T [B,C,H,W]; every estimator observes the same trajectory.
 
@@ -72,7 +75,9 @@ def sample(
     not depend on the batch size; pass `generator` to draw the DDPM noise batch-wise from it instead.
     `indices` are the global sample indices of the rows of x_T (default 0..B-1). `start_index` > 0 starts
     part-way (x_T is then x_t at grid step `start_index`, e.g. a noised real image); step indices keep their
-    meaning in the full grid, so estimator windows are unchanged.
+    meaning in the full grid, so estimator windows are unchanged. `keep_states` lists grid step indices whose
+    state x_t (before the step) is returned in `SampleResult.states`: starting another `sample` there with
+    `start_index` continues the same trajectory (e.g. the guided pass, which differs only from its window on).
     """
     from estimators import create
 
@@ -99,7 +104,10 @@ def sample(
     model.reset_nfe()
     start = time.perf_counter()
     x = x_T
+    keep, states = set(int(i) for i in keep_states), {}
     for g in grid:
+        if g.index in keep:
+            states[g.index] = x.detach().clone()
         with torch.no_grad(), model.attribute_to("sampler"):
             eps, features = model.eps_and_features(x, g.t, y) if share_features else (model.eps(x, g.t, y), None)
             ctx = StepContext(g.index, steps, sampler, g, x, eps, eps, model, y, idx, int(seed), features)
@@ -134,4 +142,5 @@ def sample(
         results[est.name] = replace(res, nfe=model.nfe_counter[est.name] / batch, seconds=seconds[est.name])
     return SampleResult(
         x0=x, uncertainty=results, nfe=model.nfe_counter["sampler"] / batch, seconds=total - spent_in_loop,
-        guidance_nfe=model.nfe_counter["guidance"] / batch, guidance_seconds=seconds.get("guidance", 0.0))
+        guidance_nfe=model.nfe_counter["guidance"] / batch, guidance_seconds=seconds.get("guidance", 0.0),
+        states=states)

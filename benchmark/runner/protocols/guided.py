@@ -21,15 +21,37 @@ import numpy as np
 import torch
 
 from benchmark.guidance import UncertaintyGuidance, calibrate_thresholds
+from estimators.windowed import window_steps
 from benchmark.runner.io import save_json
 from metrics import bootstrap_ci
-from benchmark.runner.generation import generate, load_generation
+from benchmark.runner.generation import generate, kept_state, load_generation
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.protocols.fid_utils import bootstrap_replicates, fid_ci, paired_delta_ci
 from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "guidance"
 THRESHOLDS_FILE = "guidance_thresholds.json"
+
+
+def window_start(params: dict | None, steps: int) -> int | None:
+    """The first guided grid step of a [protocols.guidance] table (None without one, or when its window holds no
+    step). The guided pass equals the plain one before it, so the generation pass keeps its state there and the
+    guided pass continues from it (`generation.kept_state`) instead of sampling those steps again."""
+    if params is None:
+        return None
+    guided_steps = window_steps(tuple(params["window"]), steps)
+    return guided_steps.start if len(guided_steps) else None
+
+
+def guided_pass(model, run_dir, config, n: int, guidance: UncertaintyGuidance, progress: bool = False,
+                **shard) -> None:
+    """Generate the guided shards of the first n sample indices (all, or with `shard` = rank / world_size some),
+    each continued from the generation pass's state at the window start when that shard kept it."""
+    start = window_start({"window": guidance.window}, config.steps)
+    generate(model, run_dir=run_dir, num_samples=n, batch_size=min(config.batch_size, n), seed=config.seed,
+             sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided", progress=progress,
+             guidance=guidance, **shard,
+             start_from=None if start is None else kept_state(run_dir, config.num_samples, config.batch_size, start))
 
 
 def guidance_from_params(params: dict) -> UncertaintyGuidance:
@@ -75,11 +97,8 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
                                     "tau": guidance.thresholds,
                                     "thresholds_file": str(inputs.run_dir / THRESHOLDS_FILE) if mode == "calibrated"
                                     else None}
-    batch = min(cfg.batch_size, n)
-    generate(inputs.model, run_dir=inputs.run_dir, num_samples=n, batch_size=batch, seed=cfg.seed,
-             sampler=cfg.sampler, steps=cfg.steps, make_estimators=list, tag="guided", progress=inputs.progress,
-             guidance=guidance)
-    guided = load_generation(inputs.run_dir, n, batch, tag="guided")
+    guided_pass(inputs.model, inputs.run_dir, cfg, n, guidance, progress=inputs.progress)
+    guided = load_generation(inputs.run_dir, n, min(cfg.batch_size, n), tag="guided")
     inputs.artifacts["guided_x0"] = guided.x0
     rows = []
     for space in inputs.fake_features:
