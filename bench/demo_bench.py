@@ -27,6 +27,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=latest if (latest / "manifest.json").is_file()
                         else ROOT / "results" / "reference" / "demo")
     parser.add_argument("--label", default="current demo config")
+    parser.add_argument("--make-seconds", type=float, default=None,
+                        help="wall-clock of the whole `make demo` as measured (e.g. `time make demo`): process start, "
+                             "imports and torchrun included; judged instead of the stages' sum when given")
     args = parser.parse_args()
     manifest = json.loads((args.run / "manifest.json").read_text())
     timings = manifest["timings_seconds"]
@@ -35,10 +38,15 @@ def main() -> None:
     estimators = len(manifest.get("estimators", {}))
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v >= 10)
     slug = re.sub(r"[^a-z0-9]+", "-", args.label.lower()).strip("-")
+    judged = total if args.make_seconds is None else args.make_seconds
+    figure = f"{total / 60:.2f} min of stages" + ("" if args.make_seconds is None else
+                                                  f"; `make demo` {args.make_seconds / 60:.2f} min")
+    processes = manifest.get("processes")
     record_targets(f"demo-{slug}", [Target(
         f"make demo <= {LIMIT_MINUTES:g} min, idle machine ({args.label}, {estimators} estimators)",
-        f"{total / 60:.1f} min", total <= 60 * LIMIT_MINUTES, f"{args.run.name}/manifest.json stages: {stages}")])
-    print(f"{args.label}: {total / 60:.1f} min")
+        figure, judged <= 60 * LIMIT_MINUTES,
+        f"{args.run.name}/manifest.json stages: {stages}" + (f"; {processes} processes" if processes else ""))])
+    print(f"{args.label}: {figure}")
 
 
 if __name__ == "__main__":

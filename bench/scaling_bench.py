@@ -24,7 +24,7 @@ import common  # noqa: F401  (puts the repository on sys.path)
 
 from common import ROOT, machine, subject, table, write_report
 
-PHASES = ("setup", "generation", "features", "protocol.filtered_fid", "protocol.precision_recall", "report")
+PHASES = ("setup", "generation", "features", "protocols.filtered_fid", "protocols.precision_recall", "report")
 
 
 def config_text(preset: str, n: int, steps: int, batch: int, bootstrap: int, m: int) -> str:

@@ -122,7 +122,8 @@ def track_of(config: dict[str, Any], suite: str) -> dict[str, Any]:
             "protocols": config.get("protocols", {}), "suite_version": suite}
 
 
-def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None) -> None:
+def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1) -> None:
+    """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work."""
     config_dict = config.to_dict()
     suite = suite_version()
     save_json({
@@ -139,5 +140,6 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_revision": git_revision(),
+        "processes": int(processes),
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
     }, out / MANIFEST)

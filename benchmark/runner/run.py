@@ -114,7 +114,7 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     tick = time.perf_counter()
     report_path = report.write_report(inputs, frame, timings)
     timings["report"] = time.perf_counter() - tick
-    write_manifest(out, config, timings, model=model)  # written last: its presence marks a finished run
+    write_manifest(out, config, timings, model=model, processes=world)  # last: it marks a finished run
     distributed.finish()
     return report_path
 
