@@ -177,6 +177,7 @@ def _load_fashion(split: str, root: str | Path | None, download: bool) -> ImageD
 DATA_KEYS = ("name", "path", "reference_stats")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
+LABEL_KEYS = ("labels", "train_labels", "test_labels")  # an .npz's class labels: of its one array, or per split
 
 
 @dataclass(frozen=True)
@@ -266,22 +267,43 @@ def load_reference_stats(path: str | Path):
 
 def load_image_data(path: Path, split: str) -> ImageDataset:
     """A folder (its `train/` or `test/` subfolder when present, else the whole folder serves both splits) or
-    an array file (an .npz may hold `train` and `test` arrays; else its one array serves both)."""
+    an array file (an .npz may hold `train` and `test` arrays; else its one array serves both). Class labels
+    come from class subfolders (`class_names`) or an .npz's label arrays (`load_image_array`)."""
     if path.is_dir():
+        splits = [path / s for s in ("train", "test") if (path / s).is_dir()]
         folder = path / split if (path / split).is_dir() else path
-        return load_image_folder(folder)
+        return load_image_folder(folder, classes=class_names(splits or [path]))
     return load_image_array(path, split)
 
 
-def load_image_folder(folder: Path) -> ImageDataset:
-    """Every PNG/JPEG under `folder` (sorted by relative path) as float32 [N,C,H,W] in [-1, 1]: v / 127.5 - 1.
+def image_files(folder: Path) -> list[Path]:
+    """Every PNG/JPEG file under `folder`, sorted by relative path."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def class_names(folders: list[Path]) -> list[str] | None:
+    """The classes of an image-folder layout (`<folder>/<class>/<image>`, every image exactly one subfolder deep,
+    at least 2 classes): the sorted subfolder names over all `folders` (a split's train/ and test/, so a class
+    missing from one split keeps its index); None for any other layout (the images carry no labels)."""
+    names: set[str] = set()
+    for folder in folders:
+        files = image_files(folder)
+        if not files or any(f.parent.parent != folder for f in files):
+            return None
+        names.update(f.parent.name for f in files)
+    return sorted(names) if len(names) >= 2 else None
+
+
+def load_image_folder(folder: Path, classes: list[str] | None = None) -> ImageDataset:
+    """Every PNG/JPEG under `folder` (sorted by relative path) as float32 [N,C,H,W] in [-1, 1]: v / 127.5 - 1,
+    labelled by class subfolder when `classes` (e.g. `class_names([folder])`) is given: label = its index there.
 
     Grey-scale images (PIL modes 1, L, LA, I, I;16) give C = 1, all others RGB (alpha dropped) C = 3; all
     images must share one size and channel count.
     """
     from PIL import Image
 
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    files = image_files(folder)
     if not files:
         raise ConfigError("data.path", str(folder), "a folder holding .png/.jpg/.jpeg images",
                           "put the images there or point data.path at the right folder")
@@ -299,23 +321,34 @@ def load_image_folder(folder: Path) -> ImageDataset:
                               "resize or convert the images to one size and mode")
         arrays.append(array)
     images = torch.from_numpy(np.stack(arrays).astype(np.float32) / 127.5 - 1.0)
-    return ImageDataset(images, None, None, folder.name)
+    if classes is None:
+        return ImageDataset(images, None, None, folder.name)
+    labels = torch.tensor([classes.index(f.parent.name) for f in files], dtype=torch.long)
+    return ImageDataset(images, labels, len(classes), folder.name)
 
 
 def load_image_array(path: Path, split: str) -> ImageDataset:
     """An .npy array, or an .npz holding one array (or `train` / `test` arrays), as [N,C,H,W] in [-1, 1].
 
     Layout: [N,C,H,W] when dim 1 has 1 or 3 entries, else [N,H,W,C] when the last dim has; uint8 values are
-    0..255 (v / 127.5 - 1), float values must already be in [-1, 1].
+    0..255 (v / 127.5 - 1), float values must already be in [-1, 1]. Class labels (integers >= 0) come from an
+    .npz's `labels` array (with its one image array) or `train_labels` / `test_labels` (with `train` / `test`);
+    the number of classes is 1 + the largest label in the file.
     """
+    labels, num_classes = None, None
     if path.suffix.lower() == ".npz":
         with np.load(path) as blob:
-            keys = blob.files
+            keys = [k for k in blob.files if k not in LABEL_KEYS]
             key = split if split in keys else (keys[0] if len(keys) == 1 else None)
             if key is None:
                 raise ConfigError("data.path", str(path), f"an .npz with one array or with train/test arrays "
-                                  f"(it holds {', '.join(keys)})", "save it with np.savez(path, train=..., test=...)")
+                                  f"(it holds {', '.join(blob.files)})",
+                                  "save it with np.savez(path, train=..., test=...)")
             array = blob[key]
+            label_key = "labels" if key not in ("train", "test") else f"{key}_labels"
+            if label_key in blob.files:
+                labels = _checked_labels(path, label_key, blob[label_key], array.shape[0])
+                num_classes = 1 + max(int(blob[k].max()) for k in LABEL_KEYS if k in blob.files and blob[k].size)
     else:
         array = np.load(path)
     if array.ndim != 4:
@@ -329,4 +362,15 @@ def load_image_array(path: Path, split: str) -> ImageDataset:
     elif not np.issubdtype(array.dtype, np.floating) or array.min() < -1 or array.max() > 1:
         raise ConfigError("data.path", str(path), f"uint8 (0..255) or float values in [-1, 1] (dtype {array.dtype})",
                           "rescale the array")
-    return ImageDataset(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), None, None, path.stem)
+    return ImageDataset(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), labels, num_classes,
+                        path.stem)
+
+
+def _checked_labels(path: Path, key: str, labels: np.ndarray, count: int) -> torch.Tensor:
+    """An .npz's label array: integers >= 0, one per image."""
+    if labels.ndim != 1 or labels.shape[0] != count or not np.issubdtype(labels.dtype, np.integer) or (
+            labels.size and labels.min() < 0):
+        raise ConfigError(f"data.path ({key})", str(path), f"{count} integer class labels >= 0, one per image "
+                          f"(got dtype {labels.dtype}, shape {labels.shape})",
+                          "save them with np.savez(path, ..., labels=np.array(labels, dtype=np.int64))")
+    return torch.from_numpy(labels.astype(np.int64))

@@ -161,6 +161,7 @@ def ensure_laplace(model, preset, settings, *, seed: int, progress: bool, cache:
     encode = getattr(model, "encode", None)
     images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
     labels = None if getattr(model, "cycled_conditions", False) else data.labels
+    check_labels(model, data, "train")
     batches = [images[i:i + 64] if labels is None else (images[i:i + 64], labels[i:i + 64])
                for i in range(0, images.shape[0], 64)]
     # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
@@ -192,12 +193,30 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     needs_test_data = "sparsification" in config.protocols or any(
         space == "classifier" or preset.reference_stats(space) is None for space in config.features)
     if needs_test_data:
-        real = preset.load_data("test", n=1).images
+        test = preset.load_data("test", n=1)
+        if "sparsification" in config.protocols:
+            check_labels(model, test, "test")
+        real = test.images
         expected = tuple(getattr(model, "pixel_shape", model.sample_shape))  # a latent model decodes to pixel_shape
         if tuple(real.shape[1:]) != expected:
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
                               f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
+
+
+def check_labels(model, data, split: str) -> None:
+    """Real images given to a class-conditional model (the Laplace fit, sparsification) need class labels the
+    model knows: class subfolders of an image folder, or an .npz's label arrays (benchmark.datasets)."""
+    if not getattr(model, "num_classes", None) or getattr(model, "cycled_conditions", False):
+        return
+    fix = "put each class's images in a subfolder <data>/<class>/ (sorted names = labels 0..K-1) or use an .npz " \
+          "with labels"
+    if data.labels is None:
+        raise ConfigError("data", f"{data.name} ({split}) without class labels", f"labelled images: the model is "
+                          f"class-conditional ({model.num_classes} classes)", fix)
+    if data.num_classes is not None and data.num_classes > model.num_classes:
+        raise ConfigError("data", f"{data.name} ({split}): {data.num_classes} classes", f"at most the model's "
+                          f"{model.num_classes} classes", fix)
 
 
 def check_protocols_can_run(config: RunConfig, preset) -> None:
