@@ -58,6 +58,12 @@ def test_run_writes_tables_plots_and_manifest(finished_run):
     assert "## filtered_fid" in text and "## sparsification" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["versions"]["torch"].startswith("2.13") and "generation" in manifest["timings_seconds"]
+    from benchmark.runner.report_tables import top_level
+
+    stages = top_level(manifest["timings_seconds"])  # wall-clock stages: setup, generation, features, protocols, ...
+    assert {"setup", "generation", "features", "protocols", "report"} <= set(stages)
+    # this test's process started before the run, so its age at the manifest covers every stage of the run
+    assert manifest["processes"] == 1 and manifest["process_seconds"] >= sum(stages.values())
 
 
 def test_kept_subset_fid_matches_a_recomputation(finished_run):

@@ -11,6 +11,7 @@ Written last in a run: its presence marks a finished run. It records
 """
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -122,8 +123,20 @@ def track_of(config: dict[str, Any], suite: str) -> dict[str, Any]:
             "protocols": config.get("protocols", {}), "suite_version": suite}
 
 
+def process_seconds() -> float | None:
+    """Seconds since this process started (Linux: /proc), imports included; None where /proc is missing."""
+    try:
+        after_name = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        start_ticks = int(after_name[19])  # field 22 of proc(5), `starttime`, in clock ticks after boot
+        uptime = float(Path("/proc/uptime").read_text().split()[0])
+        return max(0.0, uptime - start_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1) -> None:
-    """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work."""
+    """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work;
+    `process_seconds`: the run's wall-clock from its process's start (imports included) to this write."""
     config_dict = config.to_dict()
     suite = suite_version()
     save_json({
@@ -141,5 +154,6 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "platform": platform.platform(),
         "git_revision": git_revision(),
         "processes": int(processes),
+        "process_seconds": None if (age := process_seconds()) is None else round(age, 1),
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
     }, out / MANIFEST)
