@@ -12,6 +12,7 @@ the same bits with one process or several (tests/test_distributed.py).
 from __future__ import annotations
 
 import pickle
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -35,43 +36,57 @@ def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_e
                    after_batch=None) -> list[WorkItem]:
     """Phase 1 (see the module docstring). `make_all` adds the ground-truth observers to the generation pass;
     the sparsification batches get the estimators alone, as the protocol does."""
-    timed = _timed
+    return (_generation_items(config, model, out, make_all, extract, after_batch)
+            + _guided_items(config, model, out, extract)
+            + _sparsification_items(config, model, preset, out, make_estimators)
+            + [WorkItem(f"generation.real_features.{space}", partial(real_features, config, preset, extract, space),
+                        cost=COST_PER_SAMPLE["features"] * 100)  # (the test set's size is unknown until loaded)
+               for space in config.features if needs_real_features(config, preset, space)])
+
+
+def _generation_items(config: RunConfig, model, out: Path, make_all, extract, after_batch) -> list[WorkItem]:
+    """Each generation shard, then its features; it keeps the state where the guided pass starts."""
     shards = shard_ranges(config.num_samples, config.batch_size)
-    params = config.protocols.get("guidance")
-    items = [WorkItem("generation.shards", partial(
-        timed, "generation.shards", partial(generate, model, run_dir=out, num_samples=config.num_samples,
-                                            batch_size=config.batch_size, seed=config.seed, sampler=config.sampler,
-                                            steps=config.steps, make_estimators=make_all, rank=i,
-                                            world_size=len(shards), progress=False, after_batch=after_batch,
-                                            keep_state_at=guided.window_start(params, config.steps)),
+    keep = guided.window_start(config.protocols.get("guidance"), config.steps)
+    return [WorkItem("generation.shards", partial(
+        _timed, "generation.shards",
+        partial(generate, model, run_dir=out, num_samples=config.num_samples, batch_size=config.batch_size,
+                seed=config.seed, sampler=config.sampler, steps=config.steps, make_estimators=make_all, rank=i,
+                world_size=len(shards), progress=False, after_batch=after_batch, keep_state_at=keep),
         partial(_shard_features, config, extract, shard_path(out, start, stop))),
         cost=COST_PER_SAMPLE["generation"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
-    if params is not None and str(params.get("thresholds", "per_image")) == "per_image":
-        n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
-        guided_shards = shard_ranges(n, min(config.batch_size, n))  # after the generation shards they continue
-        items += [WorkItem("generation.guided_pass", partial(
-            timed, "generation.guided_pass",
-            partial(guided.guided_pass, model, out, config, n, guided.guidance_from_params(params), rank=i,
-                    world_size=len(guided_shards)),
-            partial(_shard_features, config, extract, shard_path(out, start, stop, tag="guided"))),
-            cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(guided_shards)]
+
+
+def _guided_items(config: RunConfig, model, out: Path, extract) -> list[WorkItem]:
+    """Each shard of the guided pass (per-image thresholds; calibrated ones are computed by the protocol), then
+    its features."""
+    params = config.protocols.get("guidance")
+    if params is None or str(params.get("thresholds", "per_image")) != "per_image":
+        return []
+    n = min(int(params["num_samples"]), config.num_samples)  # as guided.run
+    shards = shard_ranges(n, min(config.batch_size, n))
+    return [WorkItem("generation.guided_pass", partial(
+        _timed, "generation.guided_pass",
+        partial(guided.guided_pass, model, out, config, n, guided.guidance_from_params(params), rank=i,
+                world_size=len(shards)),
+        partial(_shard_features, config, extract, shard_path(out, start, stop, tag="guided"))),
+        cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
+
+
+def _sparsification_items(config: RunConfig, model, preset, out: Path, make_estimators) -> list[WorkItem]:
+    """Each batch of the sparsification protocol's denoising of real images."""
     params = config.protocols.get("sparsification")
-    if params is not None:
-        items += [WorkItem("generation.sparsification_pass",
-                           partial(sparsification.denoise_batch, out, config, model, preset, make_estimators, params,
-                                   start, stop),
-                           cost=COST_PER_SAMPLE["sparsification"] * (stop - start))
-                  for start, stop in sparsification.batches(config, params)]
-    items += [WorkItem(f"generation.real_features.{space}", partial(real_features, config, preset, extract, space),
-                       cost=COST_PER_SAMPLE["features"] * 100)
-              for space in config.features if needs_real_features(config, preset, space)]
-    return items
+    if params is None:
+        return []
+    return [WorkItem("generation.sparsification_pass",
+                     partial(sparsification.denoise_batch, out, config, model, preset, make_estimators, params,
+                             start, stop),
+                     cost=COST_PER_SAMPLE["sparsification"] * (stop - start))
+            for start, stop in sparsification.batches(config, params)]
 
 
 def _timed(group: str, make, featurise) -> dict[str, float]:
     """Run `make`, then `featurise`; {group: seconds of make, **featurise's own timings}."""
-    import time
-
     tick = time.perf_counter()
     make()
     return {group: time.perf_counter() - tick, **featurise()}
@@ -79,8 +94,6 @@ def _timed(group: str, make, featurise) -> dict[str, float]:
 
 def _shard_features(config: RunConfig, extract, path: Path) -> dict[str, float]:
     """Features of one shard's x0 in every space of the run (the chunk `extract` caches for the whole set)."""
-    import time
-
     x0 = checksums.load_checked(path)["x0"]
     seconds = {}
     for space in config.features:
