@@ -44,7 +44,7 @@ def feature_function(config: RunConfig, preset, out: Path, progress: bool = Fals
     return extract
 
 
-def needs_real_features(config: RunConfig, preset, space: str) -> bool:
+def needs_real_features(preset, space: str) -> bool:
     """Whether the run featurises the real test set in `space` (the classifier space always; others only when
     no reference statistics are committed)."""
     return space == "classifier" or preset.reference_stats(space) is None
@@ -61,7 +61,7 @@ def references(config: RunConfig, preset, extract):
 
     real, reference_stats = {}, {}
     for space in config.features:
-        if needs_real_features(config, preset, space):
+        if needs_real_features(preset, space):
             real[space] = real_features(config, preset, extract, space)
             reference_stats[space] = feature_statistics(real[space])
         else:

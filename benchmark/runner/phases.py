@@ -41,7 +41,7 @@ def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_e
             + _sparsification_items(config, model, preset, out, make_estimators)
             + [WorkItem(f"generation.real_features.{space}", partial(real_features, config, preset, extract, space),
                         cost=COST_PER_SAMPLE["features"] * 100)  # (the test set's size is unknown until loaded)
-               for space in config.features if needs_real_features(config, preset, space)])
+               for space in config.features if needs_real_features(preset, space)])
 
 
 def _generation_items(config: RunConfig, model, out: Path, make_all, extract, after_batch) -> list[WorkItem]:

@@ -12,6 +12,7 @@ import torch
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.runner.features import needs_real_features
 from benchmark.runner.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
 from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
 
@@ -191,7 +192,7 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
         raise ConfigError("run.features", "classifier", f"feature spaces preset {config.preset!r} provides",
                           'set run.features = ["inception"]')
     needs_test_data = "sparsification" in config.protocols or any(
-        space == "classifier" or preset.reference_stats(space) is None for space in config.features)
+        needs_real_features(preset, space) for space in config.features)
     if needs_test_data:
         test = preset.load_data("test", n=1)
         if "sparsification" in config.protocols:
@@ -227,7 +228,7 @@ def check_protocols_can_run(config: RunConfig, preset) -> None:
                           "oracle (exact score and density, e.g. gmm)", "remove [protocols.ground_truth] or set "
                           'run.preset = "gmm"')
     if "precision_recall" in config.protocols and not any(
-            space == "classifier" or preset.reference_stats(space) is None for space in config.features):
+            needs_real_features(preset, space) for space in config.features):
         raise ConfigError("protocols.precision_recall", list(config.features), "a feature space with real images' "
                           "features (P&R needs them; only statistics are committed for the ones given)",
                           'add "classifier" to run.features or remove [protocols.precision_recall]')
