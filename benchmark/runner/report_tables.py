@@ -225,15 +225,20 @@ def top_level(timings: dict[str, float]) -> dict[str, float]:
 
 
 def time_table(timings: dict[str, float]) -> str:
-    """Seconds per stage and share of the total; sub-stages (see `top_level`) are marked ↳ and not added to the
-    total again. A sub-stage is work summed over the items and processes that did it, so with several processes
+    """Seconds per stage and share of the total, each stage followed by its sub-stages (see `top_level`), which
+    are marked ↳ and not added to the total again. A sub-stage is work summed over the items and processes that did it, so with several processes
     the sub-stages of a stage can add up to more than the stage's wall-clock."""
     top = top_level(timings)
     total = sum(top.values()) or 1.0
+    under = {stage: [k for k in timings if k not in top and k.startswith(stage + ".")] for stage in top}
+    placed = {k for subs in under.values() for k in subs}
     rows = []
-    for stage, sec in timings.items():
-        sub = stage not in top
-        rows.append([("↳ " if sub else "") + stage, f"{sec:.2f}", f"{100 * sec / total:.0f} %"])
+    for stage in top:  # each stage, then its sub-stages
+        for key in (stage, *under[stage]):
+            rows.append([("↳ " if key != stage else "") + key, f"{timings[key]:.2f}",
+                         f"{100 * timings[key] / total:.0f} %"])
+    rows += [["↳ " + k, f"{timings[k]:.2f}", f"{100 * timings[k] / total:.0f} %"]
+             for k in timings if k not in top and k not in placed]
     rows.append(["total", f"{sum(top.values()):.2f}", "100 %"])
     return markdown_table(["stage", "seconds", "share"], rows)
 
