@@ -27,10 +27,6 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=latest if (latest / "manifest.json").is_file()
                         else ROOT / "results" / "reference" / "demo")
     parser.add_argument("--label", default="current demo config")
-    parser.add_argument("--make-seconds", type=float, default=None,
-                        help="wall-clock of the whole `make demo` as measured (e.g. `time make demo`): torchrun's "
-                             "start included; judged when given, else the manifest's process_seconds (from the run "
-                             "process's start), else the stages' sum")
     args = parser.parse_args()
     manifest = json.loads((args.run / "manifest.json").read_text())
     timings = manifest["timings_seconds"]
@@ -40,9 +36,8 @@ def main() -> None:
     stages = ", ".join(f"{k} {v:.0f} s" for k, v in sorted(top.items(), key=lambda kv: -kv[1]) if v >= 10)
     slug = re.sub(r"[^a-z0-9]+", "-", args.label.lower()).strip("-")
     process = manifest.get("process_seconds")  # the run's process from its start (imports included)
-    judged = args.make_seconds or process or total
-    figure = f"{total / 60:.2f} min of stages" + (f"; {process / 60:.2f} min from process start" if process else "") \
-        + (f"; `make demo` {args.make_seconds / 60:.2f} min" if args.make_seconds else "")
+    judged = process or total  # a run made before process_seconds was recorded: its stages
+    figure = f"{total / 60:.2f} min of stages" + (f"; {process / 60:.2f} min from process start" if process else "")
     processes = manifest.get("processes")
     record_targets(f"demo-{slug}", [Target(
         f"make demo <= {LIMIT_MINUTES:g} min, idle machine ({args.label}, {estimators} estimators)",

@@ -20,7 +20,7 @@ from benchmark.sampling import initial_noise, sample
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpm2"])
 def test_continuing_from_the_kept_state_is_the_same_trajectory(unet_model, sampler):
     guidance = UncertaintyGuidance(m=2, strength=2.0, window=(40, 50), center="prediction")
-    start = window_start({"window": guidance.window}, 10)
+    start = window_start(guidance.window, 10)
     assert start == 8
     x_T = initial_noise(3, torch.arange(5), unet_model.sample_shape)
     plain = sample(unet_model, x_T, sampler=sampler, steps=10, seed=3, estimators=["sensitivity"],
@@ -39,7 +39,7 @@ def test_a_guided_shard_made_from_the_kept_state_equals_one_made_from_x_T(unet_m
                            "protocols": {"guidance": {"num_samples": 5, "m": 2, "window": [40, 50]}}})
     params = config.protocols["guidance"]
     guidance = UncertaintyGuidance(m=2, strength=2.0, window=(40, 50), center="prediction")
-    start = window_start(params, config.steps)
+    start = window_start(params["window"], config.steps)
     common = dict(num_samples=6, batch_size=3, seed=0, sampler="ddim", steps=10, progress=False)
     for folder, keep in (("kept", start), ("plain", None)):
         generate(unet_model, run_dir=tmp_path / folder, make_estimators=list, keep_state_at=keep, **common)

@@ -18,7 +18,7 @@ from benchmark.config import RunConfig
 CACHE_ENV = "UQBENCH_CACHE"
 
 
-def feature_function(config: RunConfig, preset, out: Path, progress: bool = False):
+def feature_function(config: RunConfig, preset, out: Path):
     """extract(space, images, shared=False, whole=False) -> float64 features [N, D], cached.
 
     Cached in the run folder, chunk by chunk (`config.batch_size` rows from index 0, the shards' boundaries);

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-import sys
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -105,14 +104,9 @@ def estimator_records(config: RunConfig) -> dict[str, EstimatorRecord]:
 
 def protocol_versions(names) -> dict[str, int]:
     """`VERSION` of each protocol's module (1 where it declares none)."""
-    from benchmark.runner.run import PROTOCOL_FUNCTIONS
+    from benchmark.runner.run import PROTOCOL_MODULES
 
-    versions = {}
-    for name in names:
-        function = PROTOCOL_FUNCTIONS.get(name)
-        module = sys.modules.get(getattr(function, "__module__", ""), None)
-        versions[name] = int(getattr(module, "VERSION", 1))
-    return versions
+    return {name: int(getattr(PROTOCOL_MODULES.get(name), "VERSION", 1)) for name in names}
 
 
 def track_of(config: dict[str, Any], suite: str) -> dict[str, Any]:

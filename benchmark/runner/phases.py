@@ -47,7 +47,8 @@ def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_e
 def _generation_items(config: RunConfig, model, out: Path, make_all, extract, after_batch) -> list[WorkItem]:
     """Each generation shard, then its features; it keeps the state where the guided pass starts."""
     shards = shard_ranges(config.num_samples, config.batch_size)
-    keep = guided.window_start(config.protocols.get("guidance"), config.steps)
+    params = config.protocols.get("guidance")
+    keep = guided.window_start(None if params is None else params["window"], config.steps)
     return [WorkItem("generation.shards", partial(
         _timed, "generation.shards",
         partial(generate, model, run_dir=out, num_samples=config.num_samples, batch_size=config.batch_size,

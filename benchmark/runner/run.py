@@ -17,7 +17,7 @@ from benchmark.models.run_settings import apply_run_settings
 from benchmark.runner import distributed, phases, work_queue
 from benchmark.runner.generation import load_generation
 from benchmark.runner.feature_scores import apply_feature_scores
-from benchmark.runner.features import CACHE_ENV, feature_function, reference_cache_dir, references  # noqa: F401
+from benchmark.runner.features import feature_function, references
 from benchmark.runner.io import save_text
 from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
 from benchmark.runner.protocols import augmentation, rectification
@@ -37,7 +37,6 @@ PROTOCOL_MODULES = {
     "augmentation": augmentation,
     "rectification": rectification,
 }
-PROTOCOL_FUNCTIONS = {name: module.run for name, module in PROTOCOL_MODULES.items()}
 
 
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:

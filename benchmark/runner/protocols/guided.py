@@ -33,13 +33,13 @@ NAME = "guidance"
 THRESHOLDS_FILE = "guidance_thresholds.json"
 
 
-def window_start(params: dict | None, steps: int) -> int | None:
-    """The first guided grid step of a [protocols.guidance] table (None without one, or when its window holds no
-    step). The guided pass equals the plain one before it, so the generation pass keeps its state there and the
+def window_start(window, steps: int) -> int | None:
+    """The first guided grid step of a guidance `window` (None without a window, or when it holds no step).
+    The guided pass equals the plain one before it, so the generation pass keeps its state there and the
     guided pass continues from it (`generation.kept_state`) instead of sampling those steps again."""
-    if params is None:
+    if window is None:
         return None
-    guided_steps = window_steps(tuple(params["window"]), steps)
+    guided_steps = window_steps(tuple(window), steps)
     return guided_steps.start if len(guided_steps) else None
 
 
@@ -47,7 +47,7 @@ def guided_pass(model, run_dir, config, n: int, guidance: UncertaintyGuidance, p
                 **shard) -> None:
     """Generate the guided shards of the first n sample indices (all, or with `shard` = rank / world_size some),
     each continued from the generation pass's state at the window start when that shard kept it."""
-    start = window_start({"window": guidance.window}, config.steps)
+    start = window_start(guidance.window, config.steps)
     generate(model, run_dir=run_dir, num_samples=n, batch_size=min(config.batch_size, n), seed=config.seed,
              sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided", progress=progress,
              guidance=guidance, **shard,
