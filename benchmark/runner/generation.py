@@ -188,8 +188,3 @@ def _merge_per_step(parts: list[dict]) -> dict[str, dict[int, torch.Tensor]]:
         steps = [t for t in parts[0][name] if all(t in p[name] for p in parts)]
         merged[name] = {t: torch.cat([p[name][t] for p in parts]) for t in steps}
     return merged
-
-
-def missing_shards(run_dir: Path, num_samples: int, batch_size: int, tag: str = "gen") -> list[tuple[int, int]]:
-    return [r for r in shard_ranges(num_samples, batch_size)
-            if checksums.problem(shard_path(run_dir, *r, tag=tag)) is not None]

@@ -17,7 +17,6 @@ import torch
 
 from benchmark.runner import checksums
 from benchmark.runner.generation import shard_path, shard_ranges, usable
-from benchmark.runner.io import save_torch
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.table import MetricRow, row_from_ci
 from benchmark.models.pixel_maps import pixel_view
@@ -66,9 +65,8 @@ def denoise_batch(run_dir: Path, cfg, model, preset, make_estimators, params: di
         y = condition_labels(model, cfg.seed, idx).to(model.device)
     out = sample(model, x_t, sampler=cfg.sampler, steps=cfg.steps, estimators=make_estimators(), y=y, seed=cfg.seed,
                  indices=idx, start_index=index)
-    save_torch({"x0_hat": out.x0.detach().cpu(),
-                "pixels": {name: u.pixel.detach().cpu() for name, u in out.uncertainty.items()}}, path)
-    checksums.record_checksum(path)
+    checksums.save_checked({"x0_hat": out.x0.detach().cpu(),
+                            "pixels": {name: u.pixel.detach().cpu() for name, u in out.uncertainty.items()}}, path)
     return path
 
 
