@@ -25,10 +25,12 @@ PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
-            "guidance_scale", "prompts", "prompts_file", "pixel_maps", "decoder_mc_samples"}  # the last 5: issue 13
+            "guidance_scale", "prompts", "prompts_file", "pixel_maps", "decoder_mc_samples",  # these 5: issue 13
+            "multiplicity"}
 SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
-    "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5},
+    "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5,
+                     "random_subsets": 100},
     "precision_recall": {"k": 3},
     "sparsification": {"num_images": 64, "noise_fraction": 0.5, "fractions": 50},
     "guidance": {"num_samples": 60, "m": 5, "percentile": 95.0, "strength": 1.0, "window": [45, 49],
@@ -55,6 +57,9 @@ RUN_FIELDS: dict[str, Field] = {
     "batch_size": Field("int", 50, low=1),
     "features": Field("list[str]", ["classifier"], choices=FEATURES, fix='e.g. run.features = ["classifier"]'),
     "bootstrap": Field("int", 200, low=10),
+    "multiplicity": Field("str", "holm", choices=("holm", "bh", "none"),
+                          fix='set run.multiplicity = "holm" (family-wise error, the default), "bh" (false discovery '
+                              'rate) or "none"'),
     "device": Field("str", "cpu", pattern=r"cpu|cuda(:[0-9]+)?|mps", fix='set run.device = "cpu" (or "cuda", "cuda:1")'),
     "threads": Field("int", 1, low=1),
     "name": Field("str", "run", pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
@@ -72,6 +77,8 @@ RUN_FIELDS: dict[str, Field] = {
 #: there without a rule here is still type-checked against its default's type)
 PROTOCOL_RULES: dict[str, Field] = {
     "filtered_fid.curve_fractions": Field("list[float]", low=0, high=1, open_low=True, min_len=1),
+    "filtered_fid.random_subsets": Field("int", low=100, fix="set protocols.filtered_fid.random_subsets = 100 (or more: "
+                                                              "the random K-subsets the floor is averaged over)"),
     "filtered_fid.fid_infinity_points": Field("int", low=2, fix="set protocols.filtered_fid.fid_infinity_points = 5 "
                                                                 "(subset sizes of the FID∞ fit; 15 in the paper)"),
     "precision_recall.k": Field("int", low=1),
@@ -144,12 +151,13 @@ class RunConfig:
     prompts_file: str | None = None
     pixel_maps: str = "upsample"  # pixel-space maps of a latent model: "upsample" or "decoder_mc"
     decoder_mc_samples: int = 8  # K decoded draws per sample for "decoder_mc"
+    multiplicity: str = "holm"  # how the report's verdicts control their error: holm | bh | none
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "run": {k: getattr(self, k) if not isinstance(getattr(self, k), tuple) else list(getattr(self, k))
                     for k in ("preset", "sampler", "steps", "num_samples", "keep", "seed", "batch_size",
-                              "features", "bootstrap", "device", "threads", "name")},
+                              "features", "bootstrap", "device", "threads", "name", "multiplicity")},
             "estimators": {e.name: {**({"type": e.type} if e.type != e.name else {}), **e.params}
                            for e in self.estimators},
             "protocols": {k: dict(v) for k, v in self.protocols.items()},
@@ -255,7 +263,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
         num_samples=n, keep=keep,
         seed=value("seed"), batch_size=value("batch_size"), features=features,
         bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
-        name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
+        multiplicity=value("multiplicity"), name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
         **_conditioning(typed, base_dir))
 
 

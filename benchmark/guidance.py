@@ -33,6 +33,15 @@ is first order in the offset e_i - eps. An audit at lambda = 1 measured Delta U 
 (prediction); the guided protocol reports the mean |Delta x0| the guidance causes next to the FID change.
 The guidance's extra network calls (M per sample per guided step) are counted as the "guidance" NFEs
 (`SampleResult.guidance_nfe`); the backward passes are not NFEs but are in `guidance_seconds`.
+
+Placebo (`PlaceboGuidance`). Guided sampling costs M extra calls per guided step and changes eps wherever the
+mask is on, so "guided vs plain" cannot tell the uncertainty map's contribution from that of perturbing eps at
+all. The placebo runs the same procedure (same x_T, same U_t and g with the same draws, hence the same NFEs, the
+same lambda and the same number of guided pixels per image) with the mask moved to random pixels:
+    mask_placebo[b] = pi_b(mask[b]),   eps_hat = eps + lambda * mask_placebo * g
+pi_b a uniformly random permutation of image b's C*H*W pixels (argsort of N(0, 1) keys drawn per (seed, sample
+index, step) from PLACEBO_STREAM), so mask_placebo[b] is a uniformly random set of exactly |mask[b]| pixels that
+carries no information from U_t. "Guided vs placebo" is the uncertainty map's own effect.
 """
 from __future__ import annotations
 
@@ -54,6 +63,7 @@ if TYPE_CHECKING:
 
 
 NOISE_STREAM = "uncertainty-guidance"
+PLACEBO_STREAM = "uncertainty-guidance-placebo"
 
 
 @dataclass
@@ -170,6 +180,49 @@ class UncertaintyGuidance:
         return guided_eps(ctx.eps_eff, g.mask, g.gradient, self.strength).detach()
 
 
+def permuted_mask(mask: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """mask [B,C,H,W] (bool) with each image's pixels permuted: out[b].flatten()[j] = mask[b].flatten()[pi_b(j)],
+    pi_b = argsort(keys[b]), keys [B, C*H*W]. Each image keeps its number of True pixels."""
+    order = keys.argsort(dim=1)
+    return mask.flatten(1).gather(1, order.to(mask.device)).view_as(mask)
+
+
+class PlaceboGuidance:
+    """Alg. 2 with a random mask of the same per-image size (module docstring: "Placebo"), as `guidance=`.
+
+    Wraps the guidance it is the placebo of (any object with `step`, `active`, `window` and `strength`, e.g.
+    UncertaintyGuidance): U_t, g and the NFEs are that guidance's; only the mask is permuted within each image.
+    """
+
+    def __init__(self, guidance: UncertaintyGuidance, stream: str = PLACEBO_STREAM) -> None:
+        self.guidance, self.stream = guidance, str(stream)
+
+    @property
+    def window(self) -> tuple[int, int]:
+        return self.guidance.window
+
+    @property
+    def strength(self) -> float:
+        return self.guidance.strength
+
+    def params(self) -> dict:
+        return {**self.guidance.params(), "placebo": self.stream}
+
+    def active(self, step_index: int, num_steps: int) -> bool:
+        return self.guidance.active(step_index, num_steps)
+
+    def step(self, ctx: "StepContext") -> GuidanceStep:
+        """The wrapped guidance's step with mask_placebo = pi(mask) (same U_t and g, same network calls)."""
+        g = self.guidance.step(ctx)
+        keys = ctx.randn(self.stream, (g.mask[0].numel(),))  # [B, C*H*W], per (seed, sample index, step)
+        return GuidanceStep(uncertainty=g.uncertainty, mask=permuted_mask(g.mask, keys), gradient=g.gradient)
+
+    def guide(self, ctx: "StepContext") -> torch.Tensor:
+        """eps_hat = eps + lambda * mask_placebo * g [B,C,H,W], detached (Eq. 10 with the placebo mask)."""
+        g = self.step(ctx)
+        return guided_eps(ctx.eps_eff, g.mask, g.gradient, self.strength).detach()
+
+
 class _UncertaintyRecorder(UncertaintyEstimator):
     """Collects the guidance's U_t [B,C,H,W] on its guided steps during a plain (unguided) pass."""
 
@@ -217,5 +270,5 @@ def _validate_thresholds(thresholds: Mapping[int, float] | None) -> dict[int, fl
     return out
 
 
-__all__ = ["GuidanceStep", "UncertaintyGuidance", "calibrate_thresholds", "guided_eps", "percentile_mask",
-           "uncertainty_and_gradient"]
+__all__ = ["GuidanceStep", "PlaceboGuidance", "UncertaintyGuidance", "calibrate_thresholds", "guided_eps",
+           "percentile_mask", "permuted_mask", "uncertainty_and_gradient"]

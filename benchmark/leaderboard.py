@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.runner import metric_info
+from benchmark.runner import metric_info, verdicts
 from benchmark.runner.metrics_file import read_metrics
 from benchmark.runner.ranking import ci_aware_ranks, is_reference
 from benchmark.runner.report_tables import FLOOR, headline_columns
@@ -32,6 +32,15 @@ from benchmark.validate import RunValidationError, validate_run
 __all__ = ["Board", "BoardRow", "RunInfo", "build_boards", "ci_aware_ranks", "leaderboard_table", "load_runs",
            "rank_track", "write_leaderboard"]
 COST_METRICS = (("cost", "extra_nfe_per_sample"), ("cost", "time_ratio"))
+#: the mark of a cell whose test against the floor is significant after the run's multiplicity adjustment
+FLOOR_MARKS = {1: " ✓", -1: " ✗"}
+#: how to read a board (the markdown and the site say the same)
+READING = ("Values: point estimate [95 % interval]. ✓ / ✗: beats / is worse than the `random` floor on that metric's "
+           "test, with the error rate controlled over the run's family of tests (run.multiplicity: Holm, family-wise, "
+           "unless the run says otherwise; see the run's report). #rank: CI-aware rank, 1 + the number of ranked rows "
+           "whose 95 % interval lies wholly on the better side (two non-overlapping 95 % intervals: a pairwise "
+           "comparison at well under 5 % each, not adjusted across pairs). Quality rank = order of the mean rank over "
+           "the metrics every ranked row has; cost is shown, not ranked; reference rows are never ranked.")
 
 
 @dataclass
@@ -64,6 +73,8 @@ class BoardRow:
     cost: dict[str, float] = field(default_factory=dict)
     mean_rank: float = math.nan
     quality_rank: int | None = None
+    #: quality label -> +1 beats / -1 worse than the floor on that metric's test, adjusted over the run's family
+    floor: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -81,6 +92,11 @@ class Board:
     @property
     def ranked(self) -> list[BoardRow]:
         return [r for r in self.rows if not r.reference]
+
+    @property
+    def title(self) -> str:
+        """A readable name: preset or model · sampler · steps · N/K (the hash stays as the anchor)."""
+        return track_title(self.track)
 
     @property
     def reference_rows(self) -> list[BoardRow]:
@@ -132,10 +148,32 @@ def _spaces(frame: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(s for s in map(lambda m: metric_info.parse(m).space, frame.metric) if s))
 
 
+def track_title(track: dict) -> str:
+    run = track.get("run", {})
+    model = track.get("model") or {}
+    source = run.get("preset") or model.get("path") or model.get("factory") or "model"
+    return (f"{source} · {run.get('sampler', '?')} · {run.get('steps', '?')} steps · "
+            f"N/K {run.get('num_samples', '?')}/{run.get('keep', '?')}")
+
+
+def floor_outcomes(frame: pd.DataFrame, references: set[str], methods: dict[str, str] | None = None
+                   ) -> dict[tuple[str, str, str], int]:
+    """(run, estimator, metric) -> +1 / -1 where the run's family of tests against the floor (adjusted by the run's
+    run.multiplicity, Holm by default: benchmark.runner.verdicts) gives a verdict on that metric's test."""
+    out = {}
+    for run, part in frame.groupby("run", sort=False):
+        fam = verdicts.family(part, lambda name: is_reference(name, references), (methods or {}).get(run, "holm"))
+        for v in fam.verdicts:
+            if v.outcome:
+                out[(run, v.estimator, v.metric)] = v.outcome
+    return out
+
+
 def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
-               estimators: set[str] | None = None) -> tuple[list[BoardRow], list, list]:
+               estimators: set[str] | None = None, methods: dict[str, str] | None = None
+               ) -> tuple[list[BoardRow], list, list]:
     """(rows, ranked metrics, left-out metric labels) of one track; `frame` has a `run` column. Rows are the
-    configured `estimators` (every row but the runner's own when None)."""
+    configured `estimators` (every row but the runner's own when None); `methods`: run -> its multiplicity method."""
     rows: dict[tuple[str, str], BoardRow] = {}
     for run, part in frame.groupby("run", sort=False):
         for est in dict.fromkeys(part.estimator):
@@ -143,6 +181,7 @@ def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
                 continue  # the runner's rows ((all), (sampler), plain, ...) and protocols' baselines are no estimators
             rows[(run, est)] = BoardRow(run, est, is_reference(est, references))
     spaces = _spaces(frame)
+    outcomes = floor_outcomes(frame, set(references), methods)
     candidates = [c for c in headline_columns(frame, spaces)
                   if metric_info.direction(c.metric) != 0 and not metric_info.is_cost(c.metric)]
     ranked_keys = [k for k, r in rows.items() if not r.reference]
@@ -156,6 +195,11 @@ def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
             if key in part.index:
                 entry = part.loc[key]
                 rows[key].values[label] = (float(entry.value), float(entry.ci_low), float(entry.ci_high))
+                test = verdicts.TEST_OF.get(metric_info.parse(column.metric).base)
+                tested = column.metric if test is None else column.metric.replace(
+                    metric_info.parse(column.metric).base, test, 1)
+                if (*key, tested) in outcomes:
+                    rows[key].floor[label] = outcomes[(*key, tested)]
         have = [k for k in ranked_keys if k in part.index]
         if len(have) < len(ranked_keys) or not have:
             left_out.append(label)
@@ -191,10 +235,11 @@ def leaderboard_table(frame: pd.DataFrame, references: set[str] = frozenset({FLO
     records = []
     for row in rows:
         rec = {"run": row.run, "estimator": row.estimator,
-               "quality rank": "reference" if row.reference else row.quality_rank,
-               "mean rank": "–" if row.reference else round(row.mean_rank, 2)}
+               "quality rank": "reference" if row.reference else (row.quality_rank or "–"),
+               "mean rank": "–" if row.reference or math.isnan(row.mean_rank) else round(row.mean_rank, 2)}
         for label, _metric in metrics:
             cell = metric_info.format_value(*row.values[label]) if label in row.values else "–"
+            cell += FLOOR_MARKS.get(row.floor.get(label, 0), "")
             rank = row.ranks.get(label)
             rec[label] = f"{cell} (#{rank})" if rank is not None else cell
         rec.update({label: f"{value:.4g}" for label, value in row.cost.items()})
@@ -212,7 +257,8 @@ def build_boards(runs: list[RunInfo]) -> list[Board]:
         frame = pd.concat([r.frame.assign(run=r.name) for r in members], ignore_index=True)
         references = set().union(*(r.references for r in members))
         configured = set().union(*(r.manifest["estimators"] for r in members)) | {FLOOR}
-        rows, metrics, left_out = rank_track(frame, references, configured)
+        methods = {r.name: r.manifest.get("config", {}).get("run", {}).get("multiplicity", "holm") for r in members}
+        rows, metrics, left_out = rank_track(frame, references, configured, methods)
         cost = list(dict.fromkeys(label for r in rows for label in r.cost))
         boards.append(Board(track_id, members[0].track, members, metrics, rows, left_out, cost))
     return boards
@@ -233,7 +279,7 @@ def board_markdown(board: Board) -> str:
     frame = pd.concat([r.frame.assign(run=r.name) for r in board.runs], ignore_index=True)
     refs = set().union(*(r.references for r in board.runs))
     table = leaderboard_table(frame, refs, {r.estimator for r in board.rows})
-    lines = [f"## Track {board.track_id}", "", describe_track(board.track), "",
+    lines = [f"## {board.title} (track {board.track_id})", "", describe_track(board.track), "",
              table.to_markdown(index=False) if not table.empty else "(no estimator rows)", ""]
     if board.left_out:
         lines += [f"Not ranked (missing for some ranked row): {', '.join(board.left_out)}.", ""]
@@ -248,9 +294,7 @@ def write_leaderboard(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
     runs = load_runs(run_dirs)
     boards = build_boards(runs)
     md = ["# Leaderboard", "", "Rows are ranked only within a track (same preset/model, data, sampler, steps, N, "
-          "K, protocol settings and suite version). Values: point estimate [95 % interval] (#CI-aware rank: "
-          "overlapping intervals tie); quality rank = order of the mean rank over the metrics every ranked row "
-          "has; cost is shown, not ranked; reference rows are never ranked.", ""]
+          "K, protocol settings and suite version). " + READING, ""]
     md += [board_markdown(board) for board in boards]
     md_path = Path(out) / "leaderboard.md"
     save_text("\n".join(md), md_path)

@@ -4,8 +4,16 @@ Every sampler step is  x_prev = k x_t + c eps_eff(x_t) + n z  (k = x_coef, c = e
 the engine's grid). Treating x_t as random with diagonal variance V_t and the noise prediction as random under
 the last-layer posterior, the uncertainty iteration (BayesDiff Sec. 3, written there for DDIM) is
     Var[x_prev] = k^2 V_t + 2 k c Cov(x_t, eps_t) + c^2 Var[eps_t] + n^2                     (uncertainty step)
-    Var[x_prev] = k^2 V_t + n^2                                                              (skip step)
-with V_T = 0 (x_T is given). On an uncertainty step:
+    Var[x_prev] = (k + c J_t)^2 V_t + n^2,   J_t = d eps_eff / d x_t per pixel                (skip step)
+with V_T = 0 (x_T is given). The skip step is the same linearised update without the network's own variance:
+the flow's contraction k + c J_t (about 1 at high noise, < 1 later on DDIM; k alone is > 1) acts on V_t. J_t
+is carried from the last uncertainty step's Monte-Carlo slope J_u = Cov(x_u, eps_u) / V_u by a per-pixel
+Gaussian model of the data (estimators/bayesdiff_flow.py: exact for Gaussian data). Before the first slope is
+measured (steps 1..skip-1: V = 0 at step 0, so no draws) J_t = 1/s_t, the high-noise limit of every score
+(an assumption: a model whose eps ignores x has J = 0 there). No extra network call.
+skip_rule="public" keeps the public code's Var <- k^2 V_t + n^2 (its `(at_next/at)*var`): on DDIM k^2
+compounds over the skipped steps (about 2000x over 40 of 50), so its Var[x_0] is not the variance of anything;
+it stays only to reproduce the public results. On an uncertainty step:
   - Cov(x_t, eps_t) and Var_x[eps_MAP] come from S draws x^s = x_t + sqrt(V_t) z_s evaluated in ONE batched
     call of the step's effective eps (S*B rows; DPM-Solver-2: two calls, both stages). Default estimator
     (mc_estimator="regression"): per pixel, the least-squares slope of e^s on x^s, then Cov = slope V_t and
@@ -36,21 +44,26 @@ that trajectory's x_t: the draws are centred on the state the sample actually pa
 is the uncertainty of the image that was generated. (Propagating E with the MC mean of eps would drift
 from the sample, and its skip steps would reuse eps evaluated at the trajectory anyway.)
 
-Calibration, measured (issue 11 item 3; reported by the ground_truth protocol as calibration_ratio[skip=s],
-never used to rescale anything). Ratio of the propagated Var[x_0] to the brute-force predictive variance of
-the same last-layer posterior with theta SHARED by the whole trajectory (8 weight draws regenerating each
-sample from its x_T), both summed over pixels and samples, on the gmm preset with configs/gmm.toml (DDIM 50
-steps, mc_samples 10, regression estimator, posterior fitted on 512 exact mixture draws, prior 1, GGN; first
-64 samples; 95 % bootstrap intervals over samples, CPU run of 2026-11-26):
-    skip = 1 (full BayesDiff):   0.006 [0.005, 0.006]
-    skip = 5 (BayesDiff-Skip):   6.93  [6.13, 7.78]
-So the two are not "Skip ~ 1/skip of full": full BayesDiff applies the flow's contraction (k + c d eps/dx)^2
-to Var[x_t] at every step and adds each step's c^2 Var[eps] as an independent error, whereas one shared theta
-makes the steps' errors coherent (they add in amplitude, not in variance: the constant-features closed form
-in tests/test_ground_truth.py); Skip's Var <- k^2 Var on skipped steps omits that contraction (k > 1), which on
-the mixture outweighs the c^2 Var[eps] terms it drops. Check of that reading (same posterior, first 16 samples,
-8 draws, summed Var[x_0]): theta redrawn at EVERY network call (what the recursion assumes) gives 0.376,
-full BayesDiff 0.274 (ratio 0.73), theta shared by the trajectory 50.1, BayesDiff-Skip 309.
+Calibration, measured (issue 11 item 3, issue 24 item 1; reported by the ground_truth protocol as
+calibration_ratio[skip=s], never used to rescale anything). Ratio of the propagated Var[x_0] to the brute-force
+predictive variance of the same last-layer posterior with theta SHARED by the whole trajectory (8 weight draws
+regenerating each sample from its x_T), both summed over pixels and samples, on the gmm preset with
+configs/gmm.toml (DDIM 50 steps, mc_samples 10, regression estimator, posterior fitted on 512 exact mixture
+draws, prior 1, GGN; first 64 samples; 95 % percentile bootstrap over samples, 200 replicates; CPU):
+    skip = 1 (full BayesDiff):                          0.0058  [0.0054, 0.0064]
+    skip = 5 (BayesDiff-Skip, skip_rule="contraction"):  0.0015  [0.0013, 0.0017]   (summed Var[x_0] 0.254)
+    skip = 5, skip_rule="public" (k^2 V):                6.93    [6.13, 7.78]      (summed Var[x_0] 1187)
+Skip / full = 0.256 (about 1/skip: Skip drops c^2 Var[eps] on 4 of 5 steps and carries the rest like full
+BayesDiff). The public rule's 6.93 (~1) was an artefact of k^2 compounding over 40 skipped steps (~2000x), not
+calibration. Both rules are far below the shared-theta spread: the recursion adds each step's c^2 Var[eps] as
+an independent error, whereas one shared theta makes the steps' errors coherent (they add in amplitude, not in
+variance: the constant-features closed form in tests/test_ground_truth.py). Check of the contraction on the
+network itself (2 samples, the same draws): over each run of 4 skipped steps, the carried (k + c J)^2 matches
+the product of the exact per-pixel diagonal (k + c d eps_p / d x_p)^2 from central finite differences of the
+network to +2 % median (log10 ratio +0.009, worst run +0.029); reusing J_u unchanged instead gives up to +24 %
+(log10 +0.093) on the late runs, where J_t changes fast. Skip also keeps full BayesDiff's ordering (32 gmm
+samples, posterior fitted on 128 draws): Spearman with full 0.993 per score and 0.954 per pixel (mean over
+images), against 0.930 and 0.791 for the public rule.
 
 Deviations from the public code (karrykkk/BayesDiff, notes/anchors.md Sec. 1):
 - its sample path draws eps_t ~ N(E[eps], Var[eps]) on uncertainty steps, so its images differ from plain
@@ -60,6 +73,8 @@ Deviations from the public code (karrykkk/BayesDiff, notes/anchors.md Sec. 1):
   compute_alpha(t)). Here every sampler uses the engine's exact coefficients: k^2, c^2, n^2.
 - Var[eps_t]: it uses the Laplace variance at the trajectory only; for eps affine in x (slope a) that misses
   c^2 a^2 V_t, so its recursion is not the variance of the update. Default here: the total variance.
+- skipped steps: it scales Var by k^2 (`(at_next/at)*var`), dropping the flow's contraction; here (k + c J_t)^2
+  (above); skip_rule="public" keeps k^2 V + n^2 (its rule on DDIM; on DDPM with the engine's k and n).
 - its Laplace predictive uses 100 last-layer weight samples; here it is exact (estimators/laplace.py).
 - Cov: it uses mean_s(x^s e^s) - E[x] mean_s(e^s) (unbiased, uncentred in e, error amplified as above);
   here the regression estimator by default.
@@ -72,10 +87,12 @@ import torch
 
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from estimators.base import EstimatorResult, UncertaintyEstimator, validate_m
+from estimators.bayesdiff_flow import flow_contraction, rebase_signal_fraction, signal_fraction_from_slope
 from estimators.laplace import LastLayerLaplace, default_path
 from estimators.registry import register
 
 EPS_VARIANCES = ("total", "laplace")
+SKIP_RULES = ("contraction", "public")
 
 
 def propagate_variance(var_x: torch.Tensor, cov_x_eps: torch.Tensor | float, var_eps: torch.Tensor | float,
@@ -131,6 +148,8 @@ class BayesDiff(UncertaintyEstimator):
         keep_steps: also return {timestep t: Var[x_t]} of every step.
         eps_variance: "total" (Laplace + variance of eps over the draws) or "laplace" (public code).
         mc_estimator: "regression" (control variate with the known Var[x_t]) or "plain" (sample moments).
+        skip_rule: variance on skipped steps, "contraction" ((k + c J_t)^2 V + n^2, module doc) or "public"
+            (k^2 V + n^2, the public code's rule, to reproduce its numbers).
     """
 
     kind = "epistemic"
@@ -138,7 +157,8 @@ class BayesDiff(UncertaintyEstimator):
     state_variance = True  # its map is Var of the sampler state after the last observed step (augmentation)
 
     def __init__(self, laplace: LastLayerLaplace | None = None, mc_samples: int = 10, skip: int = 5,
-                 keep_steps: bool = False, eps_variance: str = "total", mc_estimator: str = "regression") -> None:
+                 keep_steps: bool = False, eps_variance: str = "total", mc_estimator: str = "regression",
+                 skip_rule: str = "contraction") -> None:
         self.mc_samples = validate_m(mc_samples, "mc_samples")
         if mc_estimator not in MC_ESTIMATORS:
             raise ConfigError("mc_estimator", mc_estimator, f"one of {', '.join(MC_ESTIMATORS)}")
@@ -149,11 +169,13 @@ class BayesDiff(UncertaintyEstimator):
             raise ConfigError("skip", skip, "an integer >= 1 (1 = uncertainty on every step)")
         if eps_variance not in EPS_VARIANCES:
             raise ConfigError("eps_variance", eps_variance, f"one of {', '.join(EPS_VARIANCES)}")
+        if skip_rule not in SKIP_RULES:
+            raise ConfigError("skip_rule", skip_rule, f"one of {', '.join(SKIP_RULES)}")
         if laplace is not None and not callable(getattr(laplace, "variance_from_features", None)):
             raise ConfigError("laplace", type(laplace).__name__, "a fitted LastLayerLaplace or None",
                               "pass LastLayerLaplace(model).fit(loader, num_images=...)")
         self.laplace, self.skip, self.keep_steps = laplace, skip, bool(keep_steps)
-        self.eps_variance, self.mc_estimator = eps_variance, mc_estimator
+        self.eps_variance, self.mc_estimator, self.skip_rule = eps_variance, mc_estimator, skip_rule
         self._loaded: tuple[int, LastLayerLaplace] | None = None
 
     # ------------------------------------------------------------------ engine hooks
@@ -168,17 +190,38 @@ class BayesDiff(UncertaintyEstimator):
         self._posterior.check_compatible(model)
         self._var: torch.Tensor | None = None
         self._per_step: dict[int, torch.Tensor] = {}
+        # the Gaussian model of the flow's slope (bayesdiff_flow): signal fraction r [B,C,H,W] at ab_ref
+        self._signal: torch.Tensor | None = None
+        self._ab_ref = 1.0
 
     def observe(self, step) -> None:
         var = torch.zeros_like(step.x_t) if self._var is None else self._var
         if self.keep_steps:
             self._per_step[step.t] = var.clone()
         c = step.coefficients
+        if self._signal is None:  # r = 0: J_t = 1/s_t until a slope is measured
+            self._signal, self._ab_ref = torch.zeros_like(step.x_t), step.ab_t
         if step.index % self.skip == 0:
             cov, var_eps = self._eps_moments(step, var)
             self._var = propagate_variance(var, cov, var_eps, c.x_coef, c.eps_coef, c.noise_std)
+            if self.skip > 1 and self.skip_rule == "contraction":
+                self._record_slope(step, var, cov)
+        elif self.skip_rule == "contraction":
+            gain = flow_contraction(step.grid, self._signal, self._ab_ref)
+            self._var = gain.square() * var + c.noise_std**2
         else:
             self._var = propagate_variance(var, 0.0, 0.0, c.x_coef, c.eps_coef, c.noise_std)
+
+    def _record_slope(self, step, var: torch.Tensor, cov: torch.Tensor | float) -> None:
+        """Store the Gaussian model of the slope J_u = Cov(x_u, eps_u) / V_u measured at this uncertainty step
+        (pixels with V_u = 0 keep their previous model)."""
+        if not isinstance(cov, torch.Tensor):  # V_u = 0 everywhere: nothing measured
+            return
+        measured = var > 0
+        slope = torch.where(measured, cov / var.clamp_min(torch.finfo(var.dtype).tiny), 0.0)
+        previous = rebase_signal_fraction(self._signal, self._ab_ref, step.ab_t)
+        self._signal = torch.where(measured, signal_fraction_from_slope(step.grid, slope), previous)
+        self._ab_ref = step.ab_t
 
     def result(self) -> EstimatorResult:
         pixel = self._var

@@ -28,6 +28,7 @@ leaves one Gram product and one eigvalsh per replicate (see FixedReferenceFID).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -51,6 +52,7 @@ class ConfidenceInterval:
     n_boot: int
     alpha: float
     method: str = "percentile"
+    p_value: float = math.nan  # two-sided p-value of "the difference is 0", where the row is a test (else NaN)
 
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high
@@ -98,6 +100,52 @@ def percentile_interval(value: float, replicates: Sequence[float], alpha: float,
 def resample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
     """How often each of n rows is drawn in one resample of size n with replacement -> int [n]."""
     return np.bincount(rng.integers(0, n, n), minlength=n)
+
+
+SUBSAMPLE_FRACTION = 0.8
+
+
+def subsample_counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    """0/1 counts [n] of one subsample: m = round(0.8 n) rows drawn WITHOUT replacement (m-out-of-n subsampling;
+    Politis & Romano 1994). The spread of the subsample statistics is rescaled by `subsample_scale`."""
+    counts = np.zeros(n, dtype=np.int64)
+    counts[rng.choice(n, subsample_size(n), replace=False)] = 1
+    return counts
+
+
+def subsample_size(n: int) -> int:
+    return min(n - 1, max(2, int(round(SUBSAMPLE_FRACTION * n))))
+
+
+def subsample_scale(n: int) -> float:
+    """sqrt(m / (n - m)): a mean of m of n rows drawn without replacement varies around the full mean with variance
+    S^2 (1/m - 1/n) = S^2 / n * (n - m) / m, so this factor turns the subsamples' spread into the spread of the
+    statistic of all n rows (exact for means, first-order for smooth statistics such as FID)."""
+    m = subsample_size(n)
+    return float(np.sqrt(m / (n - m)))
+
+
+#: resampling scheme -> (counts of one replicate, factor on the replicates' spread)
+SCHEMES = {"subsample": (subsample_counts, subsample_scale), "replacement": (resample_counts, lambda n: 1.0)}
+
+
+def scheme_interval(value: float, replicates, alpha: float, scheme: str, n: int, interval: str) -> ConfidenceInterval:
+    """The interval of `value` from replicates of `scheme` on n rows. "replacement": `percentile_interval`.
+    "subsample": value + sqrt(m/(n-m)) (q - mean(replicates)) for the alpha/2 and 1 - alpha/2 quantiles q.
+
+    Why subsamples (the protocols' choice for FID): every subsample has exactly m distinct rows, so FID's size bias
+    (~c/m) is the same in every replicate and cancels against their mean; a with-replacement resample has a varying
+    number of distinct rows (~0.632 n +- a few) and FID's bias follows it, widening the interval. Measured on
+    Gaussians (fixed reference, 100 replicates, 100-150 trials, coverage of E[FID_N] by a 95 % interval):
+    D = 128, N = 600: implied sd 0.504 with replacement vs 0.282 by subsamples for a true 0.270, coverage 100 % vs
+    95 %; D = 128, N = 120: 3.82 vs 0.886 (true 0.780), 100 % vs 93 %; D = 16, N = 200: coverage 95 %. Half-samples
+    (m = n/2, scale 1) over-cover more (98-99 %): the second-order terms of FID vary more at smaller m."""
+    if scheme == "replacement":
+        return percentile_interval(value, replicates, alpha, interval)
+    draws = np.asarray(replicates, dtype=np.float64)
+    low, high = (np.percentile(draws, [50.0 * alpha, 100.0 - 50.0 * alpha]) - draws.mean()) * SCHEMES[scheme][1](n)
+    return ConfidenceInterval(value=float(value), low=float(value + low), high=float(value + high), n_boot=len(draws),
+                              alpha=float(alpha), method=scheme)
 
 
 def bootstrap_ci(statistic: Callable[..., float], *arrays, n_boot: int = 200, seed: int = 0,
@@ -231,12 +279,16 @@ def _reference(real_features, real_stats: FeatureStats | None, resample_real: bo
 
 def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0, alpha: float = 0.05, *,
                   resample_real: bool = False, real_stats: FeatureStats | None = None,
-                  interval: str = "shifted") -> ConfidenceInterval:
+                  interval: str = "shifted", scheme: str = "replacement") -> ConfidenceInterval:
     """FID(real, fake) with a bootstrap interval over resamples of the fake set (and the real set if asked).
 
     real_features [N, D], fake_features [M, D]. `real_stats` (e.g. a cached reference) replaces the
     statistics of real_features when the real set is not resampled; real_features may then be None.
+    scheme (fixed reference only): "replacement" (the classic bootstrap) or "subsample" (m = 0.8 M rows without
+    replacement, rescaled: the protocols' choice, whose interval covers E[FID_M]; see `scheme_interval`).
     """
+    if scheme not in SCHEMES:
+        raise ConfigError("scheme", scheme, f"one of {sorted(SCHEMES)}")
     _check_bootstrap_args(n_boot, alpha, interval)
     reference = _reference(real_features, real_stats, resample_real)
     rng = np.random.default_rng(seed)
@@ -251,7 +303,9 @@ def fid_bootstrap(real_features, fake_features, n_boot: int = 200, seed: int = 0
     else:
         fid = FixedReferenceFID(reference, fake_features)
         value = fid.full()
-        replicates = [fid(resample_counts(rng, fid.centred.shape[0])) for _ in range(n_boot)]
+        rows = fid.centred.shape[0]
+        replicates = [fid(SCHEMES[scheme][0](rng, rows)) for _ in range(n_boot)]
+        return scheme_interval(value, replicates, alpha, scheme, rows, interval)
     return percentile_interval(value, replicates, alpha, interval)
 
 
@@ -320,10 +374,14 @@ def subset_fid_replicates(reference: FeatureStats, pool_features, index, n_boot:
 
 
 def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, n_boot: int = 200, seed: int = 0,
-                               alpha: float = 0.05, *, interval: str = "shifted") -> ConfidenceInterval:
+                               alpha: float = 0.05, *, interval: str = "shifted",
+                               scheme: str = "replacement") -> ConfidenceInterval:
     """FID(a) - FID(b) against a fixed reference for two sets whose row i belongs to the same sample i (e.g.
-    guided and plain images from the same x_T): each replicate draws one set of counts and applies it to both."""
+    guided and plain images from the same x_T): each replicate draws one set of counts (`scheme`, as in
+    fid_bootstrap) and applies it to both. The p_value is the normal test of 0 with the replicates' (rescaled) sd."""
     _check_bootstrap_args(n_boot, alpha, interval)
+    if scheme not in SCHEMES:
+        raise ConfigError("scheme", scheme, f"one of {sorted(SCHEMES)}")
     a, b = as_feature_matrix(features_a, "features_a"), as_feature_matrix(features_b, "features_b")
     if a.shape[0] != b.shape[0]:
         raise ConfigError("features_b", f"{b.shape[0]} rows", f"one row per row of features_a ({a.shape[0]})")
@@ -332,9 +390,12 @@ def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, 
     rng = np.random.default_rng(seed)
     replicates = []
     for _ in range(n_boot):
-        counts = resample_counts(rng, a.shape[0])
+        counts = SCHEMES[scheme][0](rng, a.shape[0])
         replicates.append(fid_a(counts) - fid_b(counts))
-    return percentile_interval(value, replicates, alpha, interval)
+    ci = scheme_interval(value, replicates, alpha, scheme, a.shape[0], interval)
+    spread = float(np.std(replicates, ddof=1)) * SCHEMES[scheme][1](a.shape[0])
+    ci.p_value = float(math.erfc(abs(value) / spread / math.sqrt(2.0))) if spread > 0 else float(value == 0)
+    return ci
 
 
 def _weighted_precision_recall(real: torch.Tensor, real_counts: np.ndarray, fake: torch.Tensor,

@@ -1,10 +1,12 @@
 """Filtered-set FID as one function: keep the K lowest-score samples, compare them with a random K-subset.
 
     fid_kept   = FID(features[K lowest scores], reference)
-    fid_random = FID(features[random K-subset], reference)       (equal size: the same c/K bias)
+    fid_random = mean over R random K-subsets S_r of FID(features[S_r], reference)   (equal size: the same c/K bias)
     delta      = fid_kept - fid_random                           (< 0: the score filters better than chance)
 
-The random subset is drawn from `seed` on a stream of its own (`random_subset`), the same for every filter.
+The random subsets are drawn from `seed` on a stream of their own (`random_subsets`), the same for every filter.
+The average over R subsets (not one draw) is the floor's expectation: one draw would shift every filter's delta
+by that draw's luck (sd of FID over random K-subsets / 1, against sd / sqrt(R) for the mean).
 Ties in the scores are broken by row order (`keep_lowest`). This is what the filtered_fid protocol reports
 (with intervals) and what `metrics.FilteredFID` (torchmetrics) computes from accumulated states.
 """
@@ -37,11 +39,19 @@ def keep_lowest(scores: np.ndarray, keep: int) -> np.ndarray:
 
 
 def random_subset(size: int, keep: int, seed: int) -> np.ndarray:
-    """Boolean mask [size] of `keep` rows drawn uniformly without replacement from `seed` on a stream of its own."""
+    """Boolean mask [size] of `keep` rows drawn uniformly without replacement from `seed` on a stream of its own
+    (the first of `random_subsets`)."""
+    return random_subsets(size, keep, seed, 1)[0]
+
+
+def random_subsets(size: int, keep: int, seed: int, count: int) -> np.ndarray:
+    """Boolean masks [count, size], each of `keep` rows drawn uniformly without replacement, in turn from one
+    generator seeded by (seed, its own stream, keep): the first `c` masks are the same for every count >= c."""
     rng = np.random.default_rng([int(seed), RANDOM_SUBSET_STREAM, int(keep)])
-    mask = np.zeros(size, dtype=bool)
-    mask[rng.choice(size, size=keep, replace=False)] = True
-    return mask
+    masks = np.zeros((int(count), size), dtype=bool)
+    for row in masks:
+        row[rng.choice(size, size=keep, replace=False)] = True
+    return masks
 
 
 def resolve_keep(total: int, keep: int | None, keep_fraction: float | None) -> int:
@@ -53,13 +63,15 @@ def resolve_keep(total: int, keep: int | None, keep_fraction: float | None) -> i
 
 
 def filtered_fid(features, scores, reference: FeatureStats, keep: int | None = None, *,
-                 keep_fraction: float | None = None, seed: int = 0) -> FilteredFIDResult:
-    """features [N, D], scores [N] (higher = less trusted): see the module doc."""
+                 keep_fraction: float | None = None, seed: int = 0, random_count: int = 100) -> FilteredFIDResult:
+    """features [N, D], scores [N] (higher = less trusted): see the module doc; fid_random is the mean over
+    `random_count` random K-subsets."""
     array = as_feature_matrix(features)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.shape[0] != array.shape[0]:
         raise ConfigError("scores", f"{scores.shape[0]} values", f"one score per feature row ({array.shape[0]})")
     k = resolve_keep(array.shape[0], keep, keep_fraction)
     kept = fid_from_stats(reference, feature_statistics(array[keep_lowest(scores, k)]))
-    chance = fid_from_stats(reference, feature_statistics(array[random_subset(array.shape[0], k, seed)]))
+    chance = float(np.mean([fid_from_stats(reference, feature_statistics(array[mask]))
+                            for mask in random_subsets(array.shape[0], k, seed, random_count)]))
     return FilteredFIDResult(fid_kept=kept, fid_random=chance, delta_vs_random=kept - chance, keep=k)

@@ -6,14 +6,16 @@ feature-space suffix (`fid_kept[inception]` -> `fid_kept`); `metric_info(name)` 
 direction: "lower" or "higher" is better, "none" for reference figures that rank nothing.
 interval: one sentence on what the 95% interval of the row is an interval for (printed by the report).
 
-The two FID interval kinds (metrics/bootstrap.py):
-- FID_N's "shifted" bootstrap covers E[FID_N], the expected FID of N samples against the fixed reference
+The FID interval kinds (metrics/bootstrap.py, metrics/significance.py):
+- FID_N's subsampling interval (0.8 N rows without replacement, spread rescaled) covers E[FID_N], the expected FID of N samples against the fixed reference
   (it keeps the replicates' spread and removes their small-sample offset). It does NOT cover the Fréchet
   distance between the two distributions: FID_N is biased upwards by about c / N.
 - FID∞ (Chong & Forsyth 2020) extrapolates FID_n to 1/n = 0; its percentile interval covers the Fréchet
   distance between the generated distribution and the (fixed, finite) reference statistics.
-Equal-size paired differences (kept K vs random K) cover the difference of expected FIDs at that size;
-both sets carry the same size bias, so 0 inside the interval means "no better than chance".
+- a kept K-subset's ΔFID is tested against R random K-subsets of the same pool (randomization test): both sides
+  carry the same size bias, and the p-value's null is "the score carries no information".
+Rows with a p_value are the run's tests against the floor; the report adjusts them for multiplicity
+(benchmark.runner.verdicts).
 """
 from __future__ import annotations
 
@@ -26,40 +28,61 @@ class MetricInfo(NamedTuple):
     interval: str  # what the row's 95% interval covers ("" when the row has no interval)
 
 
-_FID_N = ("shifted bootstrap over the samples: covers E[FID_N] at this sample size against the fixed reference, "
-          "not the distance between the distributions (FID_N is biased upwards by ~c/N)")
-_DELTA = ("paired bootstrap (one resample of the pool shared by both sets of equal size): covers the difference "
-          "of expected FIDs at this size; excludes 0 = significant at 5%")
-_FID_INF = ("shifted bootstrap of the 1/n extrapolation: covers the Fréchet distance between the generated "
-            "distribution and the fixed reference statistics (sample-size bias removed)")
-_PR = "shifted bootstrap over the generated samples (real manifold fixed): covers the expected value at this size"
+_FID_N = ("subsampling interval (0.8 N rows without replacement, spread x sqrt(m/(N-m))): covers E[FID_N] at this size "
+          "against the fixed reference, not the distance between the distributions (FID_N is biased upwards by ~c/N)")
+_DELTA = ("randomization test against R random subsets of the same size from the same pool: the value is FID(kept) "
+          "minus their mean FID; the interval inverts the test under a shift (delta -/+ t sd sqrt(1 + 1/R)) and covers "
+          "the filter's expected effect at this size; p_value: H0 = the score carries no information")
+_PAIRED_SETS = ("paired subsampling interval (sample indices shared by the two sets of equal size): covers the "
+                "difference of expected FIDs at this size; p_value: normal test of 0 with the rescaled spread")
+_RANDOM_MEAN = "mean FID of R random K-subsets; the interval is the 2.5-97.5 % range of the R values (not a CI)"
+_FID_INF = ("shifted bootstrap of the 1/n extrapolation (fit averaged over 4 subset draws; reported only where "
+            "metrics.fid_infinity.is_sound): covers the Fréchet distance between the generated distribution and "
+            "the fixed reference statistics")
+_PR = ("percentile bootstrap over the generated samples (real manifold fixed; inside [0, 1]): covers the expected "
+       "value at this size")
+_PR_DELTA = ("precision(kept) - precision(all N) = minus the expected precision of a random K-subset; exact "
+             "hypergeometric test of H0 (no information), interval -/+ z times the finite-population sd")
 _MEAN = "percentile bootstrap over images/samples: covers the mean over the population of images"
+_T_MEAN = ("t interval over images: covers the population mean; p_value: one-sample t-test of 0 (a map without "
+           "information has expected AURG 0)")
+_T_PAIRED = "paired t interval over the same images: covers the mean difference; p_value: paired t-test of 0"
 _RANK = "percentile bootstrap over samples: covers the population rank statistic"
+_RANK_TEST = _RANK + "; p_value: the test of no association (Spearman rho = 0, Mann-Whitney AUROC = 0.5)"
+_TIME = "t interval over the generation shards: covers the expected ratio on this machine (wall-clock is machine-dependent)"
 
 METRIC_INFO: dict[str, MetricInfo] = {
     # filtered_fid (equal-size comparisons; `(all)` rows are reference figures, never compared)
     "fid_all": MetricInfo("none", _FID_N),
     "fid_kept": MetricInfo("lower", _FID_N),
-    "fid_random": MetricInfo("none", _FID_N),
+    "fid_random_mean": MetricInfo("none", _RANDOM_MEAN),
     "delta_vs_random": MetricInfo("lower", _DELTA),
     "delta_vs_random_at_keep": MetricInfo("lower", _DELTA),
+    "delta_vs_random_stratified": MetricInfo("lower", _DELTA + "; the kept set is the filter applied within each "
+                                                               "class in proportion to its size"),
+    "kept_class_tvd": MetricInfo("none", "no interval; p_value: chi-square test of independence of removal and "
+                                         "class (metrics.class_balance)"),
+    "removed_share_of_class": MetricInfo("none", ""),
     "fid_infinity_all": MetricInfo("none", _FID_INF),
     "fid_infinity_kept": MetricInfo("lower", _FID_INF),
     # precision_recall
     "precision": MetricInfo("higher", _PR),
     "recall": MetricInfo("higher", _PR),
     "f1": MetricInfo("higher", _PR),
+    "precision_delta_vs_random": MetricInfo("higher", _PR_DELTA),
     # sparsification
     "ause": MetricInfo("lower", _MEAN),
-    "aurg": MetricInfo("higher", _MEAN),
+    "aurg": MetricInfo("higher", _T_MEAN),
+    "ause_delta_vs_random": MetricInfo("lower", _T_PAIRED),
     "ause_pooled": MetricInfo("lower", ""),
     "aurg_pooled": MetricInfo("higher", ""),
     "rmse": MetricInfo("none", ""),
     "start_timestep": MetricInfo("none", ""),
     # guidance
     "fid": MetricInfo("lower", _FID_N),
-    "delta_vs_plain": MetricInfo("lower", _DELTA.replace("pool shared by both sets", "sample indices shared by "
-                                                         "the guided and plain sets")),
+    "delta_vs_plain": MetricInfo("lower", _PAIRED_SETS),
+    "delta_vs_placebo": MetricInfo("lower", _PAIRED_SETS + "; the placebo: the same guided pass with the mask "
+                                            "permuted within each image (same NFEs, same guided pixel count)"),
     "mean_abs_change_x0": MetricInfo("none", ""),
     "fraction_changed": MetricInfo("none", ""),
     # cost
@@ -67,18 +90,19 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "extra_nfe_per_sample": MetricInfo("lower", ""),
     "nfe_ratio": MetricInfo("lower", ""),
     "seconds_per_sample": MetricInfo("lower", ""),
-    "time_ratio": MetricInfo("lower", ""),
+    "time_ratio": MetricInfo("lower", _TIME),
     # ground truth
     "spearman_pixel_vs_true_var": MetricInfo("higher", _MEAN),
-    "spearman_score_vs_neg_log_density": MetricInfo("higher", _RANK),
-    "auroc_lowest_density": MetricInfo("higher", _RANK),
-    "auroc_between_mode": MetricInfo("higher", _RANK),
-    "auroc_off_mode": MetricInfo("higher", _RANK),
+    "spearman_score_vs_neg_log_density": MetricInfo("higher", _RANK_TEST),
+    "auroc_lowest_density": MetricInfo("higher", _RANK_TEST),
+    "auroc_between_mode": MetricInfo("higher", _RANK_TEST),
+    "auroc_off_mode": MetricInfo("higher", _RANK_TEST),
 }
 
 _SUFFIX = re.compile(r"\[[^\]]*\]$")
 _AT_KEEP = re.compile(r"_at_keep_[0-9.]+$")
 _PERCENT = re.compile(r"_\d+pct")
+_CLASS_INDEX = re.compile(r"_of_class_\d+$")
 
 
 def base_metric_name(name: str) -> str:
@@ -87,7 +111,7 @@ def base_metric_name(name: str) -> str:
     stripped = _SUFFIX.sub("", name)
     if _AT_KEEP.search(stripped):
         stripped = _AT_KEEP.sub("", stripped) + "_at_keep"
-    return _PERCENT.sub("", stripped)
+    return _CLASS_INDEX.sub("_of_class", _PERCENT.sub("", stripped))
 
 
 def metric_info(name: str) -> MetricInfo | None:

@@ -92,7 +92,7 @@ def run(model, sampler="ddim", steps=20, batch=8, seed=0, indices=None, **params
 def test_affine_model_matches_exact_recursion(sampler, skip, eps_variance):
     """The regression estimator is exact for affine eps: every pixel equals the recursion."""
     out = run(AffineEps(), sampler, steps=10 if sampler == "dpm2" else 20, laplace=ConstantVariance(),
-              mc_samples=10, skip=skip, eps_variance=eps_variance)
+              mc_samples=10, skip=skip, eps_variance=eps_variance, skip_rule="public")  # k^2 V + n^2 on skip steps
     pixel = out.uncertainty["bayesdiff"].pixel
     exact = exact_variance(sampler, 10 if sampler == "dpm2" else 20, skip, total=eps_variance == "total")
     torch.testing.assert_close(pixel, torch.full_like(pixel, exact), rtol=1e-4, atol=0)
@@ -137,7 +137,7 @@ def test_mc_estimators_match_closed_moments_of_a_quadratic():
 def test_skip_steps_scale_variance_by_the_squared_coefficient():
     steps, skip = 20, 5
     res = run(AffineEps(), "ddpm", steps=steps, batch=2, laplace=ConstantVariance(), mc_samples=4, skip=skip,
-              keep_steps=True).uncertainty["bayesdiff"]
+              keep_steps=True, skip_rule="public").uncertainty["bayesdiff"]  # the default: test_i24_bayesdiff_skip
     grid = build_grid("ddpm", linear_beta_alphas_cumprod(), steps)
     states = [res.per_step[g.t] for g in grid] + [res.pixel]
     assert float(states[0].abs().max()) == 0.0  # x_T is given

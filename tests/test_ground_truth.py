@@ -106,7 +106,9 @@ def test_shared_theta_spread_and_calibration_ratio_match_the_closed_forms():
     model = ConstantFeatures()
     prior = 4.0
     v = 1 / prior + 1 / prior  # Var[w * 1 + b]
-    bd = estimators.create("bayesdiff", laplace=constant_feature_posterior(model, prior), mc_samples=3, skip=1)
+    # eps ignores x (J = 0), so the skip steps' exact contraction is k: the public rule k^2 V is exact here
+    bd = estimators.create("bayesdiff", laplace=constant_feature_posterior(model, prior), mc_samples=3, skip=1,
+                           skip_rule="public")
     steps, idx = 10, torch.arange(3)
     x_T = initial_noise(0, idx, model.sample_shape).to(torch.float64)
     run_args = dict(sampler="ddim", steps=steps, seed=0, indices=idx)

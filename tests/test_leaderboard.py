@@ -54,7 +54,10 @@ def test_runs_of_one_track_share_a_board_and_other_tracks_get_their_own(tmp_path
     assert all(r.quality_rank is not None for r in first.ranked)
     assert main(["leaderboard", str(base), str(seed1), str(other), "--out", str(tmp_path / "site")]) == 0
     text = (tmp_path / "site" / "leaderboard.md").read_text()
-    assert text.count("## Track ") == 2 and "| toy other_track#1 | random" in text
+    assert text.count(" (track ") == 2 and "| toy other_track#1 | random" in text
+    # readable track titles (source · sampler · steps · N/K), the hash kept beside them
+    assert f"## {first.title} (track {first.track_id})" in text and " · ddim · " in first.title and "N/K " in first.title
+    assert "nan" not in text.replace("nan_", "")  # no "nan" ranks anywhere on the board
 
 
 def test_changed_or_unfinished_runs_are_refused_in_one_line(tmp_path, capsys):
@@ -90,3 +93,24 @@ def test_runs_in_folders_of_the_same_name_keep_apart(tmp_path):
     assert [(r.name, r.slug) for r in runs] == [("a/run", "a-run"), ("b/run", "b-run")]
     with pytest.raises(RunValidationError, match="given twice"):
         load_runs([first, first])
+
+
+def test_floor_marks_are_holm_adjusted_over_the_runs_family_and_empty_boards_show_no_nan():
+    from benchmark.leaderboard import leaderboard_table
+
+    rows = [("r", "sparsification", est, "ause", v, v - 0.01, v + 0.01, NAN) for est, v in
+            (("random", 0.3), ("a", 0.2), ("b", 0.25), ("c", 0.3))]
+    rows += [("r", "sparsification", est, "ause_delta_vs_random", d, d - 0.02, d + 0.02, p) for est, d, p in
+             (("a", -0.1, 1e-4), ("b", -0.05, 0.04), ("c", 0.0, 0.5))]
+    frame = pd.DataFrame(rows, columns=["run", "protocol", "estimator", "metric", "value", "ci_low", "ci_high",
+                                        "p_value"])
+    board, _, _ = rank_track(frame)
+    by_name = {r.estimator: r for r in board}
+    # Holm over the family of 3: a 3e-4 -> beats the floor; b 0.04 x 2 = 0.08 -> no mark (raw 0.04 would have been)
+    assert by_name["a"].floor == {"AUSE ↓": 1} and by_name["b"].floor == {} and by_name["c"].floor == {}
+    table = leaderboard_table(frame)
+    assert " ✓" in table.loc[table.estimator == "a", "AUSE ↓"].item()
+    assert "✓" not in table.loc[table.estimator == "b", "AUSE ↓"].item()
+    cost_only = _frame([("r", "cost", est, "extra_nfe_per_sample", v, NAN, NAN) for est, v in (("a", 1), ("b", 2))])
+    shown = leaderboard_table(cost_only).astype(str)
+    assert not shown.apply(lambda col: col.str.contains("nan")).any().any()

@@ -44,7 +44,9 @@ def assert_matches_loop(result, error, uncertainty, intervals, metric):
         np.testing.assert_allclose(result.oracle[b], oracle, rtol=1e-12, atol=1e-14)
         assert result.random[b] == pytest.approx(random, rel=1e-12)
         assert result.ause_per_image[b] == pytest.approx(ause, rel=1e-10, abs=1e-13)
-        assert result.aurg_per_image[b] == pytest.approx(aurg, rel=1e-10, abs=1e-13)
+        x = np.arange(intervals + 1) / intervals  # AURG against the expected random-removal curve (issue 24)
+        assert result.aurg_per_image[b] == pytest.approx(np.trapezoid(result.random_curve[b], x=x)
+                                                         - np.trapezoid(sparse, x=x), rel=1e-10, abs=1e-13)
     assert result.ause == pytest.approx(result.ause_per_image.mean(), rel=1e-12)
     assert result.aurg == pytest.approx(result.aurg_per_image.mean(), rel=1e-12)
 

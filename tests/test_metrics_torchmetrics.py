@@ -13,6 +13,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from metrics.filtered import random_subsets
 from metrics import (FilteredFID, SparsificationError, feature_statistics, fid_from_stats, filtered_fid, keep_lowest,
                      random_subset, sparsification)
 
@@ -51,7 +52,9 @@ def test_filtered_fid_metric_equals_the_functional_version_and_brute_force():
     out = metric.compute()
     expected = filtered_fid(features, scores, reference, KEEP, seed=3)
     kept = fid_from_stats(reference, feature_statistics(features[keep_lowest(scores, KEEP)]))
-    chance = fid_from_stats(reference, feature_statistics(features[random_subset(POOL, KEEP, 3)]))
+    chance = np.mean([fid_from_stats(reference, feature_statistics(features[mask]))
+                      for mask in random_subsets(POOL, KEEP, 3, 100)])  # the floor: mean over 100 random K-subsets
+    assert random_subsets(POOL, KEEP, 3, 100)[0].tolist() == random_subset(POOL, KEEP, 3).tolist()
     assert float(out["fid_kept"]) == pytest.approx(expected.fid_kept, rel=1e-12) == pytest.approx(kept, rel=1e-12)
     assert float(out["fid_random"]) == pytest.approx(chance, rel=1e-12)
     assert float(out["delta_vs_random"]) == pytest.approx(kept - chance, rel=1e-9)

@@ -1,4 +1,5 @@
-"""`realism_oracle` against a brute-force realism score, and the runner's post-generation scoring hook.
+"""`realism_oracle` (objective = "realism") against a brute-force realism score, and the runner's post-generation
+scoring hook (objective = "fid", the default, is checked in tests/test_i24b_fid_oracle.py).
 
 Brute force (Kynkäänniemi et al. 2019, Sec. 5), written with Python loops over numpy rows: r_j = distance of
 real j to its k-th nearest other real sample; keep the real samples with r_j <= the median radius;
@@ -40,14 +41,14 @@ def test_realism_equals_the_brute_force_loop(k, percentile):
     expected = brute_force_realism(real, fake, k, percentile)
     got = realism_scores(torch.as_tensor(real), torch.as_tensor(fake), k, percentile, chunk_size=7).numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-10)
-    oracle = estimators.create("realism_oracle", k=k, prune_percentile=percentile)
+    oracle = estimators.create("realism_oracle", objective="realism", k=k, prune_percentile=percentile)
     np.testing.assert_allclose(oracle.score_features(fake, real), -expected, rtol=1e-10)
     assert (expected[15:] < 1).all()  # far from the data: outside every real hypersphere
 
 
 def test_hook_replaces_the_placeholder_scores_only_of_feature_scorers(gmm):
     x_T = initial_noise(0, range(6), gmm.sample_shape)
-    made = [estimators.create("realism_oracle"), estimators.create("x0_trajectory")]
+    made = [estimators.create("realism_oracle", objective="realism"), estimators.create("x0_trajectory")]
     out = sample(gmm, x_T, steps=5, estimators=made)
     assert out.uncertainty["realism_oracle"].nfe == 0
     assert float(out.uncertainty["realism_oracle"].score.abs().sum()) == 0.0  # placeholder until scored
@@ -78,7 +79,7 @@ def test_kind_reference_row_and_bad_input():
         with pytest.raises(ConfigError, match=field):
             estimators.create("realism_oracle", **{field: value})
     with pytest.raises(ConfigError, match="k"):
-        estimators.create("realism_oracle", k=3).score_features(np.zeros((2, 2)), np.zeros((3, 2)))
+        estimators.create("realism_oracle", objective="realism", k=3).score_features(np.zeros((2, 2)), np.zeros((3, 2)))
 
 
 def test_a_preset_without_classifier_is_refused_before_any_work(tmp_path):

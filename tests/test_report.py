@@ -24,15 +24,19 @@ ROWS = [
     ("filtered_fid", "good", "fid_kept[classifier]", 7.0, 6.5, 7.5),
     ("filtered_fid", "bad", "fid_kept[classifier]", 12.0, 11.5, 12.5),
     ("filtered_fid", "meh", "fid_kept[classifier]", 10.5, 9.0, 12.0),
-    ("filtered_fid", "good", "delta_vs_random[classifier]", -3.0, -4.0, -2.0),
-    ("filtered_fid", "bad", "delta_vs_random[classifier]", 2.0, 1.0, 3.0),
-    ("filtered_fid", "meh", "delta_vs_random[classifier]", 0.5, -1.0, 2.0),
+    ("filtered_fid", "good", "delta_vs_random[classifier]", -3.0, -4.0, -2.0, 1e-4),
+    ("filtered_fid", "bad", "delta_vs_random[classifier]", 2.0, 1.0, 3.0, 1e-3),
+    ("filtered_fid", "meh", "delta_vs_random[classifier]", 0.5, -1.0, 2.0, 0.6),
+    ("filtered_fid", "random", "delta_vs_random[classifier]", 0.2, -1.0, 1.4, 0.7),
     ("sparsification", "(all)", "rmse", 0.3, NAN, NAN),
     ("sparsification", "(all)", "start_timestep", 500.0, NAN, NAN),
     ("sparsification", "random", "ause", 0.3, 0.29, 0.31),
     ("sparsification", "good", "ause", 0.1, 0.09, 0.11),
     ("sparsification", "bad", "ause", 0.5, 0.45, 0.55),
     ("sparsification", "meh", "ause", 0.3, 0.25, 0.35),
+    ("sparsification", "good", "ause_delta_vs_random", -0.2, -0.22, -0.18, 1e-5),
+    ("sparsification", "bad", "ause_delta_vs_random", 0.2, 0.15, 0.25, 1e-4),
+    ("sparsification", "meh", "ause_delta_vs_random", 0.0, -0.05, 0.05, 0.9),
     ("sparsification", "good", "ause_pooled", 0.1, NAN, NAN),
     ("sparsification", "bad", "ause_pooled", 0.5, NAN, NAN),
     ("sparsification", "random", "ause_pooled", 0.3, NAN, NAN),
@@ -45,7 +49,7 @@ ROWS = [
 
 
 def _frame() -> pd.DataFrame:
-    return pd.DataFrame([(*r, 24, 0) for r in ROWS], columns=COLUMNS)
+    return pd.DataFrame([(*r[:6], 24, 0, r[6] if len(r) > 6 else NAN) for r in ROWS], columns=COLUMNS)
 
 
 def _report() -> str:
@@ -72,7 +76,8 @@ def test_headline_comes_first_with_arrows_bold_winner_and_reference_rows_apart()
     names = [line.split("|")[1].strip() for line in lines[2:]]
     assert names == ["`good`", "`bad`", "`meh`", "*random*"]  # ranked rows first, the floor apart in italics
     good = lines[2]
-    # good's intervals clear every other row and the floor on ΔFID and AUSE; on cost the floor is cheapest
+    # good beats the floor on ΔFID and on AUSE (its test: ΔAUSE vs random) after Holm over the family of 6; cost
+    # is no test
     assert "**-3 [-4, -2]**" in good and "**0.1 [0.09, 0.11]**" in good
     assert head.count("**") == 4 and "**20**" not in head
     assert "Reference rows (italic, never ranked): *random* = the floor" in head
@@ -81,10 +86,13 @@ def test_headline_comes_first_with_arrows_bold_winner_and_reference_rows_apart()
 def test_findings_state_which_estimators_beat_or_lose_to_random():
     findings = _section(_report(), "Findings")
     line = {n: next(li for li in findings.splitlines() if li.startswith(f"- `{n}`")) for n in ("good", "bad", "meh")}
-    assert "**beats random**" in line["good"] and "0.1 [0.09, 0.11] vs 0.3 [0.29, 0.31]" in line["good"]
-    assert "**worse than random**" in line["bad"] and "ΔFID vs random K [classifier] ↓: 2 [1, 3]" in line["bad"]
+    assert "**beats random**" in line["good"] and "ΔAUSE vs random ↓: -0.2 [-0.22, -0.18], adjusted p = 6e-05" in line["good"]
+    assert "**worse than random**" in line["bad"] and "ΔFID vs random K [classifier] ↓: 2 [1, 3], adjusted p = 0.003" in line["bad"]
     assert "not distinguishable from random" in line["meh"]
     assert "extra NFE" not in findings  # cost is no verdict
+    # the family is named with its size and method; the floor's own tests are a check, outside the family
+    assert "the family is 6 tests of ranked estimators" in findings and "holm" in findings
+    assert "the `random` row's own 1 tests give 0 significant" in findings
 
 
 def test_protocol_tables_drop_reference_only_columns_and_move_settings():
@@ -95,7 +103,7 @@ def test_protocol_tables_drop_reference_only_columns_and_move_settings():
     assert "Reference values: *(all)* FID of all N ↓ = 10 [9, 11]." in fid
     spars = text.split("### sparsification\n", 1)[1].split("###")[0]
     assert "start_timestep" not in spars and "*(all)* rmse ↓ = 0.3" in spars
-    assert "| `good` | **0.1 [0.09, 0.11]** | 0.1 |" in spars  # no interval, no significance, no bold
+    assert "| `good` | 0.1 [0.09, 0.11] | -0.2 [-0.22, -0.18] | 0.1 |" in spars  # compact tables bold nothing
     settings = _section(text, "Settings")
     assert "| sparsification start_timestep | 500 |" in settings and "| steps | 10 |" in settings
     times = _section(text, "Time by stage")
@@ -155,7 +163,7 @@ def test_protocol_baseline_rows_are_references_and_dotted_metrics_get_their_own_
     rows = [("augmentation", "bayesdiff", "vendi[classifier]", 3.0, 2.9, 3.1),
             ("augmentation", "redraw", "vendi[classifier]", 5.0, 4.9, 5.1),
             ("augmentation", "bayesdiff", "delta_vs_redraw.vendi[classifier]", -2.0, -2.2, -1.8)]
-    frame = pd.DataFrame([(*r, 8, 0) for r in rows], columns=COLUMNS)
+    frame = pd.DataFrame([(*r, 8, 0, NAN) for r in rows], columns=COLUMNS)
     config = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
                            "protocols": {"cost": {}}})
     records = {"bayesdiff": EstimatorRecord("bayesdiff", "epistemic", False, {}),
@@ -209,3 +217,22 @@ def test_a_configured_measurement_that_cannot_run_is_a_row_and_a_report_line():
     text = render_report(ReportData(Inputs.config, frame, {}))
     assert "- `precision_recall` in the `inception` space did not run: only reference statistics" in text
     assert NOT_RUN not in text.split("## Results by protocol")[1]
+
+
+def test_class_confound_is_flagged_when_the_verdict_changes_within_classes():
+    from benchmark.runner import findings, verdicts
+
+    rows = [("filtered_fid", "good", "delta_vs_random[classifier]", -3.0, -4.0, -2.0, 1e-4),
+            ("filtered_fid", "meh", "delta_vs_random[classifier]", 0.5, -1.0, 2.0, 0.6),
+            # good's gain disappears when the filter keeps every class's share: it removed a class
+            ("filtered_fid", "good", "delta_vs_random_stratified[classifier]", -0.2, -1.2, 0.8, 0.7),
+            ("filtered_fid", "meh", "delta_vs_random_stratified[classifier]", 0.4, -1.0, 1.8, 0.5),
+            ("filtered_fid", "good", "kept_class_tvd", 0.3, NAN, NAN, 1e-6),
+            ("filtered_fid", "meh", "kept_class_tvd", 0.02, NAN, NAN, 0.8),
+            ("filtered_fid", "random", "kept_class_tvd", 0.03, NAN, NAN, 1e-9)]  # a reference row: never flagged
+    frame = pd.DataFrame([(*r[:6], 24, 0, r[6]) for r in rows], columns=COLUMNS)
+    is_reference = lambda name: name == "random"  # noqa: E731
+    fam = verdicts.family(frame, is_reference)
+    lines = findings.class_confound_lines(frame, fam, is_reference)
+    assert len(lines) == 2 and lines[1].startswith("- `good` keeps a class histogram 0.30 (TVD)")
+    assert "better than random, filtered within classes -0.2 [-1.2, 0.8] -> not distinguishable" in lines[1]

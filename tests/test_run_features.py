@@ -66,15 +66,22 @@ def test_a_run_caches_one_file_per_chunk_and_reads_them_back(tmp_path):
     direct = build_feature_extractor("classifier", classifier=preset.classifier)(images).astype(np.float64)
     preset.rows = 0
 
+    # bit equality is promised only between computations of identical shapes: the chunks of the run's shards
+    # (4, 4, 2) against the same chunks computed directly; against one batch of 10 the CPU's conv kernels may
+    # differ in the last bits (seen on AMD EPYC at the 7th digit), so that comparison has a tolerance
+    extractor = build_feature_extractor("classifier", classifier=preset.classifier)
+    chunked = np.concatenate([extractor(images[a:b]) for a, b in ((0, 4), (4, 8), (8, 10))]).astype(np.float64)
+    preset.rows = 0
     extract = feature_function(config, preset, tmp_path)
     first = extract("classifier", images)
-    assert np.array_equal(first, direct) and first.dtype == np.float64
+    assert np.array_equal(first, chunked) and first.dtype == np.float64
+    np.testing.assert_allclose(first, direct, rtol=1e-4, atol=1e-5)
     assert len(list((tmp_path / "features").glob("classifier-*.npy"))) == 3  # rows 0-3, 4-7, 8-9
     assert preset.rows == 10
 
     again = feature_function(config, preset, tmp_path)  # e.g. another rank: everything from the cache
-    assert np.array_equal(again("classifier", images), direct)
-    assert np.array_equal(again("classifier", images[4:8]), direct[4:8])  # one shard's chunk alone
+    assert np.array_equal(again("classifier", images), chunked)
+    assert np.array_equal(again("classifier", images[4:8]), chunked[4:8])  # one shard's chunk alone
     assert preset.rows == 10
     assert np.array_equal(again("classifier", images, whole=True), direct)  # a real set: one file of its own
     assert len(list((tmp_path / "features").glob("classifier-*.npy"))) == 4 and preset.rows == 20

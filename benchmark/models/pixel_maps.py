@@ -8,11 +8,20 @@ named strategy (`[run] pixel_maps`):
   authors' recipe for Stable Diffusion, karrykkk/BayesDiff issue #1):
       z_k = z0 + sqrt(U_lat) n_k,  n_k ~ N(0, I) seeded per (seed, sample index, k);  U_pix = Var_k[ D(z_k) ]
   (unbiased, K - 1 in the denominator); K decoder calls per sample.
+
+The floor (the estimator instance named FLOOR, "random", which benchmark.config always adds) is a floor in pixel
+space under either strategy: its pixel map is drawn in pixel space, never decoded,
+      U_pix[b] = |z_b|,  z_b ~ N(0, I) [C,H,W] seeded per (run seed, FLOOR_STREAM, sample index),
+i.i.d. over pixels and independent of the decoder, of the latent map and of the image, so its expected AURG is 0
+against any pixel error (`floor_pixel_map`). Decoding a random latent map instead measures the decoder: decoder-MC
+variance concentrates where D is steep (object outlines), which is where reconstruction errors are, and gave the
+random row the best AUSE of all estimators (results/reference/latent_pixel_maps.md). The floor's latent map
+stays in extras ("latent_map.random") and its score is unchanged; it costs no decoder calls.
 """
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Collection, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +30,8 @@ from benchmark.errors import ConfigError
 from benchmark.seeding import per_sample_randn
 
 PIXEL_MAP_STRATEGIES = ("upsample", "decoder_mc")
+FLOOR = "random"  # the floor's instance name (benchmark.config adds it to every run)
+FLOOR_STREAM = "random-floor-pixels"
 
 
 def check_strategy(strategy: object, samples: object) -> tuple[str, int]:
@@ -55,11 +66,20 @@ def decoder_mc_map(decode, mean: torch.Tensor, variance: torch.Tensor, samples: 
     return images.view(samples, mean.shape[0], *images.shape[1:]).var(0, unbiased=True)
 
 
-def pixel_space_record(model, record: dict, *, seed: int) -> None:
+def floor_pixel_map(pixel_shape: Sequence[int], *, seed: int, indices: torch.Tensor,
+                    device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The floor's pixel-space map [B,C,H,W]: U_pix[b] = |z_b|, z_b ~ N(0, I) seeded by (seed, FLOOR_STREAM,
+    indices[b]); the same for a sample in any batch, and independent of every decoder."""
+    return per_sample_randn(seed, indices, tuple(int(s) for s in pixel_shape), stream=FLOOR_STREAM, device=device,
+                            dtype=dtype).abs()
+
+
+def pixel_space_record(model, record: dict, *, seed: int, floors: Collection[str] = (FLOOR,)) -> None:
     """Rewrite a generation shard record of a latent model (one with `decode`) in pixel space, in place:
-    x0 <- D(z0); pixels[name] <- the pixel map by `model.pixel_map_strategy`; the latent x0 and maps move to
-    extras ("latent_x0", "latent_map.<name>"); extras["decoder_calls"] [B] and seconds["decoder"] record the
-    decoder's cost. Models without `decode` are left unchanged."""
+    x0 <- D(z0); pixels[name] <- the pixel map by `model.pixel_map_strategy`, except the `floors`, whose maps
+    are drawn in pixel space (`floor_pixel_map`); the latent x0 and maps move to extras ("latent_x0",
+    "latent_map.<name>"); extras["decoder_calls"] [B] and seconds["decoder"] record the decoder's cost. Models
+    without `decode` are left unchanged."""
     if not callable(getattr(model, "decode", None)):
         return
     strategy = getattr(model, "pixel_map_strategy", "upsample")
@@ -70,22 +90,26 @@ def pixel_space_record(model, record: dict, *, seed: int) -> None:
     images = model.decode(z0.to(device)).cpu()
     pixels = {}
     for name, latent_map in record["pixels"].items():
-        if strategy == "decoder_mc":
+        if name in floors:
+            pixels[name] = floor_pixel_map(images.shape[1:], seed=seed, indices=indices, dtype=images.dtype)
+        elif strategy == "decoder_mc":
             pixels[name] = decoder_mc_map(model.decode, z0.to(device), latent_map.to(device), samples, seed=seed,
                                           indices=indices).cpu()
         else:
             pixels[name] = upsample_map(latent_map, images.shape[1:])
     record["extras"].update({f"latent_map.{name}": m for name, m in record["pixels"].items()})
     record["extras"]["latent_x0"] = z0
-    calls = 1 + (samples * len(pixels) if strategy == "decoder_mc" else 0)
+    decoded = [name for name in pixels if name not in floors]
+    calls = 1 + (samples * len(decoded) if strategy == "decoder_mc" else 0)
     record["extras"]["decoder_calls"] = torch.full((z0.shape[0],), float(calls))
     record["seconds"]["decoder"] = time.perf_counter() - tick
     record["x0"], record["pixels"] = images, pixels
 
 
-def pixel_view(model, x0: torch.Tensor, maps: dict[str, torch.Tensor], *, seed: int, indices: torch.Tensor
-               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """(images, pixel maps) of model-space x0 [B,...] and maps: decoded for a latent model, else unchanged."""
+def pixel_view(model, x0: torch.Tensor, maps: dict[str, torch.Tensor], *, seed: int, indices: torch.Tensor,
+               floors: Collection[str] = (FLOOR,)) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """(images, pixel maps) of model-space x0 [B,...] and maps: decoded for a latent model (the `floors` drawn in
+    pixel space, as `pixel_space_record`), else unchanged."""
     record = {"x0": x0, "pixels": dict(maps), "indices": indices, "extras": {}, "seconds": {}}
-    pixel_space_record(model, record, seed=seed)
+    pixel_space_record(model, record, seed=seed, floors=floors)
     return record["x0"], record["pixels"]

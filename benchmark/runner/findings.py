@@ -1,103 +1,104 @@
-"""The report's "findings": which estimators beat the `random` floor with significance, which are worse.
+"""The report's "findings": which estimators beat the `random` floor, which are worse, at a stated error rate.
 
-Generated from the numbers only. On each quality metric of the headline table an estimator is
-- *better than random* when its 95 % interval lies entirely on the better side of random's interval, or,
-  for a paired difference against random (`delta_vs_random`), when that difference's interval excludes 0
-  on the better side;
+Generated from the run's family of tests against the floor (benchmark.runner.verdicts): every headline test of
+every ranked estimator, adjusted together by `run.multiplicity` (Holm by default). An estimator is
+- *better than random* on a metric when its adjusted p-value is <= 5 % and the effect is on the better side;
 - *worse than random* in the mirror case;
 - not distinguishable otherwise.
-Cost metrics are not verdicts and are left out.
+The text names the family, its size and the method, and reports the `random` row's own tests as a check of the
+null (each is one draw of a no-information score). Cost metrics are not verdicts and are left out.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 
-from benchmark.runner import metric_info, ranking
-from benchmark.runner.report_tables import FLOOR, Column, Roles, headline_columns
+from benchmark.runner import metric_info
+from benchmark.runner.verdicts import ALPHA, Family, Verdict
+from metrics.significance import adjust
 
 
-@dataclass
-class Verdicts:
-    """Per estimator: (metric label, evidence text) lists by outcome."""
-
-    better: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    worse: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
-    unclear: dict[str, list[str]] = field(default_factory=dict)
+def _evidence(v: Verdict) -> str:
+    return f"{metric_info.format_value(v.value, v.ci_low, v.ci_high)}, adjusted p = {v.adjusted_p:.2g}"
 
 
-def is_paired_vs_floor(metric: str) -> bool:
-    return "vs_random" in metric_info.parse(metric).base
+def _label(v: Verdict) -> str:
+    return metric_info.label(v.metric)
 
 
-def verdict(column: Column, estimator: str) -> tuple[int, str]:
-    """(+1 better / -1 worse / 0 not distinguishable from random, evidence)."""
-    sign = metric_info.direction(column.metric)
-    value, low, high = column.values[estimator]
-    shown = metric_info.format_value(value, low, high)
-    if is_paired_vs_floor(column.metric):
-        return ranking.compare(value, low, high, 0.0, math.nan, math.nan, sign > 0), shown
-    if FLOOR not in column.values:
-        return 0, shown
-    floor = column.values[FLOOR]
-    return (ranking.compare(value, low, high, *floor, sign > 0),
-            f"{shown} vs {metric_info.format_value(*floor)}")
-
-
-def collect(frame: pd.DataFrame, roles: Roles, spaces: list[str]) -> Verdicts:
-    out = Verdicts()
-    for column in headline_columns(frame, spaces):
-        if metric_info.direction(column.metric) == 0 or metric_info.is_cost(column.metric):
-            continue
-        if FLOOR not in column.values and not is_paired_vs_floor(column.metric):
-            continue
-        label = metric_info.label(column.metric)
-        for name in roles.order(column.values):
-            if roles.is_reference(name):
-                continue
-            outcome, evidence = verdict(column, name)
-            if outcome > 0:
-                out.better.setdefault(name, []).append((label, evidence))
-            elif outcome < 0:
-                out.worse.setdefault(name, []).append((label, evidence))
-            else:
-                out.unclear.setdefault(name, []).append(label)
-    return out
-
-
-def findings_lines(frame: pd.DataFrame, roles: Roles, spaces: list[str], negatable: set[str] = frozenset()) -> list[str]:
-    """Markdown bullet lines, one per ranked estimator, plus how to read them."""
-    found = collect(frame, roles, spaces)
-    judged = {*found.better, *found.worse, *found.unclear}
-    names = [n for n in dict.fromkeys(frame.estimator) if n in judged]  # the run's order
+def findings_lines(fam: Family, order: list[str], negatable: set[str] = frozenset()) -> list[str]:
+    """Markdown bullet lines, one per ranked estimator (in `order`), plus how to read them."""
+    by_name: dict[str, list[Verdict]] = {}
+    for v in fam.verdicts:
+        by_name.setdefault(v.estimator, []).append(v)
+    names = [n for n in order if n in by_name] + [n for n in by_name if n not in order]
     if not names:
-        return ["No ranked estimator has a quality metric that can be compared with the `random` floor."]
+        return ["No ranked estimator has a test against the `random` floor in this run."]
     lines = []
     for name in names:
-        better, worse, unclear = found.better.get(name, []), found.worse.get(name, []), found.unclear.get(name, [])
-        if better and not worse:
-            head = "**beats random**"
-        elif worse and not better:
-            head = "**worse than random**"
-        elif better and worse:
-            head = "mixed"
-        else:
-            head = "not distinguishable from random"
+        better = [v for v in by_name[name] if v.outcome > 0]
+        worse = [v for v in by_name[name] if v.outcome < 0]
+        unclear = [v for v in by_name[name] if v.outcome == 0]
+        head = ("**beats random**" if better and not worse else "**worse than random**" if worse and not better
+                else "mixed" if better else "not distinguishable from random")
         parts = []
         if better:
-            parts.append("better on " + "; ".join(f"{m}: {e}" for m, e in better))
+            parts.append("better on " + "; ".join(f"{_label(v)}: {_evidence(v)}" for v in better))
         if worse:
-            parts.append("worse on " + "; ".join(f"{m}: {e}" for m, e in worse))
+            parts.append("worse on " + "; ".join(f"{_label(v)}: {_evidence(v)}" for v in worse))
         if unclear:
-            parts.append("no significant difference on " + ", ".join(unclear))
+            parts.append("no significant difference on " + ", ".join(_label(v) for v in unclear))
         line = f"- `{name}` {head} — " + "; ".join(parts) + "."
         if worse and not better and name in negatable:
             line += (" Its score may be ordered the other way round from what the protocols assume: test the "
                      "inverted score as its own row (`negate = true` in a separate `[estimators.<name>]` table).")
         lines.append(line)
-    lines.append("")
-    lines.append("Better/worse: 95 % intervals that do not overlap random's (for paired differences against random: "
-                 "an interval that excludes 0); evidence shows the estimator's value, then random's.")
+    lines += ["", f"Verdicts: the family is {fam.description()}. Each test compares with the floor's expectation "
+                  "(the mean over random K-subsets, a map or score without information), not with one random draw; "
+                  "the 95 % intervals shown are not adjusted."]
+    if fam.floor_checks:
+        hits = sum(v.p_value <= ALPHA for v in fam.floor_checks)
+        lines.append(f"Check of the null: the `random` row's own {len(fam.floor_checks)} tests give {hits} "
+                     f"significant at the raw {ALPHA:.0%} (each is one no-information draw: about one in twenty is "
+                     "expected by chance).")
+    return lines
+
+
+def class_confound_lines(frame: pd.DataFrame, fam: Family, is_reference, method: str = "holm") -> list[str]:
+    """The class confound of filtering (metrics.class_balance), one line per ranked estimator that
+    - keeps a class histogram significantly unlike all samples' (chi-square p of `kept_class_tvd`, adjusted over the
+      ranked estimators by `method`), or
+    - whose ΔFID verdict against random K (the family's, adjusted) changes when the filter is applied within each
+      class in proportion to its size (`delta_vs_random_stratified`: significant at the raw 5 % with the same sign,
+      or not): "removes bad samples" and "removes a class" are then told apart."""
+    rows = frame[frame.protocol == "filtered_fid"]
+    ranked = np.array([not is_reference(n) for n in rows.estimator], dtype=bool)
+    part = rows[(rows.metric == "kept_class_tvd").to_numpy() & ranked]
+    imbalanced = {}
+    if not part.empty and "p_value" in part.columns:
+        for row, p in zip(part.itertuples(), adjust(part.p_value.astype(float).to_numpy(), method)):
+            if math.isfinite(p) and p <= ALPHA:
+                imbalanced[row.estimator] = f"keeps a class histogram {row.value:.2f} (TVD) from all samples', adjusted p = {p:.2g}"
+    changed = {}
+    for row in rows[rows.metric.str.startswith("delta_vs_random_stratified[")].itertuples():
+        if is_reference(row.estimator):
+            continue
+        plain_metric = row.metric.replace("delta_vs_random_stratified", "delta_vs_random", 1)
+        plain = fam.outcome(row.estimator, plain_metric)
+        raw = float(getattr(row, "p_value", math.nan))
+        stratified = 0 if not (math.isfinite(raw) and raw <= ALPHA) else (-1 if row.value > 0 else 1)
+        if plain != stratified:
+            words = {1: "better than random", -1: "worse than random", 0: "not distinguishable"}
+            changed.setdefault(row.estimator, []).append(
+                f"{metric_info.label(plain_metric)}: {words[plain]}, filtered within classes "
+                f"{metric_info.format_value(row.value, row.ci_low, row.ci_high)} -> {words[stratified]}")
+    lines = []
+    for name in dict.fromkeys([*imbalanced, *changed]):
+        parts = ([imbalanced[name]] if name in imbalanced else []) + changed.get(name, [])
+        lines.append(f"- `{name}` " + "; ".join(parts) + ".")
+    if lines:
+        lines.insert(0, "Class confound (a filter that removes a class changes FID whatever the sample quality; the "
+                        "stratified filter keeps each class's share):")
     return lines

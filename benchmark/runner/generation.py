@@ -43,6 +43,8 @@ class Generation:
     #: name -> {diffusion timestep t: map [n,C,H,W]} of the first n = PER_STEP_SAMPLES samples (the steps each
     #: estimator computes, e.g. its window); only estimators that can keep per-step maps
     per_step: dict[str, dict[int, torch.Tensor]] = field(default_factory=dict)
+    #: name -> wall-clock seconds of each shard, in index order (what the cost protocol's intervals are over)
+    shard_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -176,6 +178,7 @@ def load_generation(run_dir: Path, num_samples: int, batch_size: int, tag: str =
         seconds={k: sum(r["seconds"][k] for r in records) for k in records[0]["seconds"]},
         extras={k: torch.cat([r["extras"][k] for r in records]) for k in records[0]["extras"]},
         per_step=_merge_per_step([r.get("per_step", {}) for r in records]),  # (absent in older shards)
+        shard_seconds={k: [float(r["seconds"][k]) for r in records] for k in records[0]["seconds"]},
     )
 
 

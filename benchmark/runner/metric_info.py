@@ -22,9 +22,15 @@ LABELS = {
     "delta_vs_random": "ΔFID vs random K",
     "delta_vs_all": "ΔFID vs all",
     "delta_vs_plain": "ΔFID vs plain",
+    "delta_vs_placebo": "ΔFID vs placebo",
     "fid_kept": "FID of kept K",
     "fid_all": "FID of all N",
     "fid_random": "FID of random K",
+    "fid_random_mean": "mean FID of random K-subsets",
+    "precision_delta_vs_random": "Δprecision vs random K",
+    "ause_delta_vs_random": "ΔAUSE vs random",
+    "delta_vs_random_stratified": "ΔFID vs random K, filter within classes",
+    "kept_class_tvd": "class shift of the kept (TVD)",
     "fid_infinity_kept": "FID∞ of kept K",
     "fid_infinity_all": "FID∞ of all N",
     "fid_at_keep": "FID at each kept fraction",
@@ -89,10 +95,10 @@ def direction(metric: str) -> int:
     without a `.<measure>` it is a difference of FIDs (`delta_vs_random`: lower is better).
     """
     base = parse(metric).base
-    _, sep, rest = base.partition("delta_vs_")
-    if sep:
+    head, sep, rest = base.partition("delta_vs_")
+    if sep:  # `[procedure.]delta_vs_<baseline>.<measure>`, or `<measure>_delta_vs_<baseline>`
         _, dot, measured = rest.partition(".")
-        return (_word_direction(measured) if dot else 0) or -1
+        return (_word_direction(measured) if dot else 0) or _word_direction(head) or -1
     return _word_direction(base)
 
 

@@ -18,7 +18,7 @@ from benchmark.runner.table import COLUMNS
 BASELINE_COLUMNS = ["protocol", "estimator", "metric", "value", "abs_tol", "rel_tol"]
 KEY_COLUMNS = ["protocol", "estimator", "metric"]
 #: numeric columns (empty = NaN is allowed: an interval a metric does not have)
-NUMERIC_COLUMNS = ("value", "ci_low", "ci_high", "n", "seed", "abs_tol", "rel_tol")
+NUMERIC_COLUMNS = ("value", "ci_low", "ci_high", "n", "seed", "p_value", "abs_tol", "rel_tol")
 
 
 def read_table(path: Path, columns: list[str], field: str, *, fix: str) -> pd.DataFrame:

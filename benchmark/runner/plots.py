@@ -16,6 +16,20 @@ DPI = 110
 ZOOM_SPAN = 0.25  # a step-wise curve over less than this fraction of the timesteps gets a zoomed panel
 
 
+def palette(names) -> dict[str, tuple]:
+    """One colour per estimator, fixed by the run's estimator order, so a name has the same colour in every figure
+    (tab10 for up to 10 names, tab20 beyond)."""
+    names = list(dict.fromkeys(names))
+    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+
+
+def _outside_legend(ax) -> None:
+    """The legend to the right of the axes, where it covers no curve (the figure is saved with a tight box)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, frameon=False)
+
+
 def _save(fig, path: Path, tight: bool = True) -> Path:
     """Write the figure atomically (0644 under the usual umask, see runner.io) and close it. `tight=False`
     keeps the figure's own layout (one draw instead of two: faster for image grids)."""
@@ -25,39 +39,44 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
     return path
 
 
-def sparsification_curves(curves: dict, path: Path) -> Path:
-    """curves: name -> (removed [F+1], method [F+1], oracle [F+1], random level)."""
+def sparsification_curves(curves: dict, path: Path, colours: dict | None = None) -> Path:
+    """curves: name -> (removed [F+1], method [F+1], oracle [F+1], expected curve of random removal [F+1] or one
+    level); colours: name -> colour."""
+    colours = colours or palette(curves)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     oracle_drawn = False
     for name, (removed, method, oracle, random_level) in curves.items():
-        ax.plot(removed, method, label=name)
+        ax.plot(removed, method, label=name, color=colours.get(name))
         if not oracle_drawn:
             ax.plot(removed, oracle, "k--", label="oracle (true error)")
-            ax.axhline(random_level, color="gray", lw=0.8, ls=":", label="no removal")
+            if np.ndim(random_level):
+                ax.plot(removed, random_level, color="gray", lw=0.8, ls=":", label="random removal (expected)")
+            else:
+                ax.axhline(random_level, color="gray", lw=0.8, ls=":", label="no removal")
             oracle_drawn = True
     ax.set_xlabel("fraction of pixels removed (most uncertain first)")
     ax.set_ylabel("RMSE of remaining pixels")
     ax.set_title("Sparsification (mean over images)")
-    ax.legend(fontsize=8)
+    _outside_legend(ax)
     return _save(fig, path)
 
 
-def fid_curves(curves: dict, space: str, path: Path) -> Path:
-    """curves: (space, name) -> [(kept fraction, ΔFID vs a random subset of that size, low, high)], with CI bands;
-    below the zero line the lowest-score set is closer to the data than a random set of equal size."""
+def fid_curves(curves: dict, space: str, path: Path, colours: dict | None = None) -> Path:
+    """curves: (space, name) -> [(kept fraction, ΔFID vs the mean of random subsets of that size, low, high)], with
+    bands; below the zero line the lowest-score set is closer to the data than random sets of equal size."""
+    colours = colours or palette(name for _, name in curves)
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for (sp, name), points in curves.items():
         if sp != space or not points:
             continue
         frac, delta, low, high = (np.array(v) for v in zip(*points))
-        ax.plot(frac, delta, marker="o", ms=3, label=name)
-        ax.fill_between(frac, low, high, alpha=0.15)
+        ax.plot(frac, delta, marker="o", ms=3, label=name, color=colours.get(name))
+        ax.fill_between(frac, low, high, alpha=0.15, color=colours.get(name))
     ax.axhline(0.0, color="gray", lw=0.8, ls=":")
     ax.set_xlabel("kept fraction (lowest scores kept)")
     ax.set_ylabel(f"ΔFID vs random subset of equal size [{space}] (↓ better)")
-    ax.set_title("Filtering by score: kept set vs random set (95% CI)")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    ax.set_title("Filtering by score: kept set vs random sets (95% interval)")
+    _outside_legend(ax)
     return _save(fig, path)
 
 
@@ -70,17 +89,18 @@ def zoom_limit(per_step: dict[str, dict[int, float]]) -> float | None:
     return max(starts) * 1.15 if starts and max(starts) < ZOOM_SPAN * top else None
 
 
-def stepwise(per_step: dict[str, dict[int, float]], path: Path) -> Path:
+def stepwise(per_step: dict[str, dict[int, float]], path: Path, colours: dict | None = None) -> Path:
     """per_step: estimator -> {timestep: mean uncertainty}; the x axis runs from T down to 0 (Fig. 3). Where some
     estimator computes only a short stretch of the trajectory (a window of the last steps), a second panel
     zooms into the steps up to that stretch's start so its curve is readable."""
+    colours = colours or palette(per_step)
     zoom_to = zoom_limit(per_step)
     panels = [(None, "all steps")] + ([(zoom_to, f"steps t ≤ {zoom_to:.0f} (zoom)")] if zoom_to else [])
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     for ax, (limit, title) in zip(axes[0], panels):
         for name, values in per_step.items():
             ts = [t for t in sorted(values, reverse=True) if limit is None or t <= limit]
-            ax.plot(ts, [values[t] for t in ts], marker=".", label=name)
+            ax.plot(ts, [values[t] for t in ts], marker=".", label=name, color=colours.get(name))
         if limit is not None:
             ax.set_xlim(limit, -0.02 * limit)
         else:
@@ -89,9 +109,11 @@ def stepwise(per_step: dict[str, dict[int, float]], path: Path) -> Path:
         ax.set_xlabel("diffusion timestep t (denoising runs left to right)")
         ax.set_title(title, fontsize=9)
     axes[0][0].set_ylabel("mean per-pixel uncertainty")
-    axes[0][0].legend(fontsize=8)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    right = 1 - 0.22 / len(panels)  # room for the legend beside the panels, where it covers no curve
+    fig.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(right + 0.01, 0.86), frameon=False)
     fig.suptitle("Step-wise uncertainty (each estimator at the steps it computes)", fontsize=10)
-    fig.subplots_adjust(left=0.12 / len(panels), right=1 - 0.03 / len(panels), bottom=0.13, top=0.86, wspace=0.18)
+    fig.subplots_adjust(left=0.12 / len(panels), right=right, bottom=0.13, top=0.86, wspace=0.18)
     return _save(fig, path, tight=False)
 
 

@@ -18,8 +18,11 @@ FIXED_REFERENCE_ROWS = {
     "(sampler)": "plain sampling without any estimator (the cost baseline)",
     "plain": "the guidance protocol's pass without guidance",
     "guided": "the same pass from the same x_T with uncertainty guidance (Alg. 2)",
+    "(placebo)": "the guided pass with its mask permuted within each image: same NFEs and guided pixel count, no "
+                 "information from the map (guided vs placebo is the guidance verdict)",
 }
-ORACLE_EXPLANATION = "a ceiling: uses information a real estimator does not have"
+ORACLE_EXPLANATION = ("an oracle: uses information a real estimator does not have (a ceiling only of the metric it "
+                      "optimises, see its card)")
 
 
 def is_reference(estimator: str, reference_names: Iterable[str] = ()) -> bool:

@@ -15,7 +15,7 @@ import pandas as pd
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError
-from benchmark.runner import findings, plots, report_tables
+from benchmark.runner import findings, plots, report_tables, verdicts
 from benchmark.runner.generation import PER_STEP_SAMPLES, Generation
 from benchmark.runner.io import save_text
 from benchmark.runner.manifest import EstimatorRecord, estimator_records
@@ -26,8 +26,8 @@ from benchmark.runner.table import NOT_RUN, not_run_lines
 CAPTIONS = {
     "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
                       "better); dashed: the oracle that removes by true error.",
-    "fid_vs_kept": "ΔFID of the kept set (lowest scores) against a random set of the same size, by kept fraction; "
-                   "below 0 the score filters better than chance (95 % bootstrap bands).",
+    "fid_vs_kept": "ΔFID of the kept set (lowest scores) against the mean of random sets of the same size, by kept "
+                   "fraction; below 0 the score filters better than chance (95 % randomization-test bands).",
     "stepwise_uncertainty": "Mean per-pixel uncertainty per denoising step of every estimator that keeps per-step "
                             "maps, at the steps it computes (a windowed estimator: its window, zoomed on the right), "
                             f"over the first {PER_STEP_SAMPLES} samples of the generation pass.",
@@ -60,13 +60,17 @@ def render_report(data: ReportData) -> str:
     lines = [f"# diffusion-uq-bench report: {cfg.name}", "",
              f"{report_tables.source_label(cfg)} · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
              f"samples, K = {cfg.keep} kept · seed {cfg.seed} · features {', '.join(spaces)}. Values: point "
-             f"estimate [95 % bootstrap interval, {cfg.bootstrap} replicates]; ↑ higher is better, ↓ lower is "
-             "better; **bold**: significantly better than every other ranked row and the random floor.", ""]
-    headline, names = report_tables.headline_table(frame, roles, spaces)
+             f"estimate [95 % interval]; ↑ higher is better, ↓ lower is better; **bold**: beats the random floor "
+             f"after the run's multiplicity adjustment ({cfg.multiplicity}, see Findings).", "",
+             *replicates_lines(cfg), ""]
+    fam = verdicts.family(frame, roles.is_reference, cfg.multiplicity)
+    headline, names = report_tables.headline_table(frame, roles, spaces, fam)
     if headline:
         lines += ["## Headline", "", headline, "", report_tables.reference_note(names, roles), ""]
     negatable = _negatable(data.records)
-    lines += ["## Findings", "", *findings.findings_lines(frame, roles, spaces, negatable), ""]
+    lines += ["## Findings", "", *findings.findings_lines(fam, names, negatable), ""]
+    confounds = findings.class_confound_lines(frame, fam, roles.is_reference, cfg.multiplicity)
+    lines += [*confounds, ""] if confounds else []
     applications = application_findings(frame)
     if applications:
         lines += ["Applications (paired differences against each protocol's equal-cost baseline):", "",
@@ -103,6 +107,28 @@ def render_report(data: ReportData) -> str:
     return "\n".join(lines)
 
 
+def replicates_lines(cfg: RunConfig) -> list[str]:
+    """What each protocol's intervals are made of, with its replicate counts (metrics.METRIC_INFO says what each
+    interval covers)."""
+    from benchmark.runner.protocols.fid_utils import DEFAULT_RANDOM_SUBSETS, bootstrap_replicates
+
+    fid = bootstrap_replicates("", cfg.bootstrap)
+    subsets = int(cfg.protocols.get("filtered_fid", {}).get("random_subsets", DEFAULT_RANDOM_SUBSETS))
+    text = {
+        "filtered_fid": f"FIDs: {fid} subsamples of 80 % without replacement; ΔFID vs random K: randomization test against "
+                        f"{subsets} random K-subsets (their mean is the baseline)",
+        "precision_recall": f"precision/recall: {bootstrap_replicates('', cfg.bootstrap // 2)} bootstrap replicates "
+                            "(percentile); Δprecision vs random: exact hypergeometric test",
+        "sparsification": f"AUSE: {cfg.bootstrap} bootstrap replicates over images; AURG and ΔAUSE vs random: t "
+                          "intervals and t-tests over images",
+        "guidance": f"guided vs placebo (the verdict) and vs plain: {fid} paired subsamples",
+        "ground_truth": f"ground truth: {cfg.bootstrap} bootstrap replicates over samples; tests of ρ = 0 "
+                        "(Spearman) and AUROC = 0.5 (Mann-Whitney)",
+        "cost": "time ratio: t interval over the generation batches (wall-clock is machine-dependent)",
+    }
+    return ["Intervals by protocol: " + "; ".join(v for k, v in text.items() if k in cfg.protocols) + "."]
+
+
 def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str, float] | None = None) -> Path:
     """Figures, then report.md. `timings` (the run's stages so far) is shown in the report; the sub-stages
     measured here are added to it: `report.figures` (all plots)."""
@@ -124,18 +150,20 @@ def safe_name(name: str) -> str:
 
 def _figures(inputs: ProtocolInputs) -> list[Path]:
     out, gen = inputs.run_dir / "plots", inputs.generation
+    colours = plots.palette(inputs.estimator_names)  # one colour per estimator in every figure
     paths = []
     if "sparsification_curves" in inputs.artifacts:
-        paths.append(plots.sparsification_curves(inputs.artifacts["sparsification_curves"], out / "sparsification.png"))
+        paths.append(plots.sparsification_curves(inputs.artifacts["sparsification_curves"], out / "sparsification.png",
+                                                 colours))
     curves = inputs.artifacts.get("fid_curves", {})
     for space in inputs.fake_features:
         if any(key[0] == space for key in curves):
-            paths.append(plots.fid_curves(curves, space, out / f"fid_vs_kept_{space}.png"))
+            paths.append(plots.fid_curves(curves, space, out / f"fid_vs_kept_{space}.png", colours))
     if "augmentation_grid" in inputs.artifacts:  # drawn by the augmentation protocol itself
         paths.append(Path(inputs.artifacts["augmentation_grid"]))
     per_step = stepwise_uncertainty(gen, inputs.estimator_names)
     if per_step:
-        paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png"))
+        paths.append(plots.stepwise(per_step, out / "stepwise_uncertainty.png", colours))
     grid = plots.ExtremesGrid(plots.extremes_count(gen.size), tuple(gen.x0.shape[1:]))  # laid out once for all
     try:
         for name in inputs.estimator_names:

@@ -1,9 +1,8 @@
 """Markdown tables of a run's report: the headline table, compact per-protocol tables, settings, timings.
 
-Every table lists ranked estimators first and reference rows (in italics, never ranked) after them. In a
-column whose better direction is known (↑/↓ in its header), the entry that is *significantly* better than
-every other ranked entry and than the `random` floor (95 % intervals clear of theirs) is in bold; columns
-without intervals (cost, pooled values) have no bold entry.
+Every table lists ranked estimators first and reference rows (in italics, never ranked) after them. In the
+headline, an entry is in bold when it beats the `random` floor on that column's test after the run's multiplicity
+adjustment (benchmark.runner.verdicts); compact tables and columns without a test have no bold entry.
 """
 from __future__ import annotations
 
@@ -19,6 +18,7 @@ FLOOR = "random"
 #: (protocol, pattern on the metric's base name, every feature space or the first only): the headline columns
 HEADLINE = (
     ("filtered_fid", "delta_vs_random", True),
+    ("filtered_fid", "delta_vs_random_stratified", False),
     ("precision_recall", "precision", False),
     ("sparsification", "ause", False),
     ("sparsification", "aurg", False),
@@ -74,26 +74,23 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
-def winner(column: Column, roles: Roles) -> str | None:
-    """The ranked entry significantly better than every other ranked entry and the floor, if one is. Only
-    where every contender has an interval: a point estimate (cost, pooled values) supports no significance."""
-    sign = metric_info.direction(column.metric)
-    contenders = {k: v for k, v in column.values.items() if not roles.is_reference(k) or k == FLOOR}
-    if sign == 0 or not contenders or any(math.isnan(lo) or math.isnan(hi) for _, lo, hi in contenders.values()):
-        return None
-    frame = pd.DataFrame(contenders, index=["value", "low", "high"]).T
-    best = ranking.significantly_best(frame.value, frame.low, frame.high, higher_is_better=sign > 0)
-    return best if best is not None and not roles.is_reference(best) else None
+def winner(column: Column, roles: Roles, fam=None) -> set[str]:
+    """The ranked entries in bold: those whose test against the floor is significant on the better side after the
+    family's multiplicity adjustment (benchmark.runner.verdicts; the column's own test, or the test that stands for
+    a raw headline value such as precision). No bold without a family or in a column without a test."""
+    if fam is None or metric_info.direction(column.metric) == 0:
+        return set()
+    return {name for name in column.values if not roles.is_reference(name) and fam.outcome(name, column.metric) > 0}
 
 
-def render(columns: list[Column], rows: list[str], roles: Roles, first: str = "estimator") -> str:
-    bold = {id(c): winner(c, roles) for c in columns}
+def render(columns: list[Column], rows: list[str], roles: Roles, first: str = "estimator", fam=None) -> str:
+    bold = {id(c): winner(c, roles, fam) for c in columns}
     body = []
     for name in rows:
         cells = [roles.display(name)]
         for column in columns:
             text = metric_info.format_value(*column.values[name]) if name in column.values else "–"
-            cells.append(f"**{text}**" if bold[id(column)] == name else text)
+            cells.append(f"**{text}**" if name in bold[id(column)] else text)
         body.append(cells)
     return markdown_table([first, *[c.header for c in columns]], body)
 
@@ -111,11 +108,12 @@ def headline_columns(frame: pd.DataFrame, spaces: list[str]) -> list[Column]:
     return columns
 
 
-def headline_table(frame: pd.DataFrame, roles: Roles, spaces: list[str]) -> tuple[str, list[str]]:
-    """(Markdown table, its row names): one row per estimator, the protocols' key metrics as columns."""
+def headline_table(frame: pd.DataFrame, roles: Roles, spaces: list[str], fam=None) -> tuple[str, list[str]]:
+    """(Markdown table, its row names): one row per estimator, the protocols' key metrics as columns; bold from
+    the family of tests against the floor `fam` (benchmark.runner.verdicts.Family)."""
     columns = [c for c in headline_columns(frame, spaces) if c.values]
     rows = roles.order(n for c in columns for n in c.values if not n.startswith("("))  # estimators only
-    return (render(columns, rows, roles) if columns else ""), rows
+    return (render(columns, rows, roles, fam=fam) if columns else ""), rows
 
 
 def reference_note(names, roles: Roles) -> str:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-COLUMNS = ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed"]
+COLUMNS = ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed", "p_value"]
 
 
 @dataclass(frozen=True)
@@ -19,20 +19,31 @@ class MetricRow:
     ci_high: float = math.nan
     n: int = 0
     seed: int = 0
+    p_value: float = math.nan  # two-sided p of the row's test against the floor (unadjusted); NaN: not a test
 
 
 #: estimator name of rows that record a configured measurement that could not be made, and why
 NOT_RUN = "(not run)"
 #: metric base name of a NOT_RUN row -> the reason shown in the report
 NOT_RUN_REASONS = {
+    "fid_infinity_unsound": "FID∞ is shown only where its 1/n fit is sound: every fitted subset of the kept K must "
+                            "hold at least 10 rows per feature dimension (metrics.fid_infinity.is_sound); below that "
+                            "it is biased (on identical 128-d Gaussians with N = 500 it gave -1.82 for a true 0), "
+                            "and a fit that extrapolates to <= 0 is shown as –. Fix: more samples, or read the FID "
+                            "of the kept set",
     "no_real_features": "only reference statistics of the real images are committed for this feature space, and "
                         "precision/recall needs the real features themselves. Fix: give the real images through a "
                         "[data] section, or use a feature space with real features (e.g. classifier)",
 }
 
 
+#: what part of the protocol a NOT_RUN reason concerns (shown after the protocol's name), when not all of it
+NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows"}
+
+
 def not_run_row(protocol: str, reason: str, space: str, seed: int = 0) -> MetricRow:
-    """A metrics.csv row saying that `protocol` did not run in feature space `space` (value NaN, n = 0)."""
+    """A metrics.csv row saying that `protocol` (or the part of it the reason names) did not run in feature space
+    `space` (value NaN, n = 0)."""
     if reason not in NOT_RUN_REASONS:
         raise KeyError(f"unknown not-run reason {reason!r}")
     return MetricRow(protocol, NOT_RUN, f"{reason}[{space}]", math.nan, n=0, seed=seed)
@@ -43,13 +54,15 @@ def not_run_lines(frame: pd.DataFrame) -> list[str]:
     lines = []
     for row in frame[frame.estimator == NOT_RUN].itertuples():
         reason, _, space = str(row.metric).partition("[")
-        lines.append(f"- `{row.protocol}` in the `{space.rstrip(']')}` space did not run: {NOT_RUN_REASONS[reason]}.")
+        what = NOT_RUN_SUBJECTS.get(reason, "")
+        lines.append(f"- `{row.protocol}`{what} in the `{space.rstrip(']')}` space did not run: {NOT_RUN_REASONS[reason]}.")
     return lines
 
 
 def row_from_ci(protocol: str, estimator: str, metric: str, ci, n: int, seed: int) -> MetricRow:
-    """A row from a metrics.ConfidenceInterval (value, low, high)."""
-    return MetricRow(protocol, estimator, metric, float(ci.value), float(ci.low), float(ci.high), int(n), int(seed))
+    """A row from a metrics.ConfidenceInterval (value, low, high, and its p_value where it is a test)."""
+    return MetricRow(protocol, estimator, metric, float(ci.value), float(ci.low), float(ci.high), int(n), int(seed),
+                     float(getattr(ci, "p_value", math.nan)))
 
 
 def to_frame(rows: list[MetricRow]) -> pd.DataFrame:

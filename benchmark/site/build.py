@@ -12,11 +12,12 @@ or opened from disk.
 from __future__ import annotations
 
 import html
+import math
 import re
 import shutil
 from pathlib import Path
 
-from benchmark.leaderboard import Board, BoardRow, RunInfo, describe_track
+from benchmark.leaderboard import FLOOR_MARKS, READING, Board, BoardRow, RunInfo, describe_track
 from benchmark.runner import metric_info
 from benchmark.runner.io import save_bytes, save_text
 from benchmark.runner.ranking import explain_reference
@@ -43,11 +44,8 @@ def build_site(boards: list[Board], runs: list[RunInfo], out: Path) -> Path:
 def index_body(boards: list[Board]) -> str:
     parts = ["<h1>diffusion-uq-bench leaderboard</h1>",
              "<p class='note'>Estimators are ranked only against rows of the same <em>track</em> (same preset or "
-             "model, data, sampler, steps, N, K, protocol settings and suite version). Each cell: point estimate "
-             "[95 % interval] and its CI-aware rank (#1 + the number of rows significantly better; overlapping "
-             "intervals tie). <strong>Quality rank</strong> orders rows by their mean rank over the quality metrics "
-             "every ranked row has; <strong>cost</strong> is shown, never ranked. Reference rows (the random floor, "
-             "oracles) are listed apart and never ranked. Click a column header to sort.</p>"]
+             "model, data, sampler, steps, N, K, protocol settings and suite version). "
+             + html.escape(READING) + " Click a column header to sort.</p>"]
     for board in boards:
         parts.append(board_html(board))
     return "".join(parts)
@@ -59,7 +57,7 @@ def board_html(board: Board) -> str:
     header = ["quality rank", "run", "estimator", "mean rank", *labels, *board.cost_labels]
     rows = [_row(r, labels, board.cost_labels, slug_of, ranked=True) for r in board.ranked]
     runs = ", ".join(link(f"runs/{run.slug}/index.html", run.name) for run in board.runs)
-    parts = [f"<h2 id='track-{board.track_id}'>Track {board.track_id}</h2>",
+    parts = [f"<h2 id='track-{board.track_id}'>{html.escape(board.title)} <small>track {board.track_id}</small></h2>",
              f"<p class='note'>{_inline_code(describe_track(board.track))}</p>", f"<p>Runs: {runs}</p>",
              table(header, rows, table_id=f"board-{board.track_id}") if rows else "<p>No ranked estimator.</p>"]
     if board.left_out:
@@ -80,15 +78,16 @@ def _row(row: BoardRow, labels: list[str], cost_labels: list[str], slug_of: dict
          kind: str | None = None):
     run_cell = Cell(row.run, raw_html=link(f"runs/{slug_of[row.run]}/index.html", row.run))
     if ranked:
+        mean = "–" if math.isnan(row.mean_rank) else f"{row.mean_rank:.2f}"
         cells = [Cell(str(row.quality_rank or "–"), float(row.quality_rank or "nan")), run_cell, Cell(row.estimator),
-                 Cell(f"{row.mean_rank:.2f}", row.mean_rank)]
+                 Cell(mean, row.mean_rank)]
     else:
         cells = [run_cell, Cell(row.estimator), Cell(explain_reference(row.estimator, kind))]
     for label in labels:
         if label not in row.values:
             cells.append(Cell("–"))
             continue
-        text = metric_info.format_value(*row.values[label])
+        text = metric_info.format_value(*row.values[label]) + FLOOR_MARKS.get(row.floor.get(label, 0), "")
         rank = row.ranks.get(label)
         raw = html.escape(text) + (f" <span class='rank'>#{rank}</span>" if rank is not None else "")
         cells.append(Cell(text, row.values[label][0], raw_html=raw))

@@ -1,4 +1,4 @@
-"""Findings lines of the augmentation and rectification protocols, generated from metrics.csv rows only.
+"""Findings lines of the guidance, augmentation and rectification protocols, generated from metrics.csv rows only.
 
 Each line compares an estimator with its baseline on a paired difference row (`delta_vs_<baseline>...`):
 significant when the 95% interval excludes 0, and then "better" or "worse" by the metric's direction.
@@ -46,4 +46,16 @@ def application_findings(frame: pd.DataFrame) -> list[str]:
     paired = frame[frame.metric.str.contains("delta_vs_", regex=False)]
     lines = _lines(paired[paired.protocol == "augmentation"], AUGMENTATION_DIRECTIONS, "augmentation")
     lines += _lines(paired[paired.protocol == "rectification"], RECTIFICATION_DIRECTIONS, "rectification")
+    return _guidance_lines(paired[paired.protocol == "guidance"]) + lines
+
+
+def _guidance_lines(rows: pd.DataFrame) -> list[str]:
+    """Guided vs its placebo (same NFEs, mask permuted within each image): what the uncertainty map itself does."""
+    lines = []
+    for row in rows[rows.metric.str.startswith("delta_vs_placebo")].itertuples():
+        verdict = judge(row.value, row.ci_low, row.ci_high, -1)
+        p = "" if math.isnan(getattr(row, "p_value", math.nan)) else f", p = {row.p_value:.2g}"
+        lines.append(f"- guidance: {row.estimator} vs placebo (same NFEs, random mask): ΔFID "
+                     f"{row.metric.partition('[')[2].rstrip(']') or ''} {row.value:.4g} [{row.ci_low:.4g}, "
+                     f"{row.ci_high:.4g}]{p} -> {verdict}")
     return lines

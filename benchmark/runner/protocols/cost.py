@@ -1,8 +1,19 @@
-"""Protocol 5: cost — extra NFEs and wall-clock per estimator, as ratios to plain sampling in the same pass."""
+"""Protocol 5: cost — extra NFEs and wall-clock per estimator, as ratios to plain sampling in the same pass.
+
+NFEs are exact counts. Wall-clock is machine-dependent and noisy (the demo's bayesdiff ratio moved 8 % between
+two runs), so `time_ratio` = (sampler + estimator seconds) / sampler seconds over the whole pass carries a t
+interval over the generation shards: with per-shard ratios r_b, value -/+ t_{B-1} sd(r_b) / sqrt(B) (no interval
+with a single shard). It covers the expected ratio on this machine under this load, not on another machine.
+"""
 from __future__ import annotations
+
+import math
+
+import numpy as np
 
 from benchmark.runner.protocols.base import ProtocolInputs
 from benchmark.runner.table import MetricRow
+from metrics.significance import paired_t_test
 
 NAME = "cost"
 
@@ -25,6 +36,18 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
             MetricRow(NAME, name, "extra_nfe_per_sample", extra_nfe, n=n, seed=seed),
             MetricRow(NAME, name, "nfe_ratio", (base_nfe + extra_nfe) / base_nfe, n=n, seed=seed),
             MetricRow(NAME, name, "seconds_per_sample", seconds / n, n=n, seed=seed),
-            MetricRow(NAME, name, "time_ratio", (base_seconds + seconds) / base_seconds, n=n, seed=seed),
+            MetricRow(NAME, name, "time_ratio", (base_seconds + seconds) / base_seconds,
+                      *_ratio_interval(gen.shard_seconds.get("sampler", []), gen.shard_seconds.get(name, [])),
+                      n=n, seed=seed),
         ]
     return rows
+
+
+def _ratio_interval(base: list[float], extra: list[float]) -> tuple[float, float]:
+    """(low, high) of the time ratio's t interval over shards (module doc), centred on the pass's ratio of sums."""
+    if len(base) < 2 or len(base) != len(extra) or min(base) <= 0:
+        return math.nan, math.nan
+    ratios = (np.asarray(base) + np.asarray(extra)) / np.asarray(base)
+    ci = paired_t_test(ratios - ratios.mean())  # the spread of the mean of the per-shard ratios
+    total = (sum(base) + sum(extra)) / sum(base)
+    return total + ci.low, total + ci.high

@@ -10,10 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from metrics import fid_bootstrap, fid_infinity_bootstrap, paired_sets_fid_difference
-from metrics.bootstrap import percentile_interval, subset_fid_replicates
-from metrics.filtered import keep_lowest, random_subset  # noqa: F401 - re-exported for the protocols
+from metrics.bootstrap import ConfidenceInterval, FixedReferenceFID
+from metrics.filtered import keep_lowest, random_subset, random_subsets  # noqa: F401 - re-exported for the protocols
+from metrics.significance import randomization_test
 
 MIN_REPLICATES = 100
+#: R, the random K-subsets a filter is compared with (protocols.filtered_fid.random_subsets; at least 100)
+DEFAULT_RANDOM_SUBSETS = 100
 
 
 def bootstrap_replicates(space: str, n_boot: int) -> int:
@@ -23,40 +26,54 @@ def bootstrap_replicates(space: str, n_boot: int) -> int:
 
 
 def fid_ci(features: np.ndarray, reference, n_boot: int, seed: int):
-    """FID to the reference with a (bias-shifted) bootstrap interval over the generated samples: covers E[FID_N]."""
-    return fid_bootstrap(None, features, n_boot=n_boot, seed=seed, real_stats=reference)
+    """FID to the reference with a subsampling interval over the generated samples (0.8 N rows without
+    replacement, rescaled): covers E[FID_N] (metrics.bootstrap.scheme_interval says why, with its coverage)."""
+    return fid_bootstrap(None, features, n_boot=n_boot, seed=seed, real_stats=reference, scheme="subsample")
 
 
-def fid_infinity_ci(features: np.ndarray, reference, n_boot: int, seed: int, points: int):
-    """FID∞ (Chong & Forsyth 2020) with its shifted bootstrap interval: covers the Fréchet distance."""
-    return fid_infinity_bootstrap(features, reference, n_boot=n_boot, seed=seed, points=points)
+def fid_infinity_ci(features: np.ndarray, reference, n_boot: int, seed: int, points: int, draws: int = 1):
+    """FID∞ (Chong & Forsyth 2020, averaged over `draws` subset draws) with its shifted bootstrap interval:
+    covers the Fréchet distance."""
+    return fid_infinity_bootstrap(features, reference, n_boot=n_boot, seed=seed, points=points, draws=draws)
 
 
 def paired_delta_ci(features_a: np.ndarray, features_b: np.ndarray, reference, n_boot: int, seed: int):
-    """FID(a) - FID(b) for two sets whose rows are paired (same sample index), resampled jointly."""
-    return paired_sets_fid_difference(features_a, features_b, reference, n_boot=n_boot, seed=seed)
+    """FID(a) - FID(b) for two sets whose rows are paired (same sample index), subsampled jointly."""
+    return paired_sets_fid_difference(features_a, features_b, reference, n_boot=n_boot, seed=seed, scheme="subsample")
 
 
 class RandomBaseline:
-    """The protocol's random K-subsets of one pool (features [N, D] against one reference) and their FID
-    bootstrap replicates, computed once per (K, replicates) and shared by every filter's paired comparison:
-    `delta_ci(mask)` = FID(pool[mask]) - FID(random subset of the same size), the interval of
-    `metrics.paired_fid_difference` (the same numbers), without recomputing the random side per filter."""
+    """The floor of a filter on one pool (features [N, D] against one reference): the FIDs of R uniformly random
+    K-subsets (`metrics.filtered.random_subsets`), computed once per K and shared by every filter.
 
-    def __init__(self, pool: np.ndarray, reference, seed: int) -> None:
-        self.pool, self.reference, self.seed = pool, reference, seed
-        self._replicates: dict[tuple[int, int], tuple[float, np.ndarray]] = {}
+    `delta_ci(mask)` = FID(pool[mask]) - mean_r FID(random K-subset r), tested against those R FIDs
+    (`metrics.significance.randomization_test` on the log scale: H0 = the kept set is a random K-subset of this
+    pool; the p-value and the test-inversion interval come from the measured spread of FID over random K-subsets).
+    `spread_ci(keep)` = the mean of the R FIDs with the 2.5 and 97.5 percentiles of the R values: the range a
+    no-information filter's FID falls in. Every FID evaluates 0/1 counts on one `FixedReferenceFID` of the pool.
+    """
 
-    def mask(self, keep: int) -> np.ndarray:
-        return random_subset(self.pool.shape[0], keep, self.seed)
+    def __init__(self, pool: np.ndarray, reference, seed: int, count: int = DEFAULT_RANDOM_SUBSETS) -> None:
+        self.pool, self.reference, self.seed, self.count = pool, reference, seed, int(count)
+        self._fid = FixedReferenceFID(reference, pool)
+        self._null: dict[int, np.ndarray] = {}
 
-    def delta_ci(self, mask: np.ndarray, n_boot: int):
-        """FID(pool[mask]) - FID(random subset of the same size): FID is biased in the set size, so only equal
-        sizes make the difference mean what it says."""
-        keep = int(mask.sum())
-        key = (keep, n_boot)
-        if key not in self._replicates:
-            self._replicates[key] = subset_fid_replicates(self.reference, self.pool, self.mask(keep), n_boot, self.seed)
-        random_value, random_replicates = self._replicates[key]
-        value, replicates = subset_fid_replicates(self.reference, self.pool, mask, n_boot, self.seed)
-        return percentile_interval(value - random_value, replicates - random_replicates, 0.05, "shifted")
+    def fid(self, mask: np.ndarray) -> float:
+        """FID(pool[mask]) against the reference."""
+        return self._fid(np.asarray(mask, dtype=np.int64))
+
+    def null_fids(self, keep: int) -> np.ndarray:
+        """FIDs [R] of the R random K-subsets (K = keep)."""
+        if keep not in self._null:
+            masks = random_subsets(self.pool.shape[0], keep, self.seed, self.count)
+            self._null[keep] = np.array([self.fid(mask) for mask in masks])
+        return self._null[keep]
+
+    def delta_ci(self, mask: np.ndarray) -> ConfidenceInterval:
+        """FID(pool[mask]) - mean FID of random subsets of the same size, with its randomization test."""
+        return randomization_test(self.fid(mask), self.null_fids(int(mask.sum())), log_scale=True)
+
+    def spread_ci(self, keep: int) -> ConfidenceInterval:
+        null = self.null_fids(keep)
+        low, high = np.percentile(null, [2.5, 97.5])
+        return ConfidenceInterval(float(null.mean()), float(low), float(high), null.size, 0.05, "random-subsets")

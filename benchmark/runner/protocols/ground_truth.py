@@ -23,12 +23,15 @@ Intervals: percentile bootstrap over samples (`run.bootstrap` replicates; rows r
 stratified by class); they cover the sampling variation of the statistic over the generated samples (and, for
 the epistemic targets, of those samples' weight draws), not the Monte-Carlo error of the estimators' own draws.
 A statistic that is undefined (constant input, one class only, e.g. no between-mode sample) is NaN. `n` is the number of samples used.
+Tests against the floor (a score with no information has rho = 0 and AUROC = 0.5 in expectation): the usefulness
+rows carry the p-value of that null, Spearman's test of rho = 0 (scipy.stats.spearmanr) and the Mann-Whitney U
+test of AUROC = 0.5 (scipy.stats.mannwhitneyu, two-sided), which the report's verdicts adjust for multiplicity.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.stats import chi2, spearmanr
+from scipy.stats import chi2, mannwhitneyu, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from benchmark.runner.protocols.base import ProtocolInputs
@@ -99,7 +102,9 @@ def _usefulness_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     rows = []
     for name in inputs.estimator_names:
         score = gen.scores[name].numpy()
-        rows.append(_row(inputs, name, "spearman_score_vs_neg_log_density", spearman, score, neg_log_p))
+        rho = bootstrap_ci(spearman, score, neg_log_p, n_boot=inputs.config.bootstrap, seed=inputs.seed)
+        rho.p_value = spearman_p_value(score, neg_log_p)
+        rows.append(row_from_ci(NAME, name, "spearman_score_vs_neg_log_density", rho, len(score), inputs.seed))
         for metric, label in labels:
             ci = auroc_ci(label, score, inputs.config.bootstrap, inputs.seed)
             rows.append(row_from_ci(NAME, name, metric, ci, len(score), inputs.seed))
@@ -192,6 +197,13 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+def spearman_p_value(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided p of Spearman's test of rho = 0 (scipy's t approximation; NaN where rho is undefined)."""
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).pvalue)
+
+
 def auroc(label: np.ndarray, score: np.ndarray) -> float:
     """AUROC of `score` for label 1 (NaN when only one class is present)."""
     if label.min() == label.max():
@@ -212,7 +224,9 @@ def auroc_ci(label: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> Co
     for _ in range(n_boot):
         idx = np.concatenate([rng.choice(pos, pos.size), rng.choice(neg, neg.size)])
         replicates.append(auroc(label[idx], score[idx]))
-    return percentile_interval(value, replicates, 0.05)
+    ci = percentile_interval(value, replicates, 0.05)
+    ci.p_value = float(mannwhitneyu(score[pos], score[neg], alternative="two-sided").pvalue)  # H0: AUROC = 0.5
+    return ci
 
 
 def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> float:

@@ -4,6 +4,9 @@ Each estimator is compared with what it estimates:
 - aleatoric (sensitivity and its variants): the SAME estimator run with the exact mixture score eps* on the
   same states x_t of the network's trajectory and the same noise draws (`ExactScoreTwin`, an observer of the
   generation pass). Where the network is exact, the two maps coincide; the difference is the network's error.
+  The twin is always the UN-negated estimator (negate off): the target is the quantity, not the row's ordering,
+      target = U_exact(x_t),  row = (-1)^negate U_network(x_t),
+  so a negated row (`negate = true`) correlates with the target with the opposite sign of the plain row.
 - epistemic (bayesdiff, mc_dropout): the spread of x0 over S weight draws theta_s, each shared by the whole
   trajectory, from the same x_T (`shared_theta_spread`, estimators.posterior_draws):
       target map = Var_s[x0^s] (unbiased, per pixel);
@@ -53,10 +56,11 @@ class OracleObserver(UncertaintyEstimator):
 
 
 class ExactScoreTwin(UncertaintyEstimator):
-    """Runs a copy of an aleatoric estimator on the network's states with the exact score.
+    """Runs an un-negated copy of an aleatoric estimator on the network's states with the exact score.
 
-    At every step the copy sees the same x_t, step index and sample indices (hence the same noise draws: they
-    are seeded by (seed, estimator name, sample index, step) and the copy keeps the estimator's name), but
+    The copy is taken with negate off (`target_copy`), so the twin measures the quantity U, whatever the row's
+    `negate` option. At every step the copy sees the same x_t, step index and sample indices (hence the same
+    noise draws: they are seeded by (seed, estimator stream, sample index, step) and the copy keeps them), but
     model = the oracle and eps = eps*(x_t) (DPM-Solver-2: eps_eff from the oracle's midpoint too). The twin's
     own name, EXACT_PREFIX + name, keeps it apart in the generation's tables.
     """
@@ -64,7 +68,7 @@ class ExactScoreTwin(UncertaintyEstimator):
     uses_network = False
 
     def __init__(self, estimator: UncertaintyEstimator, oracle) -> None:
-        self.inner, self.oracle = estimator, oracle
+        self.inner, self.oracle = target_copy(estimator), oracle
         self.name = EXACT_PREFIX + estimator.name
 
     def begin(self, batch) -> None:
@@ -82,12 +86,19 @@ class ExactScoreTwin(UncertaintyEstimator):
         return self.inner.final_result()
 
 
+def target_copy(estimator: UncertaintyEstimator) -> UncertaintyEstimator:
+    """A deep copy of `estimator` with the common options reset (negate off), the same name and parameters."""
+    twin = copy.deepcopy(estimator)
+    twin.set_common()
+    return twin
+
+
 def with_observers(make_estimators: Callable[[], list], oracle) -> Callable[[], list]:
     """The generation pass's estimators plus the oracle observer and one exact-score twin per aleatoric one."""
 
     def make() -> list:
         made = list(make_estimators())
-        twins = [ExactScoreTwin(copy.deepcopy(e), oracle) for e in made if e.kind == "aleatoric"]
+        twins = [ExactScoreTwin(e, oracle) for e in made if e.kind == "aleatoric"]
         return [*made, OracleObserver(oracle), *twins]
 
     return make
@@ -142,5 +153,4 @@ def nearest_mode_radius(oracle, x0: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["EXACT_PREFIX", "ORACLE", "ExactScoreTwin", "OracleObserver", "exact_samples", "mode_responsibility",
-           "nearest_mode_radius",
-           "shared_theta_spread", "with_observers"]
+           "nearest_mode_radius", "shared_theta_spread", "target_copy", "with_observers"]

@@ -1,10 +1,16 @@
-"""Protocol 4: uncertainty-guided sampling (Alg. 2 of the aleatoric paper) vs plain sampling.
+"""Protocol 4: uncertainty-guided sampling (Alg. 2 of the aleatoric paper) vs a placebo and vs plain sampling.
 
 The first `num_samples` samples of the generation pass are the plain ones; the same indices (same x_T,
-labels and sampler) are generated again with `UncertaintyGuidance`. FID of each against the reference,
-and the paired difference FID(guided) - FID(plain) with a bootstrap interval over sample indices; next to it
-`mean_abs_change_x0`, the mean |x0_guided - x0_plain| over pixels and samples (how much guidance moved the
-images at all: with center = "mean" the Eq. 10 step is second order, see benchmark.guidance).
+labels and sampler) are generated again with `UncertaintyGuidance` ("guided") and with its placebo
+(`PlaceboGuidance`, row "(placebo)"): the same procedure, draws, lambda, NFEs and number of guided pixels per
+image, with the mask moved to uniformly random pixels (benchmark.guidance, "Placebo"). Guidance costs M extra
+calls per guided step and perturbs eps wherever it acts, so only the placebo isolates the uncertainty map:
+- `delta_vs_placebo[space]` (the verdict) = FID(guided) - FID(placebo), paired half-sample interval over sample
+  indices with its p-value (fid_utils.paired_delta_ci);
+- `delta_vs_plain[space]` = FID(guided) - FID(plain), and the placebo's own delta_vs_plain beside it;
+- FID of each against the reference; NFEs of both passes; `mean_abs_change_x0`, the mean |x0 - x0_plain| over
+  pixels and samples of each pass (how much it moved the images at all: with center = "mean" the Eq. 10 step is
+  second order, see benchmark.guidance; a placebo of the same strength moves them by a comparable amount).
 
 Options: `center` and `clip_x0` as for the sensitivity estimator; `thresholds` = "per_image" (the p-th
 percentile of each image's U_t) or "calibrated" (Alg. 2's step-wise tau_t: the p-th percentile of U_t over a
@@ -20,7 +26,7 @@ import json
 import numpy as np
 import torch
 
-from benchmark.guidance import UncertaintyGuidance, calibrate_thresholds
+from benchmark.guidance import PlaceboGuidance, UncertaintyGuidance, calibrate_thresholds
 from estimators.windowed import window_steps
 from benchmark.runner.io import save_json
 from metrics import bootstrap_ci
@@ -31,6 +37,8 @@ from benchmark.runner.table import MetricRow, row_from_ci
 
 NAME = "guidance"
 THRESHOLDS_FILE = "guidance_thresholds.json"
+GUIDED_TAG, PLACEBO_TAG = "guided", "placebo"  # shard tags of the two passes
+PLACEBO = "(placebo)"  # the placebo's row (a reference row: the name starts with "(")
 
 
 def window_start(window, steps: int) -> int | None:
@@ -45,13 +53,16 @@ def window_start(window, steps: int) -> int | None:
 
 def guided_pass(model, run_dir, config, n: int, guidance: UncertaintyGuidance, progress: bool = False,
                 **shard) -> None:
-    """Generate the guided shards of the first n sample indices (all, or with `shard` = rank / world_size some),
-    each continued from the generation pass's state at the window start when that shard kept it."""
+    """Generate the guided and the placebo shards of the first n sample indices (all, or with `shard` = rank /
+    world_size some), each continued from the generation pass's state at the window start when that shard kept it.
+    The placebo's random masks are drawn per (run seed, sample index, step): the same bits on any rank."""
     start = window_start(guidance.window, config.steps)
-    generate(model, run_dir=run_dir, num_samples=n, batch_size=min(config.batch_size, n), seed=config.seed,
-             sampler=config.sampler, steps=config.steps, make_estimators=list, tag="guided", progress=progress,
-             guidance=guidance, **shard,
-             start_from=None if start is None else kept_state(run_dir, config.num_samples, config.batch_size, start))
+    for tag, passed in ((GUIDED_TAG, guidance), (PLACEBO_TAG, PlaceboGuidance(guidance))):
+        generate(model, run_dir=run_dir, num_samples=n, batch_size=min(config.batch_size, n), seed=config.seed,
+                 sampler=config.sampler, steps=config.steps, make_estimators=list, tag=tag, progress=progress,
+                 guidance=passed, **shard,
+                 start_from=None if start is None else kept_state(run_dir, config.num_samples, config.batch_size,
+                                                                  start))
 
 
 def guidance_from_params(params: dict) -> UncertaintyGuidance:
@@ -98,25 +109,43 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
                                     "thresholds_file": str(inputs.run_dir / THRESHOLDS_FILE) if mode == "calibrated"
                                     else None}
     guided_pass(inputs.model, inputs.run_dir, cfg, n, guidance, progress=inputs.progress)
-    guided = load_generation(inputs.run_dir, n, min(cfg.batch_size, n), tag="guided")
-    inputs.artifacts["guided_x0"] = guided.x0
+    passes = {name: load_generation(inputs.run_dir, n, min(cfg.batch_size, n), tag=tag)
+              for name, tag in (("guided", GUIDED_TAG), (PLACEBO, PLACEBO_TAG))}
+    inputs.artifacts["guided_x0"] = passes["guided"].x0
+    inputs.artifacts["placebo_x0"] = passes[PLACEBO].x0
     rows = []
     for space in inputs.fake_features:
-        ref = inputs.reference_stats[space]
-        plain_feats = inputs.fake_features[space][:n]
-        guided_feats = inputs.extract(space, guided.x0)
-        n_boot = bootstrap_replicates(space, cfg.bootstrap)
-        rows.append(row_from_ci(NAME, "plain", f"fid[{space}]", fid_ci(plain_feats, ref, n_boot, cfg.seed), n, cfg.seed))
-        rows.append(row_from_ci(NAME, "guided", f"fid[{space}]", fid_ci(guided_feats, ref, n_boot, cfg.seed), n, cfg.seed))
-        rows.append(row_from_ci(NAME, "guided", f"delta_vs_plain[{space}]",
-                                paired_delta_ci(guided_feats, plain_feats, ref, n_boot, cfg.seed), n, cfg.seed))
-    base_nfe = guided.nfe["sampler"]
-    rows.append(MetricRow(NAME, "guided", "extra_nfe_per_sample", guided.nfe.get("guidance", 0.0), n=n, seed=cfg.seed))
-    rows.append(MetricRow(NAME, "guided", "nfe_ratio", (base_nfe + guided.nfe.get("guidance", 0.0)) / base_nfe,
-                          n=n, seed=cfg.seed))
-    changed = (guided.x0 - gen.x0[:n]).flatten(1).abs().amax(1)
-    per_sample_change = (guided.x0 - gen.x0[:n]).abs().flatten(1).mean(1).double().numpy()  # [n]
-    rows.append(row_from_ci(NAME, "guided", "mean_abs_change_x0",
-                            bootstrap_ci(np.mean, per_sample_change, n_boot=cfg.bootstrap, seed=cfg.seed), n, cfg.seed))
-    rows.append(MetricRow(NAME, "guided", "fraction_changed", float((changed > 1e-6).float().mean()), n=n, seed=cfg.seed))
+        rows += _fid_rows(inputs, space, n, passes)
+    for name, made in passes.items():
+        rows += _pass_rows(inputs, name, made, n)
     return rows
+
+
+def _fid_rows(inputs: ProtocolInputs, space: str, n: int, passes: dict) -> list[MetricRow]:
+    """FID of plain, guided and placebo; guided - placebo (the verdict) and each pass - plain, paired by index."""
+    cfg = inputs.config
+    ref = inputs.reference_stats[space]
+    n_boot = bootstrap_replicates(space, cfg.bootstrap)
+    feats = {"plain": inputs.fake_features[space][:n],
+             **{name: inputs.extract(space, made.x0) for name, made in passes.items()}}
+    rows = [row_from_ci(NAME, name, f"fid[{space}]", fid_ci(f, ref, n_boot, cfg.seed), n, cfg.seed)
+            for name, f in feats.items()]
+    rows.append(row_from_ci(NAME, "guided", f"delta_vs_placebo[{space}]",
+                            paired_delta_ci(feats["guided"], feats[PLACEBO], ref, n_boot, cfg.seed), n, cfg.seed))
+    rows += [row_from_ci(NAME, name, f"delta_vs_plain[{space}]",
+                         paired_delta_ci(feats[name], feats["plain"], ref, n_boot, cfg.seed), n, cfg.seed)
+             for name in passes]
+    return rows
+
+
+def _pass_rows(inputs: ProtocolInputs, name: str, made, n: int) -> list[MetricRow]:
+    """NFEs of one pass (extra per sample, ratio to its sampler's) and how far it moved x0 from plain."""
+    cfg, seed = inputs.config, inputs.config.seed
+    base_nfe, extra = made.nfe["sampler"], made.nfe.get("guidance", 0.0)
+    moved = (made.x0 - inputs.generation.x0[:n]).abs().flatten(1)  # [n, C*H*W]
+    per_sample_change = moved.mean(1).double().numpy()  # [n]
+    return [MetricRow(NAME, name, "extra_nfe_per_sample", extra, n=n, seed=seed),
+            MetricRow(NAME, name, "nfe_ratio", (base_nfe + extra) / base_nfe, n=n, seed=seed),
+            row_from_ci(NAME, name, "mean_abs_change_x0",
+                        bootstrap_ci(np.mean, per_sample_change, n_boot=cfg.bootstrap, seed=seed), n, seed),
+            MetricRow(NAME, name, "fraction_changed", float((moved.amax(1) > 1e-6).float().mean()), n=n, seed=seed)]

@@ -1,15 +1,19 @@
 """Protocol 2: improved precision / recall (Kynkaanniemi et al. 2019, k = 3) of the kept subsets, at equal sizes.
 
-The k-NN manifolds depend on the set size, so the baseline of a kept K-subset is the protocol's random
-K-subset (`fid_utils.random_subset`, the same one filtered_fid uses), reported as the `(random K)` row; the
-`(all)` row (N samples) is a reference figure. No difference rows: a paired bootstrap of P(kept) - P(random)
-rests on the few rows the two sets do not share, and with precision near 1 those hold a handful of points
-outside the manifold, so its interval is far too narrow (measured: 22% of 40 random filters "significant"
-at a nominal 5%, 100 replicates, K = 100 of 120). Read kept against (random K) with their intervals.
+The k-NN manifolds depend on the set size, so a kept K-subset is read against K-subsets: the `(random K)` row is
+the protocol's first random K-subset (`fid_utils.random_subset`, the first of filtered_fid's R), a reference
+figure, and the `(all)` row (N samples) is one too. The verdict row is
+    precision_delta_vs_random = precision(kept) - E[precision(random K-subset)] = share of kept rows inside the
+                                real manifold - share of all N rows inside it
+(the real manifold is fixed, so a random K-subset's expected precision is exactly the pool's), tested exactly:
+under "the score carries no information" the number of kept rows inside is hypergeometric
+(`metrics.significance.hypergeometric_test`). No bootstrap of P(kept) - P(random) is used: it rests on the few
+rows the two sets do not share and was far too narrow (22% of 40 random filters "significant" at 5%).
 
-Intervals of single values come from `metrics.precision_recall_bootstrap`: each replicate builds the manifold
-from the distinct drawn points and weights them by how often they were drawn, so a duplicated point does not
-shrink its own k-NN radius to 0 (which would bias recall in a naive bootstrap).
+Intervals of single values come from `metrics.precision_recall_bootstrap`, percentile intervals (the metrics are
+bounded in [0, 1], and a percentile interval stays inside): each replicate builds the manifold from the distinct
+drawn points and weights them by how often they were drawn, so a duplicated point does not shrink its own k-NN
+radius to 0 (which would bias recall in a naive bootstrap).
 """
 from __future__ import annotations
 
@@ -22,6 +26,8 @@ from benchmark.runner.protocols.fid_utils import bootstrap_replicates, keep_lowe
 from benchmark.runner.protocols.parts import Part, run_parts
 from benchmark.runner.table import MetricRow, not_run_row, row_from_ci
 from metrics import precision_recall_bootstrap
+from metrics.precision_recall import DEFAULT_CHUNK_SIZE, fixed_set_radii, inside_manifold, real_and_fake_tensors
+from metrics.significance import hypergeometric_test
 
 NAME = "precision_recall"
 METRICS = ("precision", "recall", "f1")
@@ -49,11 +55,22 @@ def parts(inputs: ProtocolInputs, params: dict) -> list[Part]:
 
 def _subset_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, mask: np.ndarray,
                  artifacts: dict) -> list[MetricRow]:
-    seed = inputs.config.seed
+    seed, k = inputs.config.seed, int(params["k"])
     # half the run's replicates (a P&R replicate rebuilds a k-NN manifold), never fewer than 100: fewer make the
     # 95% percentile interval too narrow
     n_boot = bootstrap_replicates(space, inputs.config.bootstrap // 2)
-    result = precision_recall_bootstrap(inputs.real_features[space], inputs.fake_features[space][mask],
-                                        k=int(params["k"]), n_boot=n_boot, seed=seed)
-    return [row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()), seed)
+    real, pool = inputs.real_features[space], inputs.fake_features[space]
+    result = precision_recall_bootstrap(real, pool[mask], k=k, n_boot=n_boot, seed=seed, interval="percentile")
+    rows = [row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()), seed)
             for metric in METRICS]
+    if not name.startswith("("):  # a filter: its exact test against random K-subsets of the same pool
+        ci = hypergeometric_test(pool_inside_real_manifold(real, pool, k), mask)
+        rows.append(row_from_ci(NAME, name, f"precision_delta_vs_random[{space}]", ci, int(mask.sum()), seed))
+    return rows
+
+
+def pool_inside_real_manifold(real, pool, k: int) -> np.ndarray:
+    """bool [N]: whether each generated row lies inside the real k-NN manifold (what precision averages)."""
+    real_t, pool_t = real_and_fake_tensors(real, pool, "cpu")
+    radii = fixed_set_radii(real_t, k, DEFAULT_CHUNK_SIZE)
+    return inside_manifold(pool_t, real_t, radii, DEFAULT_CHUNK_SIZE).numpy().astype(bool)

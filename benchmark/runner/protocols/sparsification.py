@@ -3,8 +3,12 @@
 Real test images are noised to t = noise_fraction * T (the nearest grid step), denoised with the run's
 sampler while every estimator observes, and compared with the originals: per-pixel error
 |x0_hat - x0| (the per-pixel RMSE). Sparsification curves remove the most uncertain pixels first; the
-oracle removes the largest errors first. AUSE (lower is better) and AURG (higher is better) per image,
-averaged, with a bootstrap interval over images; the pooled-pixels variant of the public code as well.
+oracle removes the largest errors first. AUSE (lower is better) per image, averaged, with a bootstrap interval
+over images; AURG (higher is better: the area between the expected curve of random removal and the method's) per
+image, averaged, with the t interval and the one-sample t-test of "AURG = 0" (a map with no information has
+expected AURG 0); ause_delta_vs_random = mean over images of AUSE(estimator) - AUSE(`random`'s map), paired on the
+same images, with its paired t-test (only when the `random` floor is configured). The pooled-pixels variant of the
+public code as well.
 A latent model (one with `encode`/`decode`) noises the real images' latents, denoises them, decodes, and scores
 the pixel error against the run's pixel-space maps (benchmark.models.pixel_maps).
 """
@@ -23,8 +27,10 @@ from benchmark.models.pixel_maps import pixel_view
 from benchmark.sampling import build_grid, condition_labels, sample
 from benchmark.seeding import per_sample_randn
 from metrics import bootstrap_ci, sparsification, sparsification_pooled
+from metrics.significance import paired_t_test
 
 NAME = "sparsification"
+FLOOR = "random"  # the estimator whose maps carry no information (estimators/random_baseline)
 
 
 def start_step(model, sampler: str, steps: int, noise_fraction: float) -> tuple[int, int]:
@@ -93,19 +99,24 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     n = int(error.shape[0])
     rows = [MetricRow(NAME, "(all)", "rmse", float(error.pow(2).mean().sqrt()), n=n, seed=cfg.seed),
             MetricRow(NAME, "(all)", "start_timestep", float(t), n=n, seed=cfg.seed)]
-    curves = {}
+    curves, per_image = {}, {}
     no_map = {e.name for e in inputs.make_estimators() if not getattr(e, "has_pixel_map", True)}  # realism_oracle
     for name, pixel in maps.items():
         if name.startswith("_") or name in no_map:
             continue
         res = sparsification(error, pixel.cpu(), fractions=int(params["fractions"]), metric="rmse")
-        for metric, per_image in (("ause", res.ause_per_image), ("aurg", res.aurg_per_image)):
-            ci = bootstrap_ci(np.mean, np.asarray(per_image, dtype=np.float64), n_boot=cfg.bootstrap, seed=cfg.seed)
-            rows.append(row_from_ci(NAME, name, metric, ci, n, cfg.seed))
+        per_image[name] = np.asarray(res.ause_per_image, dtype=np.float64)
+        ci = bootstrap_ci(np.mean, per_image[name], n_boot=cfg.bootstrap, seed=cfg.seed)
+        rows.append(row_from_ci(NAME, name, "ause", ci, n, cfg.seed))
+        rows.append(row_from_ci(NAME, name, "aurg", paired_t_test(np.asarray(res.aurg_per_image, dtype=np.float64)),
+                                n, cfg.seed))
         pooled = sparsification_pooled(error, pixel.cpu(), fractions=int(params["fractions"]), metric="rmse")
         rows.append(MetricRow(NAME, name, "ause_pooled", float(pooled.ause), n=n, seed=cfg.seed))
         rows.append(MetricRow(NAME, name, "aurg_pooled", float(pooled.aurg), n=n, seed=cfg.seed))
         curves[name] = (np.asarray(res.removed), np.asarray(res.method).mean(0), np.asarray(res.oracle).mean(0),
-                        float(np.asarray(res.random).mean()))
+                        np.asarray(res.random_curve).mean(0))
+    if FLOOR in per_image and n >= 2:
+        rows += [row_from_ci(NAME, name, "ause_delta_vs_random", paired_t_test(values - per_image[FLOOR]), n, cfg.seed)
+                 for name, values in per_image.items() if name != FLOOR]
     inputs.artifacts["sparsification_curves"] = curves
     return rows
