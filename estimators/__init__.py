@@ -9,7 +9,7 @@ from estimators.registry import available, create, get_class, parameters, regist
 # Built-in estimators register themselves on import.
 _BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff",
             "estimators.x0_trajectory", "estimators.flip", "estimators.zigzag", "estimators.noise_perturbation",
-            "estimators.generative_uncertainty", "estimators.realism_oracle")
+            "estimators.generative_uncertainty", "estimators.realism_oracle", "estimators.local_variance")
 for _module in _BUILTIN:
     try:
         importlib.import_module(_module)

@@ -65,6 +65,9 @@ class UncertaintyEstimator(abc.ABC):
     name: str = "estimator"
     kind: str = "heuristic"
     reference_row: bool = False
+    #: a baseline every estimator is tested against where a protocol compares per item (the `random` floor, the
+    #: trivial `local_variance` row): e.g. the sparsification protocol's ause_delta_vs_<name>
+    comparison_baseline: bool = False
     negate: bool = False
     #: whether the estimator needs extra network calls (False for e.g. the random floor)
     uses_network: bool = True

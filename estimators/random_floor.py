@@ -14,6 +14,7 @@ class RandomEstimator(UncertaintyEstimator):
 
     kind = "heuristic"
     reference_row = True
+    comparison_baseline = True
     uses_network = False
 
     def __init__(self, seed: int = 0) -> None:

@@ -74,6 +74,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "ause": MetricInfo("lower", _MEAN),
     "aurg": MetricInfo("higher", _T_MEAN),
     "ause_delta_vs_random": MetricInfo("lower", _T_PAIRED),
+    "ause_delta_vs_local_variance": MetricInfo("lower", _T_PAIRED),
     "ause_pooled": MetricInfo("lower", ""),
     "aurg_pooled": MetricInfo("higher", ""),
     "rmse": MetricInfo("none", ""),

@@ -73,8 +73,11 @@ def test_gmm_config_runs_end_to_end_with_every_estimator(gmm_run):
             assert {"spearman_pixel_vs_sq_error", "spearman_score_vs_sq_error"} <= metrics, instance
     assert {"spearman_pixel_vs_shared_theta_var", "calibration_ratio[skip=1]", "calibration_ratio[skip=5]"} <= set(
         gt[gt.estimator == "bayesdiff"].metric)
-    ratios = gt[gt.metric.str.startswith("calibration_ratio")].value
+    ratios = gt[gt.metric.str.startswith("calibration_ratio")].set_index("metric").value
     assert all(math.isfinite(r) and r > 0 for r in ratios)
+    # both skip rules are reported: the public k^2 Var rule inflates the variance far beyond the contraction's
+    assert ratios["calibration_ratio[skip=5,rule=public]"] > 10 * ratios["calibration_ratio[skip=5,rule=contraction]"]
+    assert ratios["calibration_ratio[skip=5,rule=contraction]"] == pytest.approx(ratios["calibration_ratio[skip=5]"])
     # the negated row is the plain row's inverse: rank statistics flip sign exactly (same draws, same samples)
     score = gt[gt.metric == "spearman_score_vs_neg_log_density"].set_index("estimator").value
     assert score["sensitivity_neg"] == pytest.approx(-score["sensitivity"])

@@ -102,3 +102,28 @@ def class_confound_lines(frame: pd.DataFrame, fam: Family, is_reference, method:
         lines.insert(0, "Class confound (a filter that removes a class changes FID whatever the sample quality; the "
                         "stratified filter keeps each class's share):")
     return lines
+
+
+def baseline_lines(frame: pd.DataFrame, is_reference, method: str = "holm") -> list[str]:
+    """Per comparison baseline other than the floor (rows `<metric>_delta_vs_<baseline>`, e.g. the trivial
+    `local_variance` edge baseline on AUSE): which ranked estimators beat it, adjusted over those estimators."""
+    lines = []
+    rows = frame[frame.metric.str.contains("_delta_vs_", regex=False) & ~frame.metric.str.endswith("_vs_random")
+                 & ~frame.metric.str.contains("_vs_random[", regex=False)]
+    for metric, part in rows.groupby("metric", sort=False):
+        ranked = part[np.array([not is_reference(n) for n in part.estimator], dtype=bool)]
+        if ranked.empty or "p_value" not in ranked.columns:
+            continue
+        baseline = metric.partition("_delta_vs_")[2]
+        direction = metric_info.direction(metric)
+        adjusted = adjust(ranked.p_value.astype(float).to_numpy(), method)
+        groups: dict[str, list[str]] = {"beat it": [], "are worse": [], "are not distinguishable": []}
+        for row, p in zip(ranked.itertuples(), adjusted):
+            better = (row.value > 0) == (direction > 0)
+            key = "are not distinguishable" if not (math.isfinite(p) and p <= ALPHA) else (
+                "beat it" if better else "are worse")
+            groups[key].append(f"`{row.estimator}`")
+        said = "; ".join(f"{k}: {', '.join(v)}" for k, v in groups.items() if v)
+        lines.append(f"- Against the baseline `{baseline}` on {metric_info.label(metric)} (paired over images, "
+                     f"{method} over {len(ranked)} estimators): {said}.")
+    return lines

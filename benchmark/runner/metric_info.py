@@ -29,6 +29,7 @@ LABELS = {
     "fid_random_mean": "mean FID of random K-subsets",
     "precision_delta_vs_random": "Δprecision vs random K",
     "ause_delta_vs_random": "ΔAUSE vs random",
+    "ause_delta_vs_local_variance": "ΔAUSE vs local_variance",
     "delta_vs_random_stratified": "ΔFID vs random K, filter within classes",
     "kept_class_tvd": "class shift of the kept (TVD)",
     "fid_infinity_kept": "FID∞ of kept K",

@@ -18,6 +18,7 @@ FIXED_REFERENCE_ROWS = {
     "(sampler)": "plain sampling without any estimator (the cost baseline)",
     "plain": "the guidance protocol's pass without guidance",
     "guided": "the same pass from the same x_T with uncertainty guidance (Alg. 2)",
+    "local_variance": "a trivial baseline: the local variance of the final sample (an edge detector, 0 NFE)",
     "(placebo)": "the guided pass with its mask permuted within each image: same NFEs and guided pixel count, no "
                  "information from the map (guided vs placebo is the guidance verdict)",
 }

@@ -71,6 +71,9 @@ def render_report(data: ReportData) -> str:
     lines += ["## Findings", "", *findings.findings_lines(fam, names, negatable), ""]
     confounds = findings.class_confound_lines(frame, fam, roles.is_reference, cfg.multiplicity)
     lines += [*confounds, ""] if confounds else []
+    against = findings.baseline_lines(frame, roles.is_reference, cfg.multiplicity)
+    lines += ["Trivial baselines (reference rows that use no model information beyond the sample):", "", *against,
+              ""] if against else []
     applications = application_findings(frame)
     if applications:
         lines += ["Applications (paired differences against each protocol's equal-cost baseline):", "",

@@ -162,24 +162,31 @@ def _epistemic_rows(inputs: ProtocolInputs, params: dict, oracle) -> list[Metric
 
 def _calibration_rows(inputs: ProtocolInputs, params: dict, estimator, x_T, y, spread: torch.Tensor,
                       run_args: dict) -> list[MetricRow]:
-    """calibration_ratio[skip=s]: BayesDiff's Var[x0] with skip s over the shared-theta spread, same samples."""
+    """calibration_ratio[skip=s]: BayesDiff's Var[x0] with skip s (its configured skip rule) over the shared-theta
+    spread, same samples; for s > 1 also calibration_ratio[skip=s,rule=r] for both skip rules (the flow's
+    contraction and the public code's k^2 Var), so the public results can be read beside the corrected ones."""
     skips = [int(s) for s in params["calibration_skips"]]
-    propagated = skip_variances(estimator, inputs.model, x_T, skips, y=y, **run_args)
+    rules = ("contraction", "public") if hasattr(estimator, "skip_rule") else ()
+    variants = [(s, None) for s in skips] + [(s, r) for s in skips if s > 1 for r in rules]
+    propagated = skip_variances(estimator, inputs.model, x_T, variants, y=y, **run_args)
     spread_per_sample = spread.flatten(1).sum(1).numpy()
-    return [_row(inputs, estimator.name, f"calibration_ratio[skip={s}]", ratio_of_sums,
-                 propagated[s].flatten(1).sum(1).numpy(), spread_per_sample) for s in skips]
+    return [_row(inputs, estimator.name, f"calibration_ratio[skip={s}" + (f",rule={r}]" if r else "]"),
+                 ratio_of_sums, propagated[(s, r)].flatten(1).sum(1).numpy(), spread_per_sample)
+            for s, r in variants]
 
 
-def skip_variances(estimator, model, x_T: torch.Tensor, skips: list[int], *, y=None, **run_args
-                   ) -> dict[int, torch.Tensor]:
-    """{skip: BayesDiff's propagated Var[x0] [B,C,H,W] (float64, CPU)} from x_T: copies of `estimator` (same
-    posterior, draws and options, negate off) with each skip, in one sampling pass."""
+def skip_variances(estimator, model, x_T: torch.Tensor, skips: list, *, y=None, **run_args) -> dict:
+    """{key: BayesDiff's propagated Var[x0] [B,C,H,W] (float64, CPU)} from x_T: copies of `estimator` (same
+    posterior, draws and options, negate off), one per key, in one sampling pass. A key is a skip s (the
+    estimator's own skip rule) or a pair (s, rule), rule None meaning the estimator's own."""
     from benchmark.sampling import sample
 
     own = {k: v for k, v in estimator.params().items() if k not in COMMON_PARAMETERS}
-    variants = {s: type(estimator)(**{**own, "skip": s}) for s in skips}
-    for s, variant in variants.items():
-        variant.name = f"{estimator.name}@skip{s}"
+    variants = {}
+    for key in skips:
+        s, rule = key if isinstance(key, tuple) else (key, None)
+        variants[key] = type(estimator)(**{**own, "skip": s, **({"skip_rule": rule} if rule else {})})
+        variants[key].name = f"{estimator.name}@skip{s}" + (f"@{rule}" if rule else "")
     with torch.no_grad():
         out = sample(model, x_T, estimators=list(variants.values()), y=y, **run_args)
     return {s: out.uncertainty[v.name].pixel.cpu().double() for s, v in variants.items()}

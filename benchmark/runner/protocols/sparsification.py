@@ -7,8 +7,9 @@ oracle removes the largest errors first. AUSE (lower is better) per image, avera
 over images; AURG (higher is better: the area between the expected curve of random removal and the method's) per
 image, averaged, with the t interval and the one-sample t-test of "AURG = 0" (a map with no information has
 expected AURG 0); ause_delta_vs_random = mean over images of AUSE(estimator) - AUSE(`random`'s map), paired on the
-same images, with its paired t-test (only when the `random` floor is configured). The pooled-pixels variant of the
-public code as well.
+same images, with its paired t-test (only when the `random` floor is configured), and likewise against every other
+configured `comparison_baseline` estimator (e.g. `ause_delta_vs_local_variance`, the trivial edge baseline). The
+pooled-pixels variant of the public code as well.
 A latent model (one with `encode`/`decode`) noises the real images' latents, denoises them, decodes, and scores
 the pixel error against the run's pixel-space maps (benchmark.models.pixel_maps).
 """
@@ -30,7 +31,6 @@ from metrics import bootstrap_ci, sparsification, sparsification_pooled
 from metrics.significance import paired_t_test
 
 NAME = "sparsification"
-FLOOR = "random"  # the estimator whose maps carry no information (estimators/random_baseline)
 
 
 def start_step(model, sampler: str, steps: int, noise_fraction: float) -> tuple[int, int]:
@@ -115,8 +115,10 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         rows.append(MetricRow(NAME, name, "aurg_pooled", float(pooled.aurg), n=n, seed=cfg.seed))
         curves[name] = (np.asarray(res.removed), np.asarray(res.method).mean(0), np.asarray(res.oracle).mean(0),
                         np.asarray(res.random_curve).mean(0))
-    if FLOOR in per_image and n >= 2:
-        rows += [row_from_ci(NAME, name, "ause_delta_vs_random", paired_t_test(values - per_image[FLOOR]), n, cfg.seed)
-                 for name, values in per_image.items() if name != FLOOR]
+    baselines = [e.name for e in inputs.make_estimators() if getattr(e, "comparison_baseline", False)]
+    for baseline in (b for b in baselines if b in per_image and n >= 2):
+        rows += [row_from_ci(NAME, name, f"ause_delta_vs_{baseline}", paired_t_test(values - per_image[baseline]), n,
+                             cfg.seed)
+                 for name, values in per_image.items() if name not in baselines]
     inputs.artifacts["sparsification_curves"] = curves
     return rows
