@@ -170,7 +170,8 @@ class RunConfig:
                 out["run"][key] = list(getattr(self, key)) if key == "prompts" else getattr(self, key)
         for section in ("model", "data"):
             if getattr(self, section) is not None:
-                out[section] = {k: v for k, v in asdict(getattr(self, section)).items() if v is not None}
+                out[section] = {("range" if k == "value_range" else k): v  # as written in the [data] table
+                                for k, v in asdict(getattr(self, section)).items() if v is not None}
         return out
 
 

@@ -37,6 +37,17 @@ def parameter_rule(cls: type, key: str) -> Field:
 def check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n: int, keep: int,
                           features: tuple[str, ...]) -> None:
     """Cross-field constraints: a configured protocol must be able to produce what its name says."""
+    if not protocols:
+        raise ConfigError("protocols", "none enabled", "at least one enabled protocol (a run with none measures "
+                          "nothing)", "enable one, e.g. [protocols.filtered_fid], or remove the [protocols] tables "
+                          "to run the defaults")
+    if len(set(features)) != len(features):
+        raise ConfigError("run.features", list(features), "each feature space once",
+                          f"set run.features = {sorted(set(features))}")
+    if "guidance" in protocols and protocols["guidance"].get("num_samples", 0) > n:
+        raise ConfigError("protocols.guidance.num_samples", protocols["guidance"]["num_samples"],
+                          f"at most run.num_samples = {n} (the guided pass re-runs generated samples)",
+                          f"set protocols.guidance.num_samples <= {n}")
     subset_protocols = [p for p in ("filtered_fid", "precision_recall") if p in protocols]
     if subset_protocols and not features:
         raise ConfigError("run.features", [], f"at least one feature space for protocols.{subset_protocols[0]}",
@@ -46,6 +57,9 @@ def check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n:
                           "filters nothing)", "lower run.keep (e.g. 5/6 of N) or disable the protocol")
     if "filtered_fid" in protocols:
         fractions = protocols["filtered_fid"]["curve_fractions"]
+        if len(set(fractions)) != len(fractions):
+            raise ConfigError("protocols.filtered_fid.curve_fractions", fractions, "distinct fractions (a repeated "
+                              "one would repeat its rows)", f"set curve_fractions = {sorted(set(fractions))}")
         smallest = max(2, int(round(min(fractions) * n)))
         if smallest < MIN_FID_SAMPLES:
             raise ConfigError("protocols.filtered_fid.curve_fractions", fractions,

@@ -174,7 +174,9 @@ def _load_fashion(split: str, root: str | Path | None, download: bool) -> ImageD
 
 
 # ----------------------------------------------------------------------------- your own data ([data] section)
-DATA_KEYS = ("name", "path", "reference_stats")
+DATA_KEYS = ("name", "path", "reference_stats", "range")
+#: declared value ranges of float image arrays ([data] range) -> (low, high)
+VALUE_RANGES = {"0,1": (0.0, 1.0), "-1,1": (-1.0, 1.0), "0,255": (0.0, 255.0)}
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
 LABEL_KEYS = ("labels", "train_labels", "test_labels")  # an .npz's class labels: of its one array, or per split
@@ -193,6 +195,7 @@ class DataSpec:
     name: str | None = None
     path: str | None = None
     reference_stats: str | None = None
+    value_range: str | None = None  # [data] range of a float array: "0,1", "-1,1" or "0,255" (None: infer or refuse)
 
     @property
     def label(self) -> str:
@@ -206,7 +209,7 @@ class DataSpec:
             return oracle_data(build_oracle(), split, n)
         if self.name is not None:
             return load_dataset(self.name, split, root=os.environ.get("UQBENCH_DATA_DIR")).subset(n)
-        return load_image_data(Path(str(self.path)), split).subset(n)
+        return load_image_data(Path(str(self.path)), split, self.value_range).subset(n)
 
     def load_reference_stats(self):
         """The `reference_stats` file as metrics.FeatureStats, or None when none is named."""
@@ -234,7 +237,15 @@ def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> Da
     if stats is not None:
         stats = _existing(stats, base_dir, "data.reference_stats", "an .npz file with mu and sigma")
         load_reference_stats(stats)  # readable, with mu and sigma of matching shapes
-    return DataSpec(name=name, path=path, reference_stats=stats)
+    value_range = section.get("range")
+    if value_range is not None and (not isinstance(value_range, str) or value_range.replace(" ", "") not in VALUE_RANGES):
+        raise ConfigError("data.range", value_range, f"one of {', '.join(repr(r) for r in VALUE_RANGES)} (the value "
+                          "range of a float image array)", 'e.g. range = "0,1" for floats in [0, 1]')
+    if value_range is not None and name is not None:
+        raise ConfigError("data.range", value_range, "only with data.path (a built-in dataset knows its range)",
+                          "remove data.range")
+    return DataSpec(name=name, path=path, reference_stats=stats,
+                    value_range=None if value_range is None else value_range.replace(" ", ""))
 
 
 def _existing(path: object, base_dir: Path | None, field: str, what: str) -> str:
@@ -265,7 +276,7 @@ def load_reference_stats(path: str | Path):
     return FeatureStats(mu=mu, sigma=sigma, n=n)
 
 
-def load_image_data(path: Path, split: str) -> ImageDataset:
+def load_image_data(path: Path, split: str, value_range: str | None = None) -> ImageDataset:
     """A folder (its `train/` or `test/` subfolder when present, else the whole folder serves both splits) or
     an array file (an .npz may hold `train` and `test` arrays; else its one array serves both). Class labels
     come from class subfolders (`class_names`) or an .npz's label arrays (`load_image_array`)."""
@@ -273,7 +284,7 @@ def load_image_data(path: Path, split: str) -> ImageDataset:
         splits = [path / s for s in ("train", "test") if (path / s).is_dir()]
         folder = path / split if (path / split).is_dir() else path
         return load_image_folder(folder, classes=class_names(splits or [path]))
-    return load_image_array(path, split)
+    return load_image_array(path, split, value_range)
 
 
 def image_files(folder: Path) -> list[Path]:
@@ -327,11 +338,14 @@ def load_image_folder(folder: Path, classes: list[str] | None = None) -> ImageDa
     return ImageDataset(images, labels, len(classes), folder.name)
 
 
-def load_image_array(path: Path, split: str) -> ImageDataset:
+def load_image_array(path: Path, split: str, value_range: str | None = None) -> ImageDataset:
     """An .npy array, or an .npz holding one array (or `train` / `test` arrays), as [N,C,H,W] in [-1, 1].
 
-    Layout: [N,C,H,W] when dim 1 has 1 or 3 entries, else [N,H,W,C] when the last dim has; uint8 values are
-    0..255 (v / 127.5 - 1), float values must already be in [-1, 1]. Class labels (integers >= 0) come from an
+    Layout: [N,C,H,W] when dim 1 has 1 or 3 entries, else [N,H,W,C] when the last dim has. Values: uint8 are
+    0..255; a float array's range is declared (`value_range`, [data] range: "0,1", "-1,1" or "0,255") or inferred
+    only when unambiguous (a value below 0: "-1,1"; above 1: "0,255"); floats all in [0, 1] are ambiguous and
+    refused (read as [-1, 1] they would shift every metric). Non-finite values are refused, naming the file. Class
+    labels (integers >= 0) come from an
     .npz's `labels` array (with its one image array) or `train_labels` / `test_labels` (with `train` / `test`);
     the number of classes is 1 + the largest label in the file.
     """
@@ -357,13 +371,39 @@ def load_image_array(path: Path, split: str) -> ImageDataset:
         array = array.transpose(0, 3, 1, 2)
     elif array.shape[1] not in (1, 3):
         raise ConfigError("data.path", str(path), f"1 or 3 channels in dim 1 or dim 3, got shape {array.shape}")
-    if array.dtype == np.uint8:
-        array = array.astype(np.float32) / 127.5 - 1.0
-    elif not np.issubdtype(array.dtype, np.floating) or array.min() < -1 or array.max() > 1:
-        raise ConfigError("data.path", str(path), f"uint8 (0..255) or float values in [-1, 1] (dtype {array.dtype})",
-                          "rescale the array")
+    array = to_unit_range(array, path, value_range)
     return ImageDataset(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), labels, num_classes,
                         path.stem)
+
+
+def to_unit_range(array: np.ndarray, path: Path, value_range: str | None) -> np.ndarray:
+    """float32 values in [-1, 1] from uint8 0..255 or a float array of a declared or unambiguous range:
+    x = 2 (v - low) / (high - low) - 1, computed in float64 (so uint8 u and the same image saved as u / 255 or
+    u / 127.5 - 1 give the same float32 values up to their own float rounding)."""
+    if array.dtype == np.uint8 and value_range in (None, "0,255"):
+        return (array.astype(np.float64) / 127.5 - 1.0).astype(np.float32)
+    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
+        raise ConfigError("data.path", str(path), f"uint8 or float image values (dtype {array.dtype})",
+                          "save the images as a numeric array, e.g. np.asarray(images, dtype=np.float32)")
+    values = array.astype(np.float64)
+    if not np.isfinite(values).all():
+        raise ConfigError("data.path", str(path), f"finite image values ({int((~np.isfinite(values)).sum())} are "
+                          "NaN or infinite)", "repair or drop those images")
+    low, high = float(values.min()), float(values.max())
+    if value_range is None:
+        if low < 0:
+            value_range = "-1,1"
+        elif high > 1:
+            value_range = "0,255"
+        else:
+            raise ConfigError("data.range", "(not given)", f"the value range of {path.name}: its floats all lie in "
+                              f"[{low:.3g}, {high:.3g}], which fits both [0, 1] and [-1, 1]",
+                              'declare it in the [data] section: range = "0,1" or range = "-1,1"')
+    lo, hi = VALUE_RANGES[value_range]
+    if low < lo - 1e-6 or high > hi + 1e-6:
+        raise ConfigError("data.range", value_range, f"values within [{lo:g}, {hi:g}], but {path.name} holds values "
+                          f"in [{low:.4g}, {high:.4g}]", "declare the range the array uses, or rescale it")
+    return (2.0 * (values - lo) / (hi - lo) - 1.0).astype(np.float32)
 
 
 def _checked_labels(path: Path, key: str, labels: np.ndarray, count: int) -> torch.Tensor:

@@ -79,7 +79,23 @@ def validate_run(run_dir: Path, *, check_weights: bool = True) -> Validation:
     result.problems += _check_metrics(run_dir, manifest)
     if check_weights and manifest.get("model_sha256"):
         result.problems += _check_weights(manifest)
+    result.problems += _check_inputs(run_dir)
     return result
+
+
+def _check_inputs(run_dir: Path) -> list[str]:
+    """The plug-in files and data the run read (fingerprint.json) must still hash to what the run recorded."""
+    from benchmark.runner.inputs_digest import input_changes
+
+    path = run_dir / "fingerprint.json"
+    if not path.is_file():
+        return []
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ["fingerprint.json is not valid JSON (the run's record of its inputs)"]
+    return [f"inputs: {change} (re-run the config, into a new --out or with --overwrite)"
+            for change in input_changes(saved)]
 
 
 def _check_files(run_dir: Path, recorded: dict[str, str]) -> list[str]:

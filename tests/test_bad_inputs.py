@@ -287,6 +287,24 @@ PLUGIN_CASES: list[Case] = [
          "fix the name"),
 ]
 CASES += PLUGIN_CASES
+#: issue 27: ranges that depend on the model or data, and cross-field values that were silently wrong
+RANGE_CASES: list[Case] = [
+    Case("steps above the training timesteps", changed("run", "steps", 1001), "run.steps", "set run.steps <= 1000"),
+    Case("every protocol disabled", changed("protocols", "cost", {"enabled": False}), "protocols", "enable one"),
+    Case("sparsification images above the test set", changed("protocols", "sparsification", {"num_images": 1000}),
+         "protocols.sparsification.num_images", "num_images <= 64"),
+    Case("guided samples above N", changed("protocols", "guidance", {"num_samples": 10, "window": [25, 50]}),
+         "protocols.guidance.num_samples", "num_samples <= 4"),
+    Case("repeated curve fraction", changed("protocols", "filtered_fid", {"curve_fractions": [0.9, 0.9]}),
+         "protocols.filtered_fid.curve_fractions", "curve_fractions = [0.9]"),
+    Case("repeated feature space", changed("run", "features", ["classifier", "classifier"]), "run.features",
+         "run.features = ['classifier']"),
+    Case("unknown multiplicity method", changed("run", "multiplicity", "bonferroni"), "run.multiplicity",
+         'run.multiplicity = "holm"'),
+    Case("fewer than 100 random subsets", changed("protocols", "filtered_fid", {"random_subsets": 20}),
+         "protocols.filtered_fid.random_subsets", "random_subsets = 100"),
+]
+CASES += RANGE_CASES
 
 
 @pytest.fixture(autouse=True)

@@ -243,7 +243,7 @@ def test_a_resume_with_a_changed_posterior_is_refused(reference, tmp_path, capsy
     torch.save(state, posterior)
     assert run_cli(config, out) == 2
     line = one_line(capsys.readouterr().err, "error: --out")
-    assert "the Laplace posterior changed since it started" in line
+    assert "the Laplace posterior (" in line and "changed since it started" in line
 
 
 # ------------------------------------------------------------------------------------------- I/O failure

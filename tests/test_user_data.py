@@ -57,7 +57,7 @@ def test_png_folders_and_arrays_map_bytes_to_minus_one_one(tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("mixed", "images of one shape"), ("empty", "holding .png/.jpg/.jpeg images"),
-    ("float_range", "float values in [-1, 1]"), ("layout", "1 or 3 channels"),
+    ("float_range", "values within [0, 255]"), ("layout", "1 or 3 channels"),
 ])
 def test_bad_data_is_refused_with_the_field(tmp_path, case, message):
     if case == "mixed":
@@ -68,9 +68,9 @@ def test_bad_data_is_refused_with_the_field(tmp_path, case, message):
         (tmp_path / "d").mkdir()
         call = lambda: load_image_folder(tmp_path / "d")  # noqa: E731
     else:
-        np.save(tmp_path / "a.npy", np.full((2, 1, 4, 4), 2.0) if case == "float_range" else np.zeros((2, 5, 4, 4)))
+        np.save(tmp_path / "a.npy", np.full((2, 1, 4, 4), 300.0) if case == "float_range" else np.zeros((2, 5, 4, 4)))
         call = lambda: load_image_array(tmp_path / "a.npy", "test")  # noqa: E731
-    with pytest.raises(ConfigError, match="data.path") as err:
+    with pytest.raises(ConfigError, match="data.path|data.range") as err:
         call()
     assert message in str(err.value)
 
@@ -149,3 +149,28 @@ def test_bayesdiff_posterior_of_a_user_model_goes_to_the_run_folder(tmp_path):
     factory.persist(run_dir / "laplace_last_layer.pt")
     assert (run_dir / "laplace_last_layer.pt").is_file() and factory.posterior_path == run_dir / "laplace_last_layer.pt"
     assert {p.name: p.read_bytes() for p in (tmp_path / "my_model").rglob("*") if p.is_file()} == before
+
+
+def test_float_arrays_declare_their_range_and_every_encoding_gives_the_same_images(tmp_path):
+    """uint8, float [0, 1] and float [-1, 1] versions of the same images load to the same values; floats all in
+    [0, 1] without a declared range are refused (read as [-1, 1] they would shift every metric)."""
+    from benchmark.datasets import data_spec_from_section
+
+    pixels = np.random.default_rng(0).integers(0, 256, size=(3, 1, 4, 4)).astype(np.uint8)
+    np.save(tmp_path / "u8.npy", pixels)
+    np.save(tmp_path / "unit.npy", pixels.astype(np.float32) / 255.0)
+    np.save(tmp_path / "sym.npy", pixels.astype(np.float32) / 127.5 - 1.0)
+    reference = load_image_array(tmp_path / "u8.npy", "test").images
+    for name, declared in (("unit.npy", "0,1"), ("sym.npy", "-1,1"), ("sym.npy", None)):
+        images = load_image_array(tmp_path / name, "test", declared).images
+        np.testing.assert_allclose(images.numpy(), reference.numpy(), rtol=0, atol=1e-6)
+    with pytest.raises(ConfigError, match="data.range") as err:
+        load_image_array(tmp_path / "unit.npy", "test")
+    assert 'range = "0,1"' in str(err.value)
+    spec = data_spec_from_section({"path": "unit.npy", "range": "0,1"}, base_dir=tmp_path)
+    assert spec.value_range == "0,1" and np.allclose(spec.load("test").images.numpy(), reference.numpy(), atol=1e-6)
+    with pytest.raises(ConfigError, match="data.range"):
+        data_spec_from_section({"path": "unit.npy", "range": "0-1"}, base_dir=tmp_path)
+    np.save(tmp_path / "nan.npy", np.full((2, 1, 4, 4), np.nan, dtype=np.float32))
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        load_image_array(tmp_path / "nan.npy", "test")

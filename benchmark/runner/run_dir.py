@@ -2,7 +2,8 @@
 
 Checks are read-only and come before any work (`check_run_dir`); `prepare_run_dir` creates the folder, takes
 its lock and saves config.json; `start_run_dir` also records the fingerprint of what the results depend on
-besides the config (the model's weights, the Laplace posterior file), which a resumed run must match.
+besides the config (the model's weights, the Laplace posterior file, plug-in files, data files, the suite's source),
+which a resumed run must match.
 """
 from __future__ import annotations
 
@@ -103,14 +104,41 @@ def prepare_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
     return resume
 
 
-def fingerprint(model, posterior_path: Path | None) -> dict[str, str | None]:
-    """What a run's results depend on besides its config: the model's weights (sha256 of the state dict) and
-    the Laplace posterior file that served bayesdiff (sha256 of the file; None without one)."""
+def fingerprint(model, posterior_path: Path | None, config: RunConfig | None = None) -> dict:
+    """What a run's results depend on besides its config: the model's weights (sha256 of the state dict), the
+    Laplace posterior file that served bayesdiff (sha256 of the file; None without one) and, given the config,
+    the plug-in files, the data files and the suite's own source (benchmark.runner.inputs_digest)."""
     from estimators.laplace import weights_digest
     from benchmark.runner.checksums import file_sha256
+    from benchmark.runner.inputs_digest import inputs_fingerprint
 
-    return {"model_weights_sha256": weights_digest(model),
-            "posterior_sha256": file_sha256(posterior_path) if posterior_path is not None else None}
+    out = {"model_weights_sha256": weights_digest(model),
+           "posterior_sha256": file_sha256(posterior_path) if posterior_path is not None else None}
+    return {**out, **inputs_fingerprint(config)} if config is not None else out
+
+
+#: what each fingerprint key is, for the refusal message
+FINGERPRINT_LABELS = {"model_weights_sha256": "the model's weights", "posterior_sha256": "the Laplace posterior",
+                      "plugins_sha256": "a plug-in file", "data_sha256": "the data files",
+                      "suite_source_sha256": "the suite's own source code"}
+
+
+def fingerprint_changes(saved: dict, current: dict) -> list[str]:
+    """`what (key: old -> new)` for every fingerprint entry that differs; an entry absent from `saved` (a run
+    started by an older version) or a posterior that the run had not fitted yet is not a change."""
+    changes = []
+    for key, now in current.items():
+        before = saved.get(key)
+        if key not in FINGERPRINT_LABELS or key not in saved or (key == "posterior_sha256" and before is None):
+            continue
+        if isinstance(now, dict) and isinstance(before, dict):
+            for name in sorted(set(now) | set(before)):
+                if before.get(name) != now.get(name):
+                    changes.append(f"{FINGERPRINT_LABELS[key]} {name} ({str(before.get(name))[:12]} -> "
+                                   f"{str(now.get(name))[:12]})")
+        elif before != now:
+            changes.append(f"{FINGERPRINT_LABELS.get(key, key)} ({str(before)[:12]} -> {str(now)[:12]})")
+    return changes
 
 
 def check_fingerprint(out: Path, current: dict[str, str | None]) -> None:
@@ -122,25 +150,24 @@ def check_fingerprint(out: Path, current: dict[str, str | None]) -> None:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         saved = {}
-    changed = [key for key in current if saved.get(key) != current[key] and not (key == "posterior_sha256"
-                                                                                   and saved.get(key) is None)]
+    changed = fingerprint_changes(saved, current)
     if changed:
-        what = " and ".join("the model's weights" if k.startswith("model") else "the Laplace posterior" for k in changed)
-        raise ConfigError("--out", str(out), f"an unfinished run made with the same inputs, but {what} changed "
-                          f"since it started ({changed[0]} {str(saved.get(changed[0]))[:12]} -> "
-                          f"{str(current[changed[0]])[:12]})",
-                          "pass --overwrite to start over with the current inputs, or restore the old ones to resume")
+        raise ConfigError("--out", str(out), f"an unfinished run made with the same inputs, but "
+                          f"{'; '.join(changed[:3])}{'; ...' if len(changed) > 3 else ''} changed since it started",
+                          "pass --overwrite to start over with the current inputs, or use a new --out (or restore "
+                          "the old inputs to resume)")
 
 
 def start_run_dir(out: Path, config: RunConfig, *, overwrite: bool, model, factory, cache: Path) -> bool:
     """Everything rank 0 does to the run folder before generation: refuse a resume whose model or posterior
     changed, create / lock the folder, save the in-memory posterior to `cache`, record the fingerprint."""
     resuming = check_run_dir(out, config, overwrite=overwrite)
+    current = fingerprint(model, factory.posterior_path, config)
     if resuming:
-        check_fingerprint(out, fingerprint(model, factory.posterior_path))
+        check_fingerprint(out, current)
     resume = prepare_run_dir(out, config, overwrite=overwrite)
     factory.persist(cache)
     from benchmark.runner.io import save_json
 
-    save_json(fingerprint(model, factory.posterior_path), out / FINGERPRINT)
+    save_json(fingerprint(model, factory.posterior_path, config), out / FINGERPRINT)
     return resume

@@ -181,6 +181,7 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     from benchmark.sampling import condition_labels, initial_noise, sample
 
     check_protocols_can_run(config, preset)
+    check_model_ranges(config, model, preset)
     idx = torch.zeros(1, dtype=torch.long)
     x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
     y = condition_labels(model, config.seed, idx)
@@ -203,6 +204,21 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
                               f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
+
+
+def check_model_ranges(config: RunConfig, model, preset) -> None:
+    """Ranges that depend on the model or the data, before anything is written: the sampler's steps within the
+    model's training timesteps, the sparsification protocol's images within the test set."""
+    total = int(len(model.alphas_cumprod))
+    if config.steps > total:
+        raise ConfigError("run.steps", config.steps, f"at most the model's {total} training timesteps",
+                          f"set run.steps <= {total} (e.g. 50)")
+    if "sparsification" in config.protocols:
+        wanted = int(config.protocols["sparsification"]["num_images"])
+        available = int(preset.load_data("test").images.shape[0])
+        if wanted > available:
+            raise ConfigError("protocols.sparsification.num_images", wanted, f"at most the {available} test images "
+                              "of the data", f"set protocols.sparsification.num_images <= {available}")
 
 
 def check_labels(model, data, split: str) -> None:
