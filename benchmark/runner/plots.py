@@ -17,11 +17,12 @@ ZOOM_SPAN = 0.25  # a step-wise curve over less than this fraction of the timest
 
 
 def palette(names) -> dict[str, tuple]:
-    """One colour per estimator, fixed by the run's estimator order, so a name has the same colour in every figure
-    (tab10 for up to 10 names, tab20 beyond)."""
+    """One colour per estimator, fixed by the run's estimator order, so a name has the same colour in every figure:
+    the 10 colours of tab10, then the 8 of Dark2 (distinct hues; tab20 pairs light and dark shades of one hue,
+    which look alike), then again."""
     names = list(dict.fromkeys(names))
-    cmap = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
-    return {name: cmap(i % cmap.N) for i, name in enumerate(names)}
+    colours = [*plt.get_cmap("tab10").colors, *plt.get_cmap("Dark2").colors]
+    return {name: colours[i % len(colours)] for i, name in enumerate(names)}
 
 
 def _outside_legend(ax) -> None:
