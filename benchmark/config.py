@@ -37,7 +37,7 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
                  "center": "mean", "clip_x0": False, "thresholds": "per_image", "calibration_samples": 100},
     "cost": {},
     "ground_truth": {"lowest_density_fraction": 0.1, "between_mode_responsibility": 0.9, "target_samples": 64,
-                     "weight_draws": 8, "calibration_skips": [1, 5]},
+                     "weight_draws": 32, "calibration_skips": [1, 5]},
     # issue 15 (benchmark/runner/protocols/{augmentation,rectification}.py); steps counted from the end of a
     # 50-step run, scaled to run.steps
     "augmentation": {"num_samples": 16, "variants": 6, "cut_step": 40},
@@ -331,6 +331,8 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             rule = PROTOCOL_RULES.get(f"{name}.{key}")
             rule = replace(rule, default=merged[key]) if rule is not None else PROTOCOL_KEYS[name][key]
             merged[key] = check(rule, value, f"protocols.{name}.{key}")
+        if name == "guidance" and "num_samples" not in params:  # the default (60) never asks for more than N
+            merged["num_samples"] = min(merged["num_samples"], n)
         out[name] = merged
     if "guidance" in out:
         from benchmark.guidance import UncertaintyGuidance

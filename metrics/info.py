@@ -84,6 +84,9 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "delta_vs_plain": MetricInfo("lower", _PAIRED_SETS),
     "delta_vs_placebo": MetricInfo("lower", _PAIRED_SETS + "; the placebo: the same guided pass with the mask "
                                             "permuted within each image (same NFEs, same guided pixel count)"),
+    "delta_vs_plain_matched_nfe": MetricInfo("lower", _PAIRED_SETS + "; plain sampling from the same x_T with "
+                                                      "the step count whose NFEs match the guided pass's"),
+    "matched_steps": MetricInfo("none", ""),
     "mean_abs_change_x0": MetricInfo("none", ""),
     "fraction_changed": MetricInfo("none", ""),
     # cost

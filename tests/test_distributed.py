@@ -167,7 +167,7 @@ def test_two_processes_match_one_bit_for_bit(tmp_path, tmp_path_factory):
     assert len(made) == len(set(made)), "a shard or feature chunk was made twice"
     shards = sorted(p.name for p in made if p.parent == out / "shards" and p.suffix == ".pt")
     assert shards == ["gen_0000000_0000004.pt", "gen_0000004_0000008.pt", "gen_0000008_0000010.pt",
-                      "guided_0000000_0000004.pt", "placebo_0000000_0000004.pt"]
+                      "guided_0000000_0000004.pt", "placebo_0000000_0000004.pt", "plainmatched_0000000_0000004.pt"]
     # every feature chunk (3 generated shards, the guided one unless guidance left it unchanged, the real test set)
     assert sorted(p.name for p in made if p.parent == out / "features") == sorted(
         p.name for p in (out / "features").iterdir())

@@ -24,7 +24,7 @@ SMALL_ESTIMATOR = {"m": 2, "mc_samples": 3, "fit_images": 16}
 SMALL_PROTOCOL = {"filtered_fid": {"curve_fractions": [1.0]}, "sparsification": {"num_images": 4},
                   "guidance": {"num_samples": 4, "m": 2}, "precision_recall": {"k": 3}}
 # extra NFEs per sample of the zero-cost estimators (the others are checked against their card formulas below)
-EXPECTED_NFE = {"x0_trajectory": 0, "realism_oracle": 0, "random": 0}
+EXPECTED_NFE = {"x0_trajectory": 0, "realism_oracle": 0, "random": 0, "local_variance": 0}
 
 
 def reduced_run(name: str, tmp: Path) -> tuple[dict, Path]:

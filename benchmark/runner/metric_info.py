@@ -17,12 +17,14 @@ LOWER_WORDS = frozenset({"fid", "kid", "delta", "ause", "rmse", "mse", "mae", "e
                          "time"})
 COST_WORDS = frozenset({"nfe", "seconds", "time"})
 #: run settings some protocols record as rows (shown in the settings table, never as a result)
-SETTING_METRICS = frozenset({"start_timestep"})
+SETTING_METRICS = frozenset({"start_timestep", "matched_steps"})
 LABELS = {
     "delta_vs_random": "ΔFID vs random K",
     "delta_vs_all": "ΔFID vs all",
     "delta_vs_plain": "ΔFID vs plain",
     "delta_vs_placebo": "ΔFID vs placebo",
+    "delta_vs_plain_matched_nfe": "ΔFID vs plain at matched NFE",
+    "matched_steps": "steps at matched NFE",
     "fid_kept": "FID of kept K",
     "fid_all": "FID of all N",
     "fid_random": "FID of random K",

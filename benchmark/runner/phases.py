@@ -1,7 +1,8 @@
 """The two shared phases of a run, as work items for benchmark.runner.work_queue.
 
 1. Sampling: every shard of the generation pass (followed by its features in each space), every batch of the
-   sparsification protocol's denoising of real images, every shard of the guided pass (with its features), and
+   sparsification protocol's denoising of real images, every shard of the guided pass (with its placebo and
+   matched-NFE plain shards, and their features), and
    the real test set's features. None depends on another, so all ranks take items until none is left.
 2. Protocols: every part of every configured protocol (benchmark.runner.protocols.parts), each writing its
    rows and artifacts to the run folder; rank 0 reads them back in config order (`collect`).
@@ -29,7 +30,7 @@ from benchmark.runner.work_queue import WORK_DIR, WorkItem
 SAMPLING, PROTOCOLS = "sampling", "protocols"  # the phases' names (their folders under the run's WORK_DIR)
 RESULTS = "parts"  # <run>/.work/protocols/parts/: the rows and artifacts of each protocol part
 # rough seconds per sample on one CPU thread, only to order the queue (longest first)
-COST_PER_SAMPLE = {"generation": 1.0, "guided": 0.3, "sparsification": 0.7, "features": 0.15}
+COST_PER_SAMPLE = {"generation": 1.0, "guided": 0.45, "sparsification": 0.7, "features": 0.15}
 
 
 def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_estimators, extract,
@@ -59,8 +60,8 @@ def _generation_items(config: RunConfig, model, out: Path, make_all, extract, af
 
 
 def _guided_items(config: RunConfig, model, out: Path, extract) -> list[WorkItem]:
-    """Each shard of the guided pass (per-image thresholds; calibrated ones are computed by the protocol), then
-    its features."""
+    """Each shard of the guided pass with its placebo and matched-NFE plain shards (per-image thresholds;
+    calibrated ones are computed by the protocol), then the features of those three."""
     params = config.protocols.get("guidance")
     if params is None or str(params.get("thresholds", "per_image")) != "per_image":
         return []
@@ -70,7 +71,8 @@ def _guided_items(config: RunConfig, model, out: Path, extract) -> list[WorkItem
         _timed, "generation.guided_pass",
         partial(guided.guided_pass, model, out, config, n, guided.guidance_from_params(params), rank=i,
                 world_size=len(shards)),
-        partial(_shard_features, config, extract, shard_path(out, start, stop, tag="guided"))),
+        partial(_features_of_shards, config, extract,
+                [shard_path(out, start, stop, tag=tag) for tag in guided.PASS_TAGS])),
         cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
 
 
@@ -91,6 +93,15 @@ def _timed(group: str, make, featurise) -> dict[str, float]:
     tick = time.perf_counter()
     make()
     return {group: time.perf_counter() - tick, **featurise()}
+
+
+def _features_of_shards(config: RunConfig, extract, paths: list[Path]) -> dict[str, float]:
+    """`_shard_features` of each shard in `paths`, seconds summed per group."""
+    seconds: dict[str, float] = {}
+    for path in paths:
+        for group, spent in _shard_features(config, extract, path).items():
+            seconds[group] = seconds.get(group, 0.0) + spent
+    return seconds
 
 
 def _shard_features(config: RunConfig, extract, path: Path) -> dict[str, float]:

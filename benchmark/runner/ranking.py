@@ -21,6 +21,8 @@ FIXED_REFERENCE_ROWS = {
     "local_variance": "a trivial baseline: the local variance of the final sample (an edge detector, 0 NFE)",
     "(placebo)": "the guided pass with its mask permuted within each image: same NFEs and guided pixel count, no "
                  "information from the map (guided vs placebo is the guidance verdict)",
+    "(plain, matched NFE)": "plain sampling from the same x_T with more steps, as many NFEs per sample as the guided "
+                            "pass (guided vs it: do the extra calls beat more steps?)",
 }
 ORACLE_EXPLANATION = ("an oracle: uses information a real estimator does not have (a ceiling only of the metric it "
                       "optimises, see its card)")

@@ -7,6 +7,7 @@ import torch
 from benchmark.sampling import sample
 from benchmark.runner.table import MetricRow, row_from_ci
 from metrics import bootstrap_ci
+from metrics.significance import paired_t_test
 from metrics.precision_recall import inside_manifold, knn_squared_radii, real_and_fake_tensors
 
 
@@ -52,10 +53,14 @@ def predicted_classes(classifier, images: torch.Tensor) -> np.ndarray:
 
 
 def mean_row(protocol: str, estimator: str, metric: str, values: np.ndarray, n_boot: int, seed: int) -> MetricRow:
-    """Row of mean(values) with a percentile bootstrap interval over the rows of `values` [n]."""
+    """Row of mean(values) with a percentile bootstrap interval over the rows of `values` [n]; a paired difference
+    (`delta_vs_` in the metric's name) also carries the p-value of the one-sample t-test of mean 0 (its verdict is
+    adjusted with the application findings' family, see application_findings)."""
     values = np.asarray(values, dtype=np.float64)
     if values.size < 2:
         return MetricRow(protocol, estimator, metric, float(values.mean()) if values.size else float("nan"),
                          n=int(values.size), seed=seed)
     ci = bootstrap_ci(np.mean, values, n_boot=n_boot, seed=seed)
+    if "delta_vs_" in metric and np.isfinite(values).sum() >= 2:
+        ci.p_value = paired_t_test(values).p_value
     return row_from_ci(protocol, estimator, metric, ci, int(values.size), seed)
