@@ -62,3 +62,18 @@ def test_tree_digest_sees_renames_and_content_and_the_source_digest_is_stable(tm
     (tmp_path / "x.txt").rename(tmp_path / "y.txt")
     assert tree_sha256(tmp_path) != first
     assert source_sha256() == source_sha256() and len(source_sha256()) == 64
+
+
+def test_a_factory_models_source_file_is_part_of_the_fingerprint(tmp_path):
+    glue = tmp_path / "glue.py"
+    glue.write_text("def make(): pass\n")
+    model_spec = SimpleNamespace(source_files=lambda: {"factory": str(glue)})
+    config = SimpleNamespace(plugins=(), source="", data=None, model=model_spec)
+    out = tmp_path / "run"
+    out.mkdir()
+    model = torch.nn.Linear(2, 2)
+    (out / FINGERPRINT).write_text(json.dumps(fingerprint(model, None, config)))
+    glue.write_text("def make(): return 1\n")
+    with pytest.raises(ConfigError, match="the model factory's file factory"):
+        check_fingerprint(out, fingerprint(model, None, config))
+    assert "the model's factory" in input_changes(json.loads((out / FINGERPRINT).read_text()))[0]

@@ -7,6 +7,9 @@
     num_classes = 10           # optional: absent = the model's own (unconditional for a UNet without labels)
     last_layer = "conv_out"    # optional: dotted path of the layer BayesDiff's last-layer Laplace uses
 
+A plain PyTorch network comes from `factory = "glue.py:make_unet"` instead of `path` (with `weights`,
+`prediction_type`, `beta_schedule`, ...): that table is a `benchmark.models.factory.FactorySpec`.
+
 Folder layouts are tried in order (`FOLDER_LAYOUTS`); a branch for another architecture adds itself with
 `register_layout(name, matches, load)` (latent, transformer and text-conditioned pipelines do).
 """
@@ -129,16 +132,25 @@ register_layout("latent, transformer or text-conditioned pipeline (vae/ Autoenco
                 "unet/ UNet2DConditionModel)", _pipelines.is_pipeline_folder, _pipelines.load_pipeline_folder)
 
 
-def model_spec_from_section(section: dict[str, Any], *, base_dir: Path | None = None) -> ModelSpec:
-    """Validate a `[model]` table; a relative `path` is taken relative to the config's folder when it exists there."""
+def model_spec_from_section(section: dict[str, Any], *, base_dir: Path | None = None):
+    """Validate a `[model]` table: a ModelSpec (`path`), or a FactorySpec (`factory`: a plain PyTorch network,
+    benchmark.models.factory); a relative path is taken relative to the config's folder when it exists there."""
+    from benchmark.models.factory import FACTORY_KEYS, factory_spec_from_section
+
+    if "factory" in section:
+        return factory_spec_from_section(section, base_dir=base_dir)
     unknown = sorted(set(section) - set(MODEL_KEYS))
     if unknown:
-        raise ConfigError(f"model.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(MODEL_KEYS)}",
-                          "correct the spelling or remove the key")
+        only_factory = unknown[0] in FACTORY_KEYS
+        raise ConfigError(f"model.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(MODEL_KEYS)}"
+                          + (" (a diffusers folder states it in its own config files)" if only_factory else ""),
+                          "remove the key, or build a plain PyTorch network with factory = \"file.py:function\""
+                          if only_factory else "correct the spelling or remove the key")
     path = section.get("path")
     if not isinstance(path, str) or not path.strip():
         raise ConfigError("model.path", path, "a local diffusers folder or a hub id",
-                          'e.g. path = "my_model" (a folder saved with save_pretrained)')
+                          'e.g. path = "my_model" (a folder saved with save_pretrained), or factory = '
+                          '"file.py:function" for a plain PyTorch network')
     if base_dir is not None and not Path(path).expanduser().is_absolute() and (base_dir / path).is_dir():
         path = str((base_dir / path).resolve())
     num_classes = section.get("num_classes")

@@ -236,8 +236,11 @@ def for_run(base: Any | None, model: ModelSpec | None, data: DataSpec | None) ->
     """The preset a run uses: `base` (run.preset) with `[model]` / `[data]` put in its place.
 
     Without a base, the bundle is the model folder with its data and no domain classifier (Inception features
-    serve). New data drops the base's committed statistics (they describe the base's data).
+    serve). New data drops the base's committed statistics (they describe the base's data). A `[model] factory`
+    without `sample_shape` takes the shape of the run's data (FactorySpec.with_shape_from).
     """
+    if model is not None and callable(getattr(model, "with_shape_from", None)):
+        model = model.with_shape_from(data if data is not None else getattr(base, "data", None))
     if model is None and data is None:
         if base is None:
             raise ConfigError("run.preset", None, "a preset name, or a [model] section", "set run.preset or add [model]")

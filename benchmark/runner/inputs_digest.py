@@ -7,6 +7,7 @@ edited plug-in file or data folder would otherwise mix old and new results witho
   source file, found by importlib);
 - data: of a `[data] path` file, or of a folder as the sorted (relative path, file sha256) list of its files, plus
   the `reference_stats` file; a built-in dataset is named, not hashed (it ships with the package or the OS);
+- a `[model] factory`: its source file, weights file and schedule file (`FactorySpec.source_files`);
 - the suite's own source: the sorted (relative path, file sha256) list of the .py files of the packages
   benchmark, estimators and metrics.
 """
@@ -96,8 +97,11 @@ def inputs_fingerprint(config) -> dict:
     """The digests above, keyed as in fingerprint.json, with the files they were read from (`validate` re-reads
     them: a finished run whose plug-in or data changed afterwards no longer matches its inputs)."""
     plugins, data = plugin_files(config), data_files(config)
+    source_files = getattr(getattr(config, "model", None), "source_files", None)
+    model = source_files() if callable(source_files) else {}  # a [model] factory: its source, weights, schedule
     return {"plugins_sha256": files_sha256(plugins), "data_sha256": data_sha256(data),
-            "suite_source_sha256": source_sha256(), "plugin_files": plugins, "data_files": data}
+            "model_files_sha256": files_sha256(model), "suite_source_sha256": source_sha256(),
+            "plugin_files": plugins, "data_files": data, "model_files": model}
 
 
 def input_changes(saved: dict) -> list[str]:
@@ -108,6 +112,10 @@ def input_changes(saved: dict) -> list[str]:
         now = files_sha256(saved["plugin_files"])
         changes += [f"plug-in {name} ({saved['plugin_files'][name]}) changed after the run"
                     for name in now if now[name] != saved.get("plugins_sha256", {}).get(name)]
+    if "model_files" in saved:
+        now = files_sha256(saved["model_files"])
+        changes += [f"the model's {name} ({saved['model_files'][name]}) changed after the run"
+                    for name in now if now[name] != saved.get("model_files_sha256", {}).get(name)]
     if saved.get("data_files") and data_sha256(saved["data_files"]) != saved.get("data_sha256"):
         changes.append(f"the data ({', '.join(saved['data_files'])}) changed after the run")
     return changes

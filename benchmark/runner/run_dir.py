@@ -120,6 +120,7 @@ def fingerprint(model, posterior_path: Path | None, config: RunConfig | None = N
 #: what each fingerprint key is, for the refusal message
 FINGERPRINT_LABELS = {"model_weights_sha256": "the model's weights", "posterior_sha256": "the Laplace posterior",
                       "plugins_sha256": "a plug-in file", "data_sha256": "the data files",
+                      "model_files_sha256": "the model factory's file",
                       "suite_source_sha256": "the suite's own source code"}
 
 
