@@ -103,21 +103,28 @@ def _guarded_import(load, plugin: str, field: str, label: str):
 def _import_file(path: Path, plugin: str, field: str) -> None:
     if path in _FILES:
         return
-    module_name = f"uqbench_plugin_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-
-    def load():
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-        sys.modules[module_name] = module  # pickling and dataclasses look classes up by module name
-        try:
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
-        except BaseException:
-            del sys.modules[module_name]
-            raise
-        return module
-
-    _guarded_import(load, plugin, field, f"plug-in {path}")
+    module_name = file_module_name(path, "uqbench_plugin")
+    _guarded_import(lambda: import_file(path, module_name), plugin, field, f"plug-in {path}")
     _FILES[path] = module_name
+
+
+def file_module_name(path: Path, prefix: str) -> str:
+    """A module name unique to a file's path: <prefix>_<stem>_<8 hex digits of the path's sha1>."""
+    return f"{prefix}_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
+
+
+def import_file(path: Path, module_name: str):
+    """Import a .py file as `module_name` (registered in sys.modules: pickling and dataclasses look classes up by
+    module name; removed again when the import fails)."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)  # type: ignore[union-attr]
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 def _is_file(plugin: str) -> bool:

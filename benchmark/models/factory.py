@@ -159,18 +159,9 @@ def import_factory(factory: str) -> Callable[[], Any]:
 
 def _import_file(path: Path):
     """The module of a .py file, imported under a name unique to its path (re-imported on every load)."""
-    import hashlib
+    from benchmark.plugins import file_module_name, import_file
 
-    name = f"uqbench_factory_{path.stem}_{hashlib.sha1(str(path).encode()).hexdigest()[:8]}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    sys.modules[name] = module  # pickling and dataclasses look classes up by module name
-    try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
-    except BaseException:
-        del sys.modules[name]
-        raise
-    return module
+    return import_file(path, file_module_name(path, "uqbench_factory"))
 
 
 def _with_folder_on_path(factory: str, call: Callable[[], Any]) -> Any:
