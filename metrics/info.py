@@ -49,6 +49,12 @@ _T_MEAN = ("t interval over images: covers the population mean; p_value: one-sam
 _T_PAIRED = "paired t interval over the same images: covers the mean difference; p_value: paired t-test of 0"
 _RANK = "percentile bootstrap over samples: covers the population rank statistic"
 _RANK_TEST = _RANK + "; p_value: the test of no association (Spearman rho = 0, Mann-Whitney AUROC = 0.5)"
+_RELIABILITY = ("split-half reliability of the S-draw shared-theta target (Spearman-Brown 2r/(1+r) of the two "
+                "half-targets' Spearman); percentile bootstrap over samples: covers it for the population of samples "
+                "(not the choice of the draws where one draw serves all samples: Laplace)")
+_CORRECTED = ("raw Spearman over sqrt(target reliability), the estimator taken as exact (can exceed 1); percentile "
+              "bootstrap over samples recomputing both: covers the disattenuated rank statistic; NaN where the "
+              "reliability of a replicate is <= 0 (unbounded)")
 _TIME = "t interval over the generation shards: covers the expected ratio on this machine (wall-clock is machine-dependent)"
 
 METRIC_INFO: dict[str, MetricInfo] = {
@@ -101,6 +107,11 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "auroc_lowest_density": MetricInfo("higher", _RANK_TEST),
     "auroc_between_mode": MetricInfo("higher", _RANK_TEST),
     "auroc_off_mode": MetricInfo("higher", _RANK_TEST),
+    # the epistemic target's own noise (benchmark/runner/protocols/ground_truth_reliability.py)
+    "target_reliability_pixel_shared_theta_var": MetricInfo("none", _RELIABILITY),
+    "target_reliability_score_shared_theta_var": MetricInfo("none", _RELIABILITY),
+    "spearman_pixel_vs_shared_theta_var_corrected": MetricInfo("higher", _CORRECTED),
+    "spearman_score_vs_shared_theta_var_corrected": MetricInfo("higher", _CORRECTED),
 }
 
 _SUFFIX = re.compile(r"\[[^\]]*\]$")

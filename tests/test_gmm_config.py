@@ -18,7 +18,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "gmm.toml"
 SMALL_RUN = {"steps": 20, "num_samples": 12, "keep": 10, "batch_size": 12, "bootstrap": 10}
 SMALL_ESTIMATOR = {"m": 2, "mc_samples": 3, "fit_images": 16}
 SMALL_PROTOCOL = {"filtered_fid": {"curve_fractions": [1.0]}, "sparsification": {"num_images": 4},
-                  "ground_truth": {"target_samples": 4, "weight_draws": 2}}
+                  "ground_truth": {"target_samples": 4, "weight_draws": 4}}  # 4: two halves of 2
 
 
 def write_toml(data: dict, path: Path) -> None:
@@ -73,6 +73,18 @@ def test_gmm_config_runs_end_to_end_with_every_estimator(gmm_run):
             assert {"spearman_pixel_vs_sq_error", "spearman_score_vs_sq_error"} <= metrics, instance
     assert {"spearman_pixel_vs_shared_theta_var", "calibration_ratio[skip=1]", "calibration_ratio[skip=5]"} <= set(
         gt[gt.estimator == "bayesdiff"].metric)
+    # the epistemic target's split-half reliability, and each raw correlation with it corrected by its square root
+    for instance in ("bayesdiff", "mc_dropout"):
+        rows = gt[gt.estimator == instance].set_index("metric").value
+        for level in ("pixel", "score"):
+            reliability = rows[f"target_reliability_{level}_shared_theta_var"]
+            corrected = rows[f"spearman_{level}_vs_shared_theta_var_corrected"]
+            raw = rows[f"spearman_{level}_vs_shared_theta_var"]
+            assert math.isnan(reliability) or reliability <= 1, (instance, level)
+            if reliability > 0:
+                assert corrected == pytest.approx(raw / math.sqrt(reliability), rel=1e-4, abs=1e-6), (instance, level)
+            else:
+                assert math.isnan(corrected), (instance, level)
     ratios = gt[gt.metric.str.startswith("calibration_ratio")].set_index("metric").value
     assert all(math.isfinite(r) and r > 0 for r in ratios)
     # both skip rules are reported: the public k^2 Var rule inflates the variance far beyond the contraction's

@@ -50,6 +50,10 @@ LABELS = {
     "spearman_score_vs_neg_log_density": "ρ(score, −log p)",
     "auroc_between_mode": "AUROC between-mode",
     "auroc_off_mode": "AUROC off-mode",
+    "target_reliability_pixel_shared_theta_var": "reliability of the shared-θ target, pixel",
+    "target_reliability_score_shared_theta_var": "reliability of the shared-θ target, score",
+    "spearman_pixel_vs_shared_theta_var_corrected": "ρ(map, shared-θ Var) / √reliability",
+    "spearman_score_vs_shared_theta_var_corrected": "ρ(score, shared-θ Var) / √reliability",
 }
 _SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]=]+)\]$")  # `[skip=5]` is a setting, not a feature space
 _CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)$")

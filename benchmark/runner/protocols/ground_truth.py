@@ -6,7 +6,11 @@ Targets (benchmark/runner/protocols/ground_truth_targets.py) by estimator kind:
   `spearman_score_vs_exact_score` (across samples).
 - epistemic, on the first `target_samples` samples: the shared-theta spread Var_s[x0^s] over `weight_draws`
   regenerations and the squared error (x0_network - x0_exact)^2 from the same x_T. Rows
-  `spearman_{pixel,score}_vs_shared_theta_var` and `spearman_{pixel,score}_vs_sq_error`.
+  `spearman_{pixel,score}_vs_shared_theta_var` and `spearman_{pixel,score}_vs_sq_error`. The spread is itself a
+  Monte-Carlo estimate: beside it `target_reliability_{pixel,score}_shared_theta_var` (its split-half reliability,
+  Spearman-Brown stepped up to all draws; sqrt of it is the ceiling of the raw rows) and
+  `spearman_{pixel,score}_vs_shared_theta_var_corrected` (the raw row over sqrt(reliability): corrected for the
+  target's noise, the estimator's map taken as exact), see ground_truth_reliability.
   For BayesDiff also `calibration_ratio[skip=s]` for s in `calibration_skips`: the propagated Var[x0] over the
   brute-force shared-theta variance of its own Laplace posterior, mean over pixels and samples each,
       ratio = sum_{b,p} Var_BayesDiff[x0]_{b,p} / sum_{b,p} Var_s[x0^s]_{b,p}        (1 = calibrated).
@@ -21,7 +25,8 @@ Targets (benchmark/runner/protocols/ground_truth_targets.py) by estimator kind:
   summed over all steps: isotropic components leave it without pixel structure inside a late window).
 Intervals: percentile bootstrap over samples (`run.bootstrap` replicates; rows resampled jointly; AUROCs
 stratified by class); they cover the sampling variation of the statistic over the generated samples (and, for
-the epistemic targets, of those samples' weight draws), not the Monte-Carlo error of the estimators' own draws.
+the epistemic targets, of those samples' weight draws), not the Monte-Carlo error of the estimators' own draws;
+the corrected rows' replicates recompute the target's reliability on the same resampled samples.
 A statistic that is undefined (constant input, one class only, e.g. no between-mode sample) is NaN. `n` is the number of samples used.
 Tests against the floor (a score with no information has rho = 0 and AUROC = 0.5 in expectation): the usefulness
 rows carry the p-value of that null, Spearman's test of rho = 0 (scipy.stats.spearmanr) and the Mann-Whitney U
@@ -35,9 +40,11 @@ from scipy.stats import chi2, mannwhitneyu, spearmanr
 from sklearn.metrics import roc_auc_score
 
 from benchmark.runner.protocols.base import ProtocolInputs
+from benchmark.runner.protocols.ground_truth_reliability import (nanmean, per_image_spearman, reliability_rows,
+                                                                  spearman, split_half_target)
 from benchmark.runner.protocols.ground_truth_targets import (EXACT_PREFIX, ORACLE, OracleObserver,  # noqa: F401
                                                               exact_samples, mode_responsibility, nearest_mode_radius,
-                                                              shared_theta_spread)
+                                                              shared_theta_draws)
 from benchmark.runner.table import MetricRow, row_from_ci
 from estimators.base import COMMON_PARAMETERS
 from metrics import bootstrap_ci
@@ -78,7 +85,7 @@ def _pixel_row(inputs: ProtocolInputs, estimator: str, metric: str, maps: torch.
                ) -> MetricRow:
     """Mean over images of the per-image Spearman correlation of two maps [N,C,H,W]."""
     per_image = per_image_spearman(maps, target)
-    return _row(inputs, estimator, metric, _nanmean, per_image)
+    return _row(inputs, estimator, metric, nanmean, per_image)
 
 
 def _old_target_rows(inputs: ProtocolInputs) -> list[MetricRow]:
@@ -143,18 +150,21 @@ def _epistemic_rows(inputs: ProtocolInputs, params: dict, oracle) -> list[Metric
     for name in epistemic:
         estimator = made[name]
         try:
-            spread = shared_theta_spread(estimator, model, x_T, draws=int(params["weight_draws"]), y=y,
-                                         **run_args).cpu().double()
+            target = split_half_target(shared_theta_draws(estimator, model, x_T, draws=int(params["weight_draws"]),
+                                                          y=y, **run_args).cpu())
+            spread = target.full
         except NotImplementedError:  # an epistemic estimator that cannot draw weights: a visible NaN row
-            spread = None
+            target = spread = None
             rows.append(MetricRow(NAME, name, "spearman_score_vs_shared_theta_var", float("nan"), n=n, seed=cfg.seed))
         maps, scores = gen.pixels[name][:n], gen.scores[name][:n].numpy()
-        for target_name, target in (("shared_theta_var", spread), ("sq_error", sq_error)):
-            if target is None:
+        for target_name, target_map in (("shared_theta_var", spread), ("sq_error", sq_error)):
+            if target_map is None:
                 continue
-            rows.append(_pixel_row(inputs, name, f"spearman_pixel_vs_{target_name}", maps, target))
+            rows.append(_pixel_row(inputs, name, f"spearman_pixel_vs_{target_name}", maps, target_map))
             rows.append(_row(inputs, name, f"spearman_score_vs_{target_name}", spearman, scores,
-                             target.flatten(1).sum(1).numpy()))
+                             target_map.flatten(1).sum(1).numpy()))
+        if target is not None:
+            rows += reliability_rows(NAME, name, maps, scores, target, n_boot=cfg.bootstrap, seed=cfg.seed)
         if spread is not None and hasattr(estimator, "skip") and type(estimator).__name__ == "BayesDiff":
             rows += _calibration_rows(inputs, params, estimator, x_T, y, spread, run_args)
     return rows
@@ -192,18 +202,6 @@ def skip_variances(estimator, model, x_T: torch.Tensor, skips: list, *, y=None, 
     return {s: out.uncertainty[v.name].pixel.cpu().double() for s, v in variants.items()}
 
 
-def per_image_spearman(maps: torch.Tensor, target: torch.Tensor) -> np.ndarray:
-    """[N] Spearman correlation of each image's map [C,H,W] with its target map (NaN where either is constant)."""
-    a, b = maps.flatten(1).double().numpy(), target.flatten(1).double().numpy()
-    return np.array([spearman(u, v) for u, v in zip(a, b)])
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return float("nan")
-    return float(spearmanr(a, b).statistic)
-
-
 def spearman_p_value(a: np.ndarray, b: np.ndarray) -> float:
     """Two-sided p of Spearman's test of rho = 0 (scipy's t approximation; NaN where rho is undefined)."""
     if np.ptp(a) == 0 or np.ptp(b) == 0:
@@ -239,7 +237,3 @@ def auroc_ci(label: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> Co
 def ratio_of_sums(numerator: np.ndarray, denominator: np.ndarray) -> float:
     total = float(np.sum(denominator))
     return float(np.sum(numerator)) / total if total > 0 else float("nan")
-
-
-def _nanmean(values: np.ndarray) -> float:
-    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")

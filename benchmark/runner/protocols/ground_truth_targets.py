@@ -8,8 +8,9 @@ Each estimator is compared with what it estimates:
       target = U_exact(x_t),  row = (-1)^negate U_network(x_t),
   so a negated row (`negate = true`) correlates with the target with the opposite sign of the plain row.
 - epistemic (bayesdiff, mc_dropout): the spread of x0 over S weight draws theta_s, each shared by the whole
-  trajectory, from the same x_T (`shared_theta_spread`, estimators.posterior_draws):
-      target map = Var_s[x0^s] (unbiased, per pixel);
+  trajectory, from the same x_T (`shared_theta_draws` / `shared_theta_spread`, estimators.posterior_draws):
+      target map = Var_s[x0^s] (unbiased, per pixel),
+  a Monte-Carlo estimate whose split-half reliability is reported beside it (ground_truth_reliability);
   and the squared error of the network's sample against the exact-score sample from the same x_T
   (`exact_samples`):   (x0_network - x0_exact)^2.
 - every estimator: -log p(x0), the lowest-density set and between-mode samples (`mode_responsibility`).
@@ -113,19 +114,37 @@ def exact_samples(oracle, x_T: torch.Tensor, *, sampler: str, steps: int, seed: 
         return sample(oracle, x_T, sampler=sampler, steps=steps, seed=seed, indices=indices, y=y).x0
 
 
-def shared_theta_spread(estimator: UncertaintyEstimator, model, x_T: torch.Tensor, *, sampler: str, steps: int,
-                        seed: int, indices: torch.Tensor, draws: int, y: torch.Tensor | None = None) -> torch.Tensor:
-    """Var_s[x0^s] [B,C,H,W] over `draws` regenerations from x_T [B,C,H,W], each with one weight draw theta_s of
-    `estimator`'s posterior held for the whole trajectory (one batched pass of draws x B rows)."""
+#: rows (draws x samples) of one batched regeneration pass: more samples are regenerated in several passes, so
+#: raising `weight_draws` costs time, not memory (512 = the 8-draw default's 64 samples in one pass)
+ROWS_PER_PASS = 512
+
+
+def shared_theta_draws(estimator: UncertaintyEstimator, model, x_T: torch.Tensor, *, sampler: str, steps: int,
+                       seed: int, indices: torch.Tensor, draws: int, y: torch.Tensor | None = None) -> torch.Tensor:
+    """x0^s [S,B,C,H,W] of `draws` = S regenerations from x_T [B,C,H,W], each with one weight draw theta_s of
+    `estimator`'s posterior held for the whole trajectory (batched passes of S x b rows, b samples at a time).
+    A draw depends on (seed, s) and, for dropout, the sample's index, never on the batch, so the draws are nested:
+    the first S' of an S-draw call are those of an S'-draw call with the same seed (independent of each other)."""
     from benchmark.sampling import sample
 
-    draw_model = estimator.shared_draws_model(model, draws, seed, indices.tolist())
-    rows = x_T.repeat(draws, 1, 1, 1)
-    labels = None if y is None else y.repeat(draws)
-    with torch.no_grad():
-        x0 = sample(draw_model, rows, sampler=sampler, steps=steps, seed=seed, indices=indices.repeat(draws),
-                    y=labels).x0
-    return x0.reshape(draws, *x_T.shape).var(dim=0, unbiased=True)
+    per_pass = max(1, ROWS_PER_PASS // int(draws))
+    parts = []
+    for start in range(0, x_T.shape[0], per_pass):
+        chunk, chunk_indices = x_T[start:start + per_pass], indices[start:start + per_pass]
+        draw_model = estimator.shared_draws_model(model, draws, seed, chunk_indices.tolist())
+        labels = None if y is None else y[start:start + per_pass].repeat(draws)
+        with torch.no_grad():
+            x0 = sample(draw_model, chunk.repeat(draws, 1, 1, 1), sampler=sampler, steps=steps, seed=seed,
+                        indices=chunk_indices.repeat(draws), y=labels).x0
+        parts.append(x0.reshape(draws, *chunk.shape))
+    return torch.cat(parts, dim=1)
+
+
+def shared_theta_spread(estimator: UncertaintyEstimator, model, x_T: torch.Tensor, *, sampler: str, steps: int,
+                        seed: int, indices: torch.Tensor, draws: int, y: torch.Tensor | None = None) -> torch.Tensor:
+    """Var_s[x0^s] [B,C,H,W] (unbiased) over the `draws` regenerations of `shared_theta_draws`."""
+    return shared_theta_draws(estimator, model, x_T, sampler=sampler, steps=steps, seed=seed, indices=indices,
+                              draws=draws, y=y).var(dim=0, unbiased=True)
 
 
 def mode_responsibility(oracle, x0: torch.Tensor) -> torch.Tensor:
@@ -153,4 +172,4 @@ def nearest_mode_radius(oracle, x0: torch.Tensor) -> torch.Tensor:
 
 
 __all__ = ["EXACT_PREFIX", "ORACLE", "ExactScoreTwin", "OracleObserver", "exact_samples", "mode_responsibility",
-           "nearest_mode_radius", "shared_theta_spread", "target_copy", "with_observers"]
+           "nearest_mode_radius", "shared_theta_draws", "shared_theta_spread", "target_copy", "with_observers"]
