@@ -2,9 +2,9 @@
 bootstrap confidence intervals, FID∞, the filtered-set FID, and the feature extractors they run on. Pure functions
 over arrays; `SparsificationError` and `FilteredFID` wrap two of them as torchmetrics.Metric classes.
 `METRIC_INFO` says, per reported metric, which direction is better and what its interval covers."""
-from metrics.bootstrap import (ConfidenceInterval, PrecisionRecallCI, bootstrap_ci, fid_bootstrap,
-                               paired_fid_difference, paired_sets_fid_difference,
-                               precision_recall_bootstrap)
+from metrics.bootstrap import (ConfidenceInterval, bootstrap_ci, fid_bootstrap, paired_fid_difference,
+                               paired_sets_fid_difference)
+from metrics.pr_bootstrap import PrecisionRecallCI, precision_recall_bootstrap
 from metrics.cache import cached_features, feature_cache_key
 from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
                               resolve_inception_weights)

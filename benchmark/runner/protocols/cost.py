@@ -48,6 +48,6 @@ def _ratio_interval(base: list[float], extra: list[float]) -> tuple[float, float
     if len(base) < 2 or len(base) != len(extra) or min(base) <= 0:
         return math.nan, math.nan
     ratios = (np.asarray(base) + np.asarray(extra)) / np.asarray(base)
-    ci = paired_t_test(ratios - ratios.mean())  # the spread of the mean of the per-shard ratios
-    total = (sum(base) + sum(extra)) / sum(base)
-    return total + ci.low, total + ci.high
+    ci = paired_t_test(ratios)  # t interval of the mean per-shard ratio, moved onto the pass's ratio of sums
+    shift = (sum(base) + sum(extra)) / sum(base) - ci.value
+    return ci.low + shift, ci.high + shift
