@@ -6,7 +6,7 @@ labels and sampler) are generated again with `UncertaintyGuidance` ("guided") an
 image, with the mask moved to uniformly random pixels (benchmark.guidance, "Placebo"), and with the plain
 sampler at matched NFE (row "(plain, matched NFE)": no guidance, more steps). Guidance costs M extra calls per
 guided step and perturbs eps wherever it acts, so only the placebo isolates the uncertainty map:
-- `delta_vs_placebo[space]` (the verdict) = FID(guided) - FID(placebo), paired half-sample interval over sample
+- `delta_vs_placebo[space]` (the verdict) = FID(guided) - FID(placebo), paired subsampling interval over sample
   indices with its p-value (fid_utils.paired_delta_ci);
 - `delta_vs_plain_matched_nfe[space]` = FID(guided) - FID(plain at matched NFE), paired the same way: whether the
   guided pass's extra network calls beat spending them on more plain steps;
