@@ -35,9 +35,9 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import RESULTS, machine, table, write_report  # noqa: E402
 
-from benchmark.runner.protocols.fid_utils import RandomBaseline  # noqa: E402
-from benchmark.runner.protocols.ground_truth import auroc_ci, spearman_p_value  # noqa: E402
-from benchmark.runner.protocols.precision_recall import pool_inside_real_manifold  # noqa: E402
+from benchmark.protocols.fid_utils import RandomBaseline  # noqa: E402
+from benchmark.protocols.ground_truth import auroc_ci, spearman_p_value  # noqa: E402
+from benchmark.protocols.precision_recall import pool_inside_real_manifold  # noqa: E402
 from metrics import feature_statistics, keep_lowest, paired_fid_difference, random_subset, sparsification  # noqa: E402
 from metrics.frechet import FeatureStats  # noqa: E402
 from metrics.significance import adjust, hypergeometric_test, paired_t_test  # noqa: E402

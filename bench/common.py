@@ -100,7 +100,7 @@ def record_targets(bench: str, targets: Sequence[Target]) -> Path:
     import json
     from dataclasses import asdict
 
-    from benchmark.runner.io import save_text
+    from benchmark.execution.io import save_text
 
     path = RESULTS / "targets" / f"{bench}.json"
     save_text(json.dumps([asdict(t) for t in targets], indent=1) + "\n", path)
@@ -117,7 +117,7 @@ def load_targets() -> list[tuple[str, Target]]:
 
 
 def write_report(name: str, title: str, paragraphs: Sequence[str]) -> Path:
-    from benchmark.runner.io import save_text
+    from benchmark.execution.io import save_text
 
     path = RESULTS / name
     save_text(f"# {title}\n\n" + "\n\n".join(paragraphs) + "\n", path)

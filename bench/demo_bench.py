@@ -16,7 +16,7 @@ from pathlib import Path
 
 from common import ROOT, Target, record_targets
 
-from benchmark.runner.report_tables import top_level
+from benchmark.report.tables import top_level
 
 LIMIT_MINUTES = 10.0
 

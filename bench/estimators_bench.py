@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-
 from common import Target, machine, record_targets, subject, table, write_report
 
 WINDOW = (45, 49)  # the paper's uncertainty steps 45..48 of 50

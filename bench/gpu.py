@@ -22,7 +22,6 @@ import time
 
 import common  # noqa: F401  (puts the repository on sys.path)
 import torch
-
 from common import Target, machine, record_targets, table, write_report
 
 #: config.json of google/ddpm-cifar10-32 (diffusers UNet2DModel), 35.7M parameters

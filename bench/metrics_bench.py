@@ -40,10 +40,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from threadpoolctl import threadpool_info  # noqa: E402
 
-from metrics import fid_bootstrap, feature_statistics, frechet_distance, precision_recall  # noqa: E402
+from bench.common import Target, record_targets  # noqa: E402
+from metrics import feature_statistics, fid_bootstrap, frechet_distance, precision_recall  # noqa: E402
 from tests.test_metrics_frechet import sqrtm_frechet  # noqa: E402
 from tests.test_metrics_reference import load_prc_features_to_metric  # noqa: E402
-from bench.common import Target, record_targets  # noqa: E402
 
 
 def random_features(rows: int, dim: int, seed: int, shift: float = 0.0) -> np.ndarray:

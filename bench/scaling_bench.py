@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import common  # noqa: F401  (puts the repository on sys.path)
-
 from common import ROOT, machine, subject, table, write_report
 
 PHASES = ("setup", "generation", "features", "protocols.filtered_fid", "protocols.precision_recall", "report")

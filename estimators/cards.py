@@ -46,8 +46,6 @@ class EstimatorCard:
 
 def card(name: str) -> EstimatorCard:
     """The card of the registered estimator `name`."""
-    from benchmark.listing import _parameter_text  # the `list` command's spelling of a default
-
     cls = estimators.get_class(name)
     paper, needs, nfe = KNOWN_FACTS.get(name, ("", "", ""))
     params = [p for p in estimators.parameters(name) if p not in RUNTIME_PARAMETERS]
@@ -55,7 +53,7 @@ def card(name: str) -> EstimatorCard:
         name=name, paper=getattr(cls, "paper", paper) or "(not stated)", kind=getattr(cls, "kind", "heuristic"),
         reference_row=bool(getattr(cls, "reference_row", False)), needs=getattr(cls, "needs", needs) or "(not stated)",
         extra_nfe=getattr(cls, "nfe_formula", nfe) or "(not stated)",
-        parameters=", ".join(_parameter_text(cls, p) for p in params) or "(none)")
+        parameters=", ".join(parameter_text(cls, p) for p in params) or "(none)")
 
 
 def builtin_names() -> list[str]:
@@ -118,3 +116,24 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def parameter_text(cls: type, name: str) -> str:
+    param = inspect.signature(cls.__init__).parameters.get(name)
+    if param is None and isinstance(getattr(cls, name, None), (bool, int, float, str)):
+        return f"{name} = {toml_value(getattr(cls, name))}"  # a common option with a class-level default (negate)
+    if param is None or param.default is inspect.Parameter.empty:
+        return name
+    return f"{name} = {toml_value(param.default)}"
+
+
+def toml_value(value: object) -> str:
+    """A default as a config would write it (true/false, lists in brackets, strings quoted)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, str):
+        return f'"{value}"'
+    default = getattr(value, "default", value)  # a typed Field rule carries its default
+    return repr(default) if default is not value else repr(value)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import torch
 
-from estimators.laplace import FILE_FORMAT, HESSIANS, LastLayerLaplace, weights_digest
 from benchmark.errors import ConfigError
+from estimators.laplace import FILE_FORMAT, HESSIANS, LastLayerLaplace, weights_digest
 
 #: bayesdiff config keys that configure the posterior fit, not the estimator
 LAPLACE_FIT_KEYS = ("fit_images", "prior_precision", "hessian")

@@ -19,8 +19,8 @@ import torch
 
 from benchmark.errors import CapabilityError, ConfigError
 from benchmark.seeding import derive_seed
-from estimators.registry import register
 from estimators.dropout_masks import per_sample_masks
+from estimators.registry import register
 from estimators.windowed import WindowedVarianceEstimator, sample_variance, stack_copies, unstack_copies
 
 if TYPE_CHECKING:

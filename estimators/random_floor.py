@@ -1,8 +1,6 @@
 """The `random` reference estimator: random scores and maps, the floor every table is read against."""
 from __future__ import annotations
 
-import torch
-
 from benchmark.seeding import per_sample_randn
 from estimators.base import EstimatorResult, UncertaintyEstimator
 from estimators.registry import register

@@ -37,7 +37,7 @@ Neither is an uncertainty estimator: both know the real test data that FID and p
 so the row is an oracle (kind "oracle", reference_row: reported beside the `random` floor, never ranked).
 It makes no network calls during sampling (0 extra NFEs; the features are the run's own, computed once).
 Its score exists only after generation: the runner calls `score_features(fake, real)` with the features of
-the generated samples and of the real test images (benchmark/runner/feature_scores.py); until then its score
+the generated samples and of the real test images (benchmark/execution/feature_scores.py); until then its score
 and map are zeros. It has no pixel map (`has_pixel_map = False`: pixel protocols skip it).
 """
 from __future__ import annotations

@@ -10,7 +10,7 @@ from estimators.base import COMMON_PARAMETERS, UncertaintyEstimator
 
 _REGISTRY: dict[str, type[UncertaintyEstimator]] = {}
 _ORIGIN: dict[str, str] = {}  # name -> where it came from ("built-in", "plug-in <file>", "entry point <dist>")
-_LOADING: list[str] = []  # the origin of the plug-in being imported now (benchmark.plugins sets it)
+_LOADING: list[str] = []  # the origin of the plug-in being imported now (benchmark.config.plugins sets it)
 BUILTIN = "built-in"
 T = TypeVar("T", bound=type)
 

@@ -2,17 +2,26 @@
 bootstrap confidence intervals, FID∞, the filtered-set FID, and the feature extractors they run on. Pure functions
 over arrays; `SparsificationError` and `FilteredFID` wrap two of them as torchmetrics.Metric classes.
 `METRIC_INFO` says, per reported metric, which direction is better and what its interval covers."""
-from metrics.bootstrap import (ConfidenceInterval, bootstrap_ci, fid_bootstrap, paired_fid_difference,
-                               paired_sets_fid_difference)
-from metrics.pr_bootstrap import PrecisionRecallCI, precision_recall_bootstrap
+from metrics.bootstrap import (
+    ConfidenceInterval,
+    bootstrap_ci,
+    fid_bootstrap,
+    paired_fid_difference,
+    paired_sets_fid_difference,
+)
 from metrics.cache import cached_features, feature_cache_key
-from metrics.features import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
-                              resolve_inception_weights)
+from metrics.features import (
+    ClassifierFeatures,
+    FeatureExtractor,
+    InceptionFeatures,
+    build_feature_extractor,
+    resolve_inception_weights,
+)
 from metrics.fid_infinity import FIDInfinity, fid_infinity, fid_infinity_bootstrap, fid_infinity_difference_bootstrap
 from metrics.filtered import FilteredFIDResult, filtered_fid, keep_lowest, random_subset
-from metrics.frechet import (FeatureStats, feature_statistics, fid_from_features, fid_from_stats,
-                             frechet_distance)
+from metrics.frechet import FeatureStats, feature_statistics, fid_from_features, fid_from_stats, frechet_distance
 from metrics.info import METRIC_INFO, MetricInfo, base_metric_name, metric_info
+from metrics.pr_bootstrap import PrecisionRecallCI, precision_recall_bootstrap
 from metrics.precision_recall import PrecisionRecall, precision_recall
 from metrics.sparsification import SparsificationResult, sparsification, sparsification_pooled
 

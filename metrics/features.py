@@ -92,7 +92,7 @@ def batched_features(images: torch.Tensor, batch_size: int, extract: Callable[[t
 
 def file_sha256(path: Path) -> str:
     """sha256 hex of a file's bytes (read in 4 MiB blocks). Also the checksum of run files
-    (benchmark.runner.checksums)."""
+    (benchmark.execution.checksums)."""
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):

@@ -28,8 +28,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from benchmark.errors import ConfigError
-from metrics.bootstrap import (ConfidenceInterval, FixedReferenceFID, _check_bootstrap_args, percentile_interval,
-                               resample_counts)
+from metrics.bootstrap import (
+    ConfidenceInterval,
+    FixedReferenceFID,
+    _check_bootstrap_args,
+    percentile_interval,
+    resample_counts,
+)
 from metrics.frechet import FeatureStats, as_feature_matrix
 
 DEFAULT_POINTS = 15

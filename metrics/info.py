@@ -15,7 +15,7 @@ The FID interval kinds (metrics/bootstrap.py, metrics/significance.py):
 - a kept K-subset's ΔFID is tested against R random K-subsets of the same pool (randomization test): both sides
   carry the same size bias, and the p-value's null is "the score carries no information".
 Rows with a p_value are the run's tests against the floor; the report adjusts them for multiplicity
-(benchmark.runner.verdicts).
+(benchmark.report.verdicts).
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "auroc_lowest_density": MetricInfo("higher", _RANK_TEST),
     "auroc_between_mode": MetricInfo("higher", _RANK_TEST),
     "auroc_off_mode": MetricInfo("higher", _RANK_TEST),
-    # the epistemic target's own noise (benchmark/runner/protocols/ground_truth_reliability.py)
+    # the epistemic target's own noise (benchmark/protocols/ground_truth_reliability.py)
     "target_reliability_pixel_shared_theta_var": MetricInfo("none", _RELIABILITY),
     "target_reliability_score_shared_theta_var": MetricInfo("none", _RELIABILITY),
     "spearman_pixel_vs_shared_theta_var_corrected": MetricInfo("higher", _CORRECTED),

@@ -9,8 +9,14 @@ import numpy as np
 import torch
 
 from metrics.bootstrap import ConfidenceInterval, _check_bootstrap_args, percentile_interval, resample_counts
-from metrics.precision_recall import (DEFAULT_CHUNK_SIZE, f1_score, fixed_set_radii, inside_manifold,
-                                      knn_squared_radii, real_and_fake_tensors)
+from metrics.precision_recall import (
+    DEFAULT_CHUNK_SIZE,
+    f1_score,
+    fixed_set_radii,
+    inside_manifold,
+    knn_squared_radii,
+    real_and_fake_tensors,
+)
 
 
 @dataclass

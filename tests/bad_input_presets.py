@@ -57,12 +57,12 @@ class FolderPreset(ToyPreset):
 
 @dataclass
 class FashionDataPreset(ToyPreset):
-    """Reads its test images from the Fashion-MNIST files (looked up through benchmark.datasets)."""
+    """Reads its test images from the Fashion-MNIST files (looked up through benchmark.data.datasets)."""
 
     name: str = "toy-fashion-data"
 
     def load_data(self, split: str, n: int | None = None):
-        from benchmark.datasets import load_dataset
+        from benchmark.data.datasets import load_dataset
 
         return load_dataset("fashion", split).subset(n)
 

@@ -170,7 +170,7 @@ def tiny_latent_preset():
     """The preset of the folder named by $UQBENCH_TEST_LATENT_DIR (see write_latent_assets)."""
     import os
 
-    from benchmark.datasets import DataSpec
+    from benchmark.data.user_data import DataSpec
     from benchmark.models.loading import ModelSpec
     from benchmark.presets import Preset
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from benchmark.models import load_model
-from benchmark.runner.protocols.application_plots import augmentation_grid
-from benchmark.runner.protocols.application_utils import to_pixels
-from benchmark.runner.protocols.augmentation import REDRAW, augment
-from benchmark.runner.protocols.rectification import map_to_state_shape, percentile_mask
-from benchmark.runner.protocols.resampling import TrajectoryRecorder, region_resample
+from benchmark.protocols.application_plots import augmentation_grid
+from benchmark.protocols.application_utils import to_pixels
+from benchmark.protocols.augmentation import REDRAW, augment
+from benchmark.protocols.rectification import map_to_state_shape, percentile_mask
+from benchmark.protocols.resampling import TrajectoryRecorder, region_resample
 from benchmark.sampling import initial_labels, initial_noise, sample
 from tests.latent_builders import save_dit_pipeline
 

@@ -89,7 +89,7 @@ def test_config_errors_name_the_field():
 
 
 def test_findings_lines_judge_the_paired_differences():
-    from benchmark.runner.protocols.application_findings import application_findings, judge
+    from benchmark.protocols.application_findings import application_findings, judge
 
     assert judge(-2.0, -3.0, -1.0, -1) == "better"  # a lower FID, interval below 0
     assert judge(0.5, 0.1, 0.9, -1) == "worse"
@@ -109,7 +109,7 @@ def test_findings_lines_judge_the_paired_differences():
 
 
 def test_findings_of_the_toy_run_cover_every_baseline(metrics):
-    from benchmark.runner.protocols.application_findings import application_findings
+    from benchmark.protocols.application_findings import application_findings
 
     lines = application_findings(metrics[1])
     assert any("rectification region: sensitivity vs random_mask" in line for line in lines)

@@ -13,10 +13,17 @@ import torch
 import estimators
 from benchmark.errors import ConfigError
 from benchmark.models import GaussianMixtureModel
-from benchmark.runner.protocols.augmentation import (REDRAW, augment, isotropic_draws, isotropic_name,
-                                                     mixture_mode, perturbation_energy, redraw_starts,
-                                                     variance_draws)
-from benchmark.runner.protocols.resampling import step_index_from_end
+from benchmark.protocols.augmentation import (
+    REDRAW,
+    augment,
+    isotropic_draws,
+    isotropic_name,
+    mixture_mode,
+    perturbation_energy,
+    redraw_starts,
+    variance_draws,
+)
+from benchmark.protocols.resampling import step_index_from_end
 from benchmark.sampling import initial_noise, sample
 from tests.helpers import tiny_gmm_means
 

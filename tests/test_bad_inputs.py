@@ -99,7 +99,7 @@ def folder_with(damage: Callable[[Path], None]) -> Callable[[Path, pytest.Monkey
 def no_fashion_files(tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = tmp / "empty"
     empty.mkdir()
-    monkeypatch.setattr("benchmark.datasets.FASHION_SYSTEM_DIR", empty)
+    monkeypatch.setattr("benchmark.data.datasets.FASHION_SYSTEM_DIR", empty)
     monkeypatch.setenv("UQBENCH_DATA_DIR", str(empty))
 
 

@@ -193,7 +193,7 @@ def test_regress_exit_1_means_a_regression_and_a_crash_is_3(tmp_path, monkeypatc
     def crash(*args, **kwargs):
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr("benchmark.regression.compare", crash)
+    monkeypatch.setattr("benchmark.publish.regression.compare", crash)
     assert main(["regress", "--baseline", str(baseline), "--run", str(run)]) == 3
     line = capsys.readouterr().err.strip()
     assert line == "fault: unexpected RuntimeError: a bug. Fix: rerun with --debug for the traceback and report it"

@@ -17,8 +17,17 @@ from benchmark.models.conditioning import TextConditionedDenoiser
 from benchmark.models.run_settings import apply_run_settings
 from benchmark.sampling import initial_noise, sample
 from estimators.laplace import LastLayerLaplace
-from tests.latent_builders import (LATENT_DIR_ENV, ddim_scheduler, save_dit_pipeline, sd_pipeline, tiny_pixart,
-                                   tiny_text_encoder, tiny_tokenizer, tiny_vae, write_latent_assets)
+from tests.latent_builders import (
+    LATENT_DIR_ENV,
+    ddim_scheduler,
+    save_dit_pipeline,
+    sd_pipeline,
+    tiny_pixart,
+    tiny_text_encoder,
+    tiny_tokenizer,
+    tiny_vae,
+    write_latent_assets,
+)
 from tests.test_sampling import assert_x0_close
 
 pytestmark = pytest.mark.usefixtures("single_thread")

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
 
-from metrics.class_balance import (class_matched_subsets, keep_lowest_stratified, removal_class_test,
-                                   stratified_quotas)
+from metrics.class_balance import class_matched_subsets, keep_lowest_stratified, removal_class_test, stratified_quotas
 
 
 def test_a_filter_that_removes_one_class_is_flagged_and_a_random_one_is_not():

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import datasets
-from benchmark.datasets import load_dataset
+from benchmark.data import datasets
+from benchmark.data.datasets import load_dataset
 from benchmark.errors import ConfigError, MissingAssetError
 
 

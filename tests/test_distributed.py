@@ -3,7 +3,7 @@
 Seeds are per sample index and a shard is the same batch of indices in both runs, so nothing may differ but
 the timing metrics. Both runs use the same intra-op thread count (run.threads, default 1; another thread
 count changes float32 conv sums in the last bits, ~1e-7 relative in x0, as measured). The ranks take the
-items of both phases from one queue (benchmark.runner.work_queue: which rank takes which item depends on
+items of both phases from one queue (benchmark.execution.work_queue: which rank takes which item depends on
 timing), so a spy wraps os.replace (every atomic write ends with it) to check that every shard and every feature
 chunk is written exactly once over both ranks, that both ranks did part of the work, and that the Laplace fit
 runs on rank 0 only.

@@ -21,8 +21,8 @@ import torch
 
 from benchmark.cli import main
 from benchmark.errors import RunFault
-from benchmark.runner import checksums, generation, lock
-from benchmark.runner.generation import load_generation, shard_path
+from benchmark.execution import checksums, generation, lock
+from benchmark.execution.generation import load_generation, shard_path
 
 TOY_PRESET = "tests.toy_preset:ToyPreset"
 TIMING_METRICS = ("seconds_per_sample", "time_ratio")

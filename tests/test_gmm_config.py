@@ -5,11 +5,11 @@ calibration ratios. Only sizes are reduced; estimators, protocols and their opti
 from __future__ import annotations
 
 import math
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 import estimators
 from benchmark.cli import main

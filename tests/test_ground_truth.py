@@ -23,9 +23,13 @@ from torch import nn
 
 import estimators
 from benchmark.models import DiffusionModel, GaussianMixtureModel, linear_beta_alphas_cumprod
-from benchmark.runner.protocols.ground_truth import auroc_ci, skip_variances
-from benchmark.runner.protocols.ground_truth_targets import (EXACT_PREFIX, mode_responsibility, shared_theta_spread,
-                                                              with_observers)
+from benchmark.protocols.ground_truth import auroc_ci, skip_variances
+from benchmark.protocols.ground_truth_targets import (
+    EXACT_PREFIX,
+    mode_responsibility,
+    shared_theta_spread,
+    with_observers,
+)
 from benchmark.sampling import initial_noise, sample
 from benchmark.sampling.schedule import build_grid
 from estimators.laplace import LastLayerLaplace
@@ -163,7 +167,7 @@ def test_off_mode_radius_is_chi_square_of_the_nearest_mode_and_flags_midpoints_i
     little off the midpoint of two modes have responsibility ~1 (not 'between' by r < 0.9) but are off-mode."""
     from scipy.stats import chi2
 
-    from benchmark.runner.protocols.ground_truth_targets import nearest_mode_radius
+    from benchmark.protocols.ground_truth_targets import nearest_mode_radius
 
     gen = torch.Generator().manual_seed(0)
     means = torch.randn(3, 1, 16, 16, generator=gen, dtype=torch.float64)

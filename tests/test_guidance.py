@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from benchmark.errors import ConfigError
-from benchmark.guidance import UncertaintyGuidance, uncertainty_and_gradient
 from benchmark.models import GaussianMixtureModel
 from benchmark.sampling import StepContext, build_grid, initial_noise, sample
+from estimators.guidance import UncertaintyGuidance, uncertainty_and_gradient
 from estimators.sensitivity import sensitivity_variance
 from tests.helpers import tiny_gmm_means
 

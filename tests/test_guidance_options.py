@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.guidance import NOISE_STREAM, UncertaintyGuidance, calibrate_thresholds
 from benchmark.models import GaussianMixtureModel
-from benchmark.runner.protocols import guided
+from benchmark.protocols import guided
 from benchmark.sampling import initial_noise, sample
 from benchmark.seeding import per_sample_randn
 from estimators.base import EstimatorResult, UncertaintyEstimator
+from estimators.guidance import NOISE_STREAM, UncertaintyGuidance, calibrate_thresholds
 from tests.helpers import tiny_gmm_means
 
 
@@ -93,7 +93,7 @@ def test_protocol_calibrates_once_saves_the_thresholds_and_forwards_the_options(
 
 
 def test_mean_centred_guidance_moves_x0_far_less_than_prediction_centred(mixture):
-    """The second-order smallness documented in benchmark.guidance, measured as mean |Delta x0|."""
+    """The second-order smallness documented in estimators.guidance, measured as mean |Delta x0|."""
     x_T = initial_noise(1, torch.arange(6), mixture.sample_shape).to(torch.float64)
     plain = sample(mixture, x_T, steps=20).x0
     moved = {}

@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from benchmark.config import parse_config
-from benchmark.guidance import UncertaintyGuidance
-from benchmark.runner.generation import generate, kept_state, load_generation
-from benchmark.runner.protocols.guided import guided_pass, window_start
+from benchmark.execution.generation import generate, kept_state, load_generation
+from benchmark.protocols.guided import guided_pass, window_start
 from benchmark.sampling import initial_noise, sample
+from estimators.guidance import UncertaintyGuidance
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpm2"])

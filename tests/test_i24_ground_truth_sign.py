@@ -15,7 +15,7 @@ from scipy.stats import spearmanr
 
 import estimators
 from benchmark.models import GaussianMixtureModel
-from benchmark.runner.protocols.ground_truth_targets import EXACT_PREFIX, with_observers
+from benchmark.protocols.ground_truth_targets import EXACT_PREFIX, with_observers
 from benchmark.sampling import initial_noise, sample
 from tests.helpers import tiny_gmm_means
 

@@ -1,4 +1,4 @@
-"""Issue 24: a placebo for uncertainty-guided sampling (benchmark.guidance.PlaceboGuidance, protocols.guided).
+"""Issue 24: a placebo for uncertainty-guided sampling (estimators.guidance.PlaceboGuidance, protocols.guided).
 
 The placebo is Alg. 2 with the mask moved to a uniformly random set of the same size in each image. Checked against
 numbers the code does not produce:
@@ -21,12 +21,17 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.guidance import (GuidanceStep, PlaceboGuidance, UncertaintyGuidance, percentile_mask,
-                                uncertainty_and_gradient)
+from benchmark.execution.generation import generate, load_generation
 from benchmark.models import GaussianMixtureModel
-from benchmark.runner.generation import generate, load_generation
-from benchmark.runner.protocols import guided
+from benchmark.protocols import guided
 from benchmark.sampling import initial_noise, sample
+from estimators.guidance import (
+    GuidanceStep,
+    PlaceboGuidance,
+    UncertaintyGuidance,
+    percentile_mask,
+    uncertainty_and_gradient,
+)
 from metrics.frechet import feature_statistics
 from tests.helpers import tiny_gmm_means
 from tests.test_guidance import gaussian_state, step_context

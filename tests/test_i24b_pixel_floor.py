@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.models.loading import load_model
+from benchmark.models import load_model
 from benchmark.models.pixel_maps import FLOOR_STREAM, pixel_space_record, pixel_view
 from benchmark.seeding import derive_seed
 from metrics.sparsification import sparsification

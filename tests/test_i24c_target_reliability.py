@@ -17,9 +17,8 @@ import torch
 from scipy.stats import spearmanr
 
 import estimators
-from benchmark.runner.protocols.ground_truth_reliability import (reliability_rows, spearman_brown,
-                                                                  split_half_target)
-from benchmark.runner.protocols.ground_truth_targets import shared_theta_draws, shared_theta_spread
+from benchmark.protocols.ground_truth_reliability import reliability_rows, spearman_brown, split_half_target
+from benchmark.protocols.ground_truth_targets import shared_theta_draws, shared_theta_spread
 from benchmark.sampling import initial_noise
 
 SAMPLES, BLOCK, BLOCKS = 24, 16, 4  # the gmm known-answer test: samples, draws per target, disjoint targets

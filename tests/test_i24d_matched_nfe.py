@@ -21,12 +21,12 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.guidance import UncertaintyGuidance
+from benchmark.execution import checksums
+from benchmark.execution.generation import generate, load_generation, shard_path
 from benchmark.models import DiffusersUNet, GaussianMixtureModel
-from benchmark.runner import checksums
-from benchmark.runner.generation import generate, load_generation, shard_path
-from benchmark.runner.protocols import guided
+from benchmark.protocols import guided
 from benchmark.sampling import condition_labels, initial_noise, sample
+from estimators.guidance import UncertaintyGuidance
 from metrics.frechet import feature_statistics
 from tests.helpers import tiny_gmm_means, tiny_unet
 

@@ -12,11 +12,11 @@ from torch import nn
 
 from benchmark import presets
 from benchmark.config import parse_config
-from benchmark.datasets import DataSpec
+from benchmark.data.user_data import DataSpec
+from benchmark.execution.run_dir import differences
 from benchmark.models.factory import FactorySpec, factory_spec_from_section
 from benchmark.models.loading import model_spec_from_section
 from benchmark.models.schedules import schedule_alphas_cumprod
-from benchmark.runner.run_dir import differences
 
 SHAPE = (1, 8, 8)
 

@@ -18,8 +18,15 @@ from torch import nn
 
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.models import DiffusersUNet, DiffusionModel, linear_beta_alphas_cumprod
-from estimators.laplace import (LastLayerLaplace, conv_ef_diagonal, conv_ggn_diagonal, default_path,
-                                linear_ef_diagonal, linear_ggn_diagonal, predictive_variance)
+from estimators.laplace import (
+    LastLayerLaplace,
+    conv_ef_diagonal,
+    conv_ggn_diagonal,
+    default_path,
+    linear_ef_diagonal,
+    linear_ggn_diagonal,
+    predictive_variance,
+)
 from tests import reference_libs
 from tests.helpers import tiny_unet
 

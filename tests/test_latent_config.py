@@ -5,11 +5,11 @@ protocol scores decoded images. Only sizes are reduced; estimators, protocols an
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 from estimators.base import scale_window
 from tests.test_roster_configs import reduced_run

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.leaderboard import build_boards, load_runs, rank_track
-from benchmark.validate import RunValidationError
+from benchmark.publish.leaderboard import build_boards, load_runs, rank_track
+from benchmark.publish.validate import RunValidationError
 from tests.report_runs import copy_run, toy_run, use_toy_preset
 
 NAN = math.nan
@@ -96,7 +96,7 @@ def test_runs_in_folders_of_the_same_name_keep_apart(tmp_path):
 
 
 def test_floor_marks_are_holm_adjusted_over_the_runs_family_and_empty_boards_show_no_nan():
-    from benchmark.leaderboard import leaderboard_table
+    from benchmark.publish.leaderboard import leaderboard_table
 
     rows = [("r", "sparsification", est, "ause", v, v - 0.01, v + 0.01, NAN) for est, v in
             (("random", 0.3), ("a", 0.2), ("b", 0.25), ("c", 0.3))]

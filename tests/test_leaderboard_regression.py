@@ -6,8 +6,8 @@ import math
 import pandas as pd
 
 from benchmark.cli import main
-from benchmark.leaderboard import ci_aware_ranks, leaderboard_table
-from benchmark.regression import compare, make_baseline
+from benchmark.publish.leaderboard import ci_aware_ranks, leaderboard_table
+from benchmark.publish.regression import compare, make_baseline
 
 
 def test_overlapping_intervals_tie_and_separated_ones_rank():

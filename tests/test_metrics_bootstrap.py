@@ -6,8 +6,15 @@ import numpy as np
 import pytest
 
 from benchmark.errors import ConfigError
-from metrics import (bootstrap_ci, fid_bootstrap, fid_from_features, paired_fid_difference,
-                     paired_sets_fid_difference, precision_recall, precision_recall_bootstrap)
+from metrics import (
+    bootstrap_ci,
+    fid_bootstrap,
+    fid_from_features,
+    paired_fid_difference,
+    paired_sets_fid_difference,
+    precision_recall,
+    precision_recall_bootstrap,
+)
 from metrics.bootstrap import CountWeightedStatistics
 from metrics.frechet import feature_statistics
 

@@ -10,8 +10,14 @@ import torch
 import torch.nn.functional as F
 
 from benchmark.errors import ConfigError, MissingAssetError
-from metrics import (ClassifierFeatures, FeatureExtractor, InceptionFeatures, build_feature_extractor,
-                     cached_features, resolve_inception_weights)
+from metrics import (
+    ClassifierFeatures,
+    FeatureExtractor,
+    InceptionFeatures,
+    build_feature_extractor,
+    cached_features,
+    resolve_inception_weights,
+)
 from metrics import features as features_module
 
 

@@ -8,8 +8,13 @@ import pytest
 
 from benchmark.errors import ConfigError
 from metrics import FeatureStats, feature_statistics, fid_from_stats, frechet_distance
-from metrics.fid_infinity import (extrapolate, fid_infinity, fid_infinity_bootstrap,
-                                  fid_infinity_difference_bootstrap, subset_sizes)
+from metrics.fid_infinity import (
+    extrapolate,
+    fid_infinity,
+    fid_infinity_bootstrap,
+    fid_infinity_difference_bootstrap,
+    subset_sizes,
+)
 
 DIM = 48
 

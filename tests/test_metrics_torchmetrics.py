@@ -13,9 +13,17 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from metrics import (
+    FilteredFID,
+    SparsificationError,
+    feature_statistics,
+    fid_from_stats,
+    filtered_fid,
+    keep_lowest,
+    random_subset,
+    sparsification,
+)
 from metrics.filtered import random_subsets
-from metrics import (FilteredFID, SparsificationError, feature_statistics, fid_from_stats, filtered_fid, keep_lowest,
-                     random_subset, sparsification)
 
 IMAGES, POOL, DIM, KEEP = 10, 90, 5, 70
 

@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.runner.protocols import filtered_fid, precision_recall
-from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.fid_utils import random_subset
-from metrics import feature_statistics, fid_from_stats, precision_recall as brute_precision_recall
+from benchmark.protocols import filtered_fid, precision_recall
+from benchmark.protocols.base import ProtocolInputs
+from benchmark.protocols.fid_utils import random_subset
+from metrics import feature_statistics, fid_from_stats
+from metrics import precision_recall as brute_precision_recall
 
 DIM, POOL, KEEP, REAL = 6, 120, 100, 300
 SPACE = "synthetic"
@@ -130,7 +131,7 @@ def test_shared_random_baseline_is_the_brute_force_average_and_t_test():
     the prediction test (value - mean) / (sd sqrt(1 + 1/R)) ~ t_{R-1} recomputed with scipy."""
     from scipy import stats
 
-    from benchmark.runner.protocols.fid_utils import RandomBaseline
+    from benchmark.protocols.fid_utils import RandomBaseline
     from metrics.filtered import random_subsets
 
     rng = np.random.default_rng(3)

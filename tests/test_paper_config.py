@@ -7,11 +7,11 @@ sizes. The estimators, protocols, sampler and the Inception feature space are th
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tomllib
 import torch
 
 from benchmark.cli import main

@@ -170,7 +170,7 @@ def test_entry_points_of_an_installed_distribution(tmp_path):
     (site / "uqplug" / "more.py").write_text(PLUGIN.replace('@register("{name}")\n', "").replace(
         "class Spread", "class Unregistered"))
     (site / "uqplug" / "presets.py").write_text(textwrap.dedent("""
-        from benchmark.datasets import DataSpec
+        from benchmark.data.user_data import DataSpec
         from benchmark.models.loading import ModelSpec
         from benchmark.presets import PRESETS_DIR, Preset
 

@@ -56,8 +56,8 @@ def test_committed_classifier_reference_stats_match_the_test_set():
 def test_gmm_oracle_is_built_from_digit_prototypes_and_matches_its_network():
     from sklearn.datasets import load_digits
 
-    from benchmark.datasets import digits_split_indices
-    from benchmark.presets.gmm import GMM_STD
+    from benchmark.data.datasets import digits_split_indices
+    from benchmark.data.gmm import GMM_STD
 
     preset = presets.get("gmm")
     oracle, net = preset.oracle(), preset.load_model()

@@ -13,8 +13,8 @@ import torch
 
 import estimators
 from benchmark.errors import ConfigError
-from benchmark.runner.feature_scores import apply_feature_scores
-from benchmark.runner.generation import Generation
+from benchmark.execution.feature_scores import apply_feature_scores
+from benchmark.execution.generation import Generation
 from benchmark.sampling import initial_noise, sample
 from estimators.realism_oracle import realism_scores
 
@@ -83,8 +83,8 @@ def test_kind_reference_row_and_bad_input():
 
 
 def test_a_preset_without_classifier_is_refused_before_any_work(tmp_path):
-    from benchmark.runner.setup import estimator_factory
     from benchmark.config import parse_config
+    from benchmark.runner.setup import estimator_factory
 
     class NoClassifier:
         def load_classifier(self):

@@ -9,15 +9,23 @@ import pytest
 import torch
 
 import estimators
-from benchmark.runner.protocols.rectification import (percentile_mask, random_mask_like, random_trigger,
-                                                      region_tries, rejection_tries, replay, triggered, try_indices)
-from benchmark.runner.protocols.resampling import TrajectoryRecorder, region_resample, renoise
+from benchmark.protocols.rectification import (
+    percentile_mask,
+    random_mask_like,
+    random_trigger,
+    region_tries,
+    rejection_tries,
+    replay,
+    triggered,
+    try_indices,
+)
+from benchmark.protocols.resampling import TrajectoryRecorder, region_resample, renoise
 from benchmark.sampling import build_grid, initial_noise, sample
 
 
 @pytest.fixture(scope="module")
 def oracle():
-    from benchmark.presets.gmm import build_oracle
+    from benchmark.data.gmm import build_oracle
 
     return build_oracle()  # ten components on the digit prototypes, 1x16x16
 

@@ -1,9 +1,9 @@
-"""Cross-machine tolerances of the regress baselines, by metric kind (benchmark.regression.KIND_TOLERANCES)."""
+"""Cross-machine tolerances of the regress baselines, by metric kind (benchmark.publish.regression.KIND_TOLERANCES)."""
 from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.regression import compare, kind_tolerance, make_baseline
+from benchmark.publish.regression import compare, kind_tolerance, make_baseline
 
 
 def test_each_metric_kind_gets_its_documented_tolerance():

@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 
 from benchmark.config import parse_config
-from benchmark.runner import metric_info, ranking
-from benchmark.runner.io import atomic_write, save_text
-from benchmark.runner.manifest import EstimatorRecord
-from benchmark.runner.report import ReportData, render_report
-from benchmark.runner.table import COLUMNS
+from benchmark.execution.io import atomic_write, save_text
+from benchmark.protocols.table import COLUMNS
+from benchmark.report import metric_info, ranking
+from benchmark.report.document import ReportData, render_report
+from benchmark.report.manifest import EstimatorRecord
 
 NAN = math.nan
 # good beats the floor on both quality metrics, bad is worse on both, meh overlaps random everywhere
@@ -178,8 +178,8 @@ def test_protocol_baseline_rows_are_references_and_dotted_metrics_get_their_own_
 def test_a_run_without_preset_names_its_model_and_data_not_an_empty_preset():
     """A [model] section only (no run.preset): the report's first line, its settings and the leaderboard's track
     line name the model path and the data, never "Preset ``"."""
-    from benchmark.leaderboard import describe_track
-    from benchmark.runner.manifest import track_of
+    from benchmark.publish.leaderboard import describe_track
+    from benchmark.report.manifest import track_of
 
     config = parse_config({"run": {"num_samples": 24, "keep": 20, "steps": 10},
                            "model": {"path": "some/unet-folder"}, "data": {"name": "fashion"},
@@ -198,8 +198,8 @@ def test_a_run_without_preset_names_its_model_and_data_not_an_empty_preset():
 
 def test_a_configured_measurement_that_cannot_run_is_a_row_and_a_report_line():
     """Issue 11.5: P&R in a space with committed statistics only is not skipped in silence."""
-    from benchmark.runner.protocols import precision_recall
-    from benchmark.runner.table import NOT_RUN, not_run_row, to_frame
+    from benchmark.protocols import precision_recall
+    from benchmark.protocols.table import NOT_RUN, not_run_row, to_frame
 
     class Gen:
         size, scores = 12, {}
@@ -220,7 +220,7 @@ def test_a_configured_measurement_that_cannot_run_is_a_row_and_a_report_line():
 
 
 def test_class_confound_is_flagged_when_the_verdict_changes_within_classes():
-    from benchmark.runner import findings, verdicts
+    from benchmark.report import findings, verdicts
 
     rows = [("filtered_fid", "good", "delta_vs_random[classifier]", -3.0, -4.0, -2.0, 1e-4),
             ("filtered_fid", "meh", "delta_vs_random[classifier]", 0.5, -1.0, 2.0, 0.6),

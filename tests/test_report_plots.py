@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from benchmark.runner import plots
+from benchmark.report import plots
 
 
 def _pixels(path) -> np.ndarray:

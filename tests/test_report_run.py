@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.validate import validate_run
+from benchmark.publish.validate import validate_run
 from tests.report_runs import copy_run, toy_run, use_toy_preset
 from tests.toy_preset import ToyPreset
 
@@ -42,8 +42,8 @@ def test_generation_keeps_the_per_step_maps_a_separate_keep_steps_pass_gives(tmp
     """The per-step maps the generation pass keeps for its first samples (and reloads on resume) equal those of
     a separate pass on just those samples with keep_steps on; the scores are those of a pass without it."""
     import estimators
-    from benchmark.runner.generation import PER_STEP_SAMPLES, generate, load_generation
-    from benchmark.runner.report import stepwise_uncertainty
+    from benchmark.execution.generation import PER_STEP_SAMPLES, generate, load_generation
+    from benchmark.report.document import stepwise_uncertainty
     from benchmark.runner.setup import EstimatorFactory
     from benchmark.sampling import initial_noise, sample
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from tests.test_distributed import (REPO, assert_same_results, fresh_process_env, reference_run, result_files,
-                                    toy_config)
+from tests.test_distributed import REPO, assert_same_results, fresh_process_env, reference_run, result_files, toy_config
 
 # argv: <kind> <out> <config>; kind "shard" dies writing the 2nd generation shard, "features" dies writing
 # the 2nd feature cache of its process. One process takes the work items longest first: the real test images'
@@ -42,7 +41,8 @@ DRIVER = textwrap.dedent("""
 
     calls = []
     if kind == "shard":
-        from benchmark.runner import generation, io
+        from benchmark.execution import generation
+        from benchmark.execution import io
         def save_torch(obj, path):
             calls.append(path)
             if len(calls) == 2:

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from benchmark.errors import ConfigError
-from benchmark.runner.inputs_digest import input_changes, source_sha256, tree_sha256
-from benchmark.runner.run_dir import FINGERPRINT, check_fingerprint, fingerprint
+from benchmark.execution.inputs_digest import input_changes, source_sha256, tree_sha256
+from benchmark.execution.run_dir import FINGERPRINT, check_fingerprint, fingerprint
 
 
 def _setup(tmp_path):

@@ -6,11 +6,11 @@ Only sizes are reduced; estimators, protocols and their options are the shipped 
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import tomllib
 
 import estimators
 from benchmark.cli import main

@@ -1,4 +1,4 @@
-"""A run's features in shard-sized chunks (benchmark.runner.features): the same bits as one batch, one cache
+"""A run's features in shard-sized chunks (benchmark.execution.features): the same bits as one batch, one cache
 file per chunk, read back by any process.
 
 Chunking is only sound because both extractors give an image the same features whatever else is in its batch;
@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from benchmark.config import parse_config
-from benchmark.runner.features import feature_function
+from benchmark.execution.features import feature_function
 from metrics import build_feature_extractor
 
 

@@ -58,7 +58,7 @@ def test_run_writes_tables_plots_and_manifest(finished_run):
     assert "## filtered_fid" in text and "## sparsification" in text
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["versions"]["torch"].startswith("2.13") and "generation" in manifest["timings_seconds"]
-    from benchmark.runner.report_tables import top_level
+    from benchmark.report.tables import top_level
 
     stages = top_level(manifest["timings_seconds"])  # wall-clock stages: setup, generation, features, protocols, ...
     assert {"setup", "generation", "features", "protocols", "report"} <= set(stages)
@@ -71,7 +71,7 @@ def test_kept_subset_fid_matches_a_recomputation(finished_run):
     import numpy as np
     import torch
 
-    from benchmark.runner.generation import load_generation
+    from benchmark.execution.generation import load_generation
     from metrics import fid_from_features
 
     out, _ = finished_run

@@ -154,8 +154,9 @@ def test_ddpm_matches_diffusers_with_the_same_generator(models, name):
 @pytest.mark.parametrize("name", MODEL_NAMES)
 def test_ddpm_matches_diffusers_with_our_per_sample_noise(models, name, monkeypatch):
     """Default path: record the per-sample noise our engine draws, replay it into diffusers' DDPM step."""
-    import benchmark.sampling.engine as engine
     import diffusers.schedulers.scheduling_ddpm as ddpm_module
+
+    import benchmark.sampling.engine as engine
 
     model = models[name]
     x_T = _x_T(model)

@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from metrics.significance import (adjust, benjamini_hochberg, holm, hypergeometric_test, paired_t_test,
-                                  permutation_p_value, randomization_test)
+from metrics.significance import (
+    adjust,
+    benjamini_hochberg,
+    holm,
+    hypergeometric_test,
+    paired_t_test,
+    permutation_p_value,
+    randomization_test,
+)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -8,9 +8,9 @@ import torch
 
 from benchmark.errors import ConfigError
 from benchmark.models import DiffusersUNet, load_model
-from benchmark.classifier_training import train_classifier
-from benchmark.training import (TrainConfig, batch_indices, ema_decay_at, lr_at, train_diffusion,
-                                train_main)
+from benchmark.training import TrainConfig, batch_indices, ema_decay_at, lr_at, train_diffusion
+from benchmark.training.classifier import train_classifier
+from benchmark.training.command import train_main
 
 TINY_ARCH = dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4, add_attention=False,
                  down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))

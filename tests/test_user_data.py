@@ -11,7 +11,7 @@ from PIL import Image
 
 from benchmark import presets
 from benchmark.config import parse_config
-from benchmark.datasets import DataSpec, load_image_array, load_image_folder
+from benchmark.data.user_data import DataSpec, load_image_array, load_image_folder
 from benchmark.errors import ConfigError
 from benchmark.models.loading import ModelSpec
 from tests.helpers import tiny_unet
@@ -154,7 +154,7 @@ def test_bayesdiff_posterior_of_a_user_model_goes_to_the_run_folder(tmp_path):
 def test_float_arrays_declare_their_range_and_every_encoding_gives_the_same_images(tmp_path):
     """uint8, float [0, 1] and float [-1, 1] versions of the same images load to the same values; floats all in
     [0, 1] without a declared range are refused (read as [-1, 1] they would shift every metric)."""
-    from benchmark.datasets import data_spec_from_section
+    from benchmark.data.user_data import data_spec_from_section
 
     pixels = np.random.default_rng(0).integers(0, 256, size=(3, 1, 4, 4)).astype(np.uint8)
     np.save(tmp_path / "u8.npy", pixels)

@@ -14,7 +14,7 @@ import torch
 
 from benchmark import presets
 from benchmark.config import parse_config
-from benchmark.datasets import DataSpec, class_names, load_image_array, load_image_folder
+from benchmark.data.user_data import DataSpec, class_names, load_image_array, load_image_folder
 from benchmark.errors import ConfigError
 from tests.helpers import tiny_unet
 from tests.test_user_data import save_pngs

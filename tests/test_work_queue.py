@@ -1,4 +1,4 @@
-"""The work queue the ranks of a run share (benchmark.runner.work_queue) and protocols in parts.
+"""The work queue the ranks of a run share (benchmark.execution.work_queue) and protocols in parts.
 
 Two real processes taking items from one queue are tested in tests/test_distributed.py (bit-identical results,
 every item made once); here one process: order, timings, failures, and the parts of a protocol.
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.runner import distributed, work_queue
-from benchmark.runner.protocols.parts import Part, merge_artifacts, run_parts
-from benchmark.runner.work_queue import PeerFailed, WorkItem, run_queue, schedule
+from benchmark.execution import distributed, work_queue
+from benchmark.execution.work_queue import PeerFailed, WorkItem, run_queue, schedule
+from benchmark.protocols.parts import Part, merge_artifacts, run_parts
 
 
 def test_schedule_is_longest_first_and_stable():

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.datasets import ImageDataset
+from benchmark.data.datasets import ImageDataset
 from benchmark.models import DiffusersUNet, GaussianMixtureModel
 from tests.helpers import tiny_gmm_means, tiny_unet
 

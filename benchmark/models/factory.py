@@ -159,7 +159,7 @@ def import_factory(factory: str) -> Callable[[], Any]:
 
 def _import_file(path: Path):
     """The module of a .py file, imported under a name unique to its path (re-imported on every load)."""
-    from benchmark.plugins import file_module_name, import_file
+    from benchmark.importing import file_module_name, import_file
 
     return import_file(path, file_module_name(path, "uqbench_factory"))
 

@@ -69,20 +69,6 @@ def register_layout(name: str, matches: Callable[[Path], bool], load: Callable[.
     FOLDER_LAYOUTS.insert(0, layout) if first else FOLDER_LAYOUTS.append(layout)
 
 
-def load_model(path_or_preset: str | Path, *, num_classes: int | None = None, last_layer: str | None = None,
-               path: str | None = None):
-    """A DiffusionModel for a preset name (`python -m benchmark list`), a local diffusers folder or a hub id.
-
-    Keyword arguments are those of the `[model]` section (`path` may stand in for the first argument).
-    """
-    from benchmark import presets
-
-    name = str(path if path is not None else path_or_preset)
-    if name in presets.names() and num_classes is None and last_layer is None:
-        return presets.get(name).load_model()
-    return load_folder_or_hub(name, num_classes=num_classes, last_layer=last_layer)
-
-
 def load_folder_or_hub(path: str, *, num_classes: int | None = None, last_layer: str | None = None):
     """A local folder, dispatched on its layout; anything else is tried as a hub id (downloaded only here)."""
     from benchmark.models.diffusers_unet import DiffusersUNet

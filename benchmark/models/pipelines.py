@@ -44,8 +44,11 @@ def is_pipeline_folder(folder: Path) -> bool:
 
 def load_pipeline_folder(folder: Path, *, num_classes: int | None = None, last_layer: str | None = None):
     """The DiffusionModel of a pipeline folder (see the module docstring)."""
-    from benchmark.models.diffusers_unet import (DiffusersUNet, alphas_cumprod_from_scheduler_config,
-                                                 prediction_type_from_scheduler_config)
+    from benchmark.models.diffusers_unet import (
+        DiffusersUNet,
+        alphas_cumprod_from_scheduler_config,
+        prediction_type_from_scheduler_config,
+    )
 
     name, sub = denoiser_folder(folder)  # type: ignore[misc]
     scheduler_file = folder / "scheduler" / "scheduler_config.json"

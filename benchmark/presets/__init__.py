@@ -1,4 +1,4 @@
-"""Presets: a named bundle of a model (`[model]`), its data (`[data]`) and an optional domain classifier.
+"""Presets (layer 3): a named bundle of a model (`[model]`), its data (`[data]`) and an optional domain classifier.
 
 A preset is a `Preset` (frozen dataclass). Anything a run config's `[model]` + `[data]` sections say, a
 preset says once under a name; a config naming `run.preset` may still override either half. The interface
@@ -13,8 +13,10 @@ the runner uses (and a preset written outside the package provides):
 Built-in presets keep their assets in a folder next to this file (a diffusers pipeline folder plus
 classifier.pt, ref_stats_<feature>.npz, model_card.md). `cifar10-ddpm` has no committed weights: it loads the
 folder named by $UQBENCH_CIFAR10_DDPM, else the hub id google/ddpm-cifar10-32 (only when called). More
-presets come from the entry-point group `diffusion_uq_bench.presets` (benchmark.plugins) and from
+presets come from the entry-point group `diffusion_uq_bench.presets` (benchmark.config.plugins) and from
 $UQBENCH_EXTRA_PRESETS (benchmark.runner.setup.extra_presets); both are checked with `as_preset`.
+
+May import: errors/seeding, metrics, models, data, sampling, estimators. Never training, config or anything above.
 """
 from __future__ import annotations
 
@@ -22,13 +24,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from benchmark.datasets import DataSpec
+from benchmark.data.user_data import DataSpec
 from benchmark.errors import ConfigError, MissingAssetError
 from benchmark.models.loading import ModelSpec
 
 if TYPE_CHECKING:
-    from benchmark.datasets import ImageDataset
-    from benchmark.models import DiffusionModel, GaussianMixtureModel
+    from benchmark.data.datasets import ImageDataset
+    from benchmark.models.base import DiffusionModel
+    from benchmark.models.gmm import GaussianMixtureModel
     from metrics.classifier import DomainClassifier
 
 PRESETS_DIR = Path(__file__).resolve().parent
@@ -128,13 +131,13 @@ class Preset:
         path = self.stats_dir / f"ref_stats_{feature}.npz" if self.stats_dir is not None else None
         if path is None or not path.is_file():
             return None
-        from benchmark.datasets import load_reference_stats
+        from benchmark.data.user_data import load_reference_stats
 
         return load_reference_stats(path)
 
 
 def _gmm_oracle() -> "GaussianMixtureModel":
-    from benchmark.presets.gmm import build_oracle
+    from benchmark.data.gmm import build_oracle
 
     return build_oracle()
 

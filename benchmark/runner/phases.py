@@ -1,10 +1,10 @@
-"""The two shared phases of a run, as work items for benchmark.runner.work_queue.
+"""The two shared phases of a run, as work items for benchmark.execution.work_queue.
 
 1. Sampling: every shard of the generation pass (followed by its features in each space), every batch of the
    sparsification protocol's denoising of real images, every shard of the guided pass (with its placebo and
    matched-NFE plain shards, and their features), and
    the real test set's features. None depends on another, so all ranks take items until none is left.
-2. Protocols: every part of every configured protocol (benchmark.runner.protocols.parts), each writing its
+2. Protocols: every part of every configured protocol (benchmark.protocols.parts), each writing its
    rows and artifacts to the run folder; rank 0 reads them back in config order (`collect`).
 
 Each item makes the same calls with the same thread count on whichever rank takes it, so a run's numbers are
@@ -19,13 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import RunConfig
-from benchmark.runner import checksums
-from benchmark.runner.features import needs_real_features, real_features
-from benchmark.runner.generation import generate, shard_path, shard_ranges
-from benchmark.runner.protocols import guided, sparsification
-from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner.protocols.parts import merge_artifacts, parts_of
-from benchmark.runner.work_queue import WORK_DIR, WorkItem
+from benchmark.execution import checksums
+from benchmark.execution.features import needs_real_features, real_features
+from benchmark.execution.generation import generate, shard_path, shard_ranges
+from benchmark.execution.work_queue import WORK_DIR, WorkItem
+from benchmark.protocols import guided, sparsification
+from benchmark.protocols.base import ProtocolInputs
+from benchmark.protocols.parts import merge_artifacts, parts_of
 
 SAMPLING, PROTOCOLS = "sampling", "protocols"  # the phases' names (their folders under the run's WORK_DIR)
 RESULTS = "parts"  # <run>/.work/protocols/parts/: the rows and artifacts of each protocol part

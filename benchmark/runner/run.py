@@ -13,30 +13,18 @@ import torch
 
 from benchmark import presets
 from benchmark.config import RunConfig
+from benchmark.execution import distributed, lock, work_queue
+from benchmark.execution.feature_scores import apply_feature_scores
+from benchmark.execution.features import feature_function, references
+from benchmark.execution.generation import load_generation
+from benchmark.execution.io import save_text
+from benchmark.execution.run_dir import start_run_dir
 from benchmark.models.run_settings import apply_run_settings
-from benchmark.runner import distributed, phases, work_queue
-from benchmark.runner.generation import load_generation
-from benchmark.runner.feature_scores import apply_feature_scores
-from benchmark.runner.features import feature_function, references
-from benchmark.runner.io import save_text
-from benchmark.runner.protocols import cost, filtered_fid, ground_truth, guided, precision_recall, sparsification
-from benchmark.runner.protocols import augmentation, rectification
-from benchmark.runner.protocols.base import ProtocolInputs
-from benchmark.runner import lock, setup
-from benchmark.runner.run_dir import start_run_dir
+from benchmark.protocols.base import ProtocolInputs
+from benchmark.protocols.catalog import PROTOCOL_MODULES
+from benchmark.protocols.table import to_frame
+from benchmark.runner import phases, setup
 from benchmark.runner.setup import LAPLACE_CACHE, check_run_dir, estimator_factory, preflight, resolve_device
-from benchmark.runner.table import to_frame
-
-PROTOCOL_MODULES = {
-    "filtered_fid": filtered_fid,
-    "precision_recall": precision_recall,
-    "sparsification": sparsification,
-    "guidance": guided,
-    "cost": cost,
-    "ground_truth": ground_truth,
-    "augmentation": augmentation,
-    "rectification": rectification,
-}
 
 
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
@@ -84,7 +72,7 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     tick = time.perf_counter()
     extract = feature_function(config, preset, out)
     items = phases.sampling_items(config, model, preset, out, _with_oracle(make_estimators, oracle), make_estimators,
-                                  extract, ground_truth.record_log_density(oracle) if oracle is not None else None)
+                                  extract, PROTOCOL_MODULES["ground_truth"].record_log_density(oracle) if oracle is not None else None)
     work = work_queue.run_queue(items, out, phases.SAMPLING, rank, world, progress=progress)
     timings["generation"] = time.perf_counter() - tick
 
@@ -105,8 +93,8 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     timings.update({f"generation.{name}": seconds for name, seconds in inputs.generation.seconds.items()})  # shards
     timings.update(work)
 
-    from benchmark.runner import report
-    from benchmark.runner.manifest import write_manifest
+    from benchmark.report import document as report
+    from benchmark.report.manifest import write_manifest
 
     frame = to_frame(rows)
     save_text(frame.to_csv(index=False, float_format="%.6g"), out / "metrics.csv")
@@ -134,7 +122,7 @@ def _with_oracle(make_estimators, oracle):
     """The estimators plus, for ground truth, the oracle observer and the aleatoric ones' exact-score twins."""
     if oracle is None:
         return make_estimators
-    from benchmark.runner.protocols.ground_truth_targets import with_observers
+    from benchmark.protocols.ground_truth_targets import with_observers
 
     return with_observers(make_estimators, oracle)
 

@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -12,54 +10,13 @@ import torch
 
 from benchmark.config import RunConfig
 from benchmark.errors import ConfigError, MissingAssetError
-from benchmark.runner.features import needs_real_features
-from benchmark.runner.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
+from benchmark.execution.features import needs_real_features
+from benchmark.execution.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
+from benchmark.presets.loading import EXTRA_PRESETS_ENV, extra_presets, load_preset  # noqa: F401 (re-exported)
 from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
 
-EXTRA_PRESETS_ENV = "UQBENCH_EXTRA_PRESETS"
 LAPLACE_CACHE = "laplace_last_layer.pt"  # in the run folder, for a model that has no folder of its own
 LAPLACE_USERS = ("bayesdiff", "generative_uncertainty")  # estimators handed the run's fitted Laplace posterior
-
-
-def load_preset(name: str):
-    """A built-in preset, or one named by $UQBENCH_EXTRA_PRESETS (see `extra_presets`)."""
-    from benchmark import presets
-
-    extra = extra_presets()
-    if name in extra:
-        return extra[name]
-    if name not in presets.names():
-        raise ConfigError("run.preset", name, f"one of {', '.join([*presets.names(), *extra])}",
-                          "see python -m benchmark list")
-    return presets.get(name)
-
-
-def extra_presets() -> dict[str, object]:
-    """Presets added without editing the package: $UQBENCH_EXTRA_PRESETS = "module:attr[,module:attr...]".
-
-    Each attr is a preset object (with `name`, `load_model()`, ...) or a class / zero-argument function that
-    returns one; it is importable from a fresh process (torchrun workers, a resumed run), which a
-    monkeypatch is not. Example: UQBENCH_EXTRA_PRESETS=tests.toy_preset:ToyPreset (the test suite's preset).
-    """
-    spec = os.environ.get(EXTRA_PRESETS_ENV, "").strip()
-    found: dict[str, object] = {}
-    for item in (part.strip() for part in spec.split(",")):
-        if not item:
-            continue
-        module_name, _, attr = item.partition(":")
-        try:
-            target = getattr(importlib.import_module(module_name), attr) if module_name and attr else None
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(EXTRA_PRESETS_ENV, item, f"an importable module:attribute ({err})",
-                              "fix the name or unset the variable") from None
-        if target is None:
-            raise ConfigError(EXTRA_PRESETS_ENV, item, "entries of the form module:attribute",
-                              "e.g. UQBENCH_EXTRA_PRESETS=mypackage.presets:MyPreset")
-        from benchmark import presets
-
-        preset = presets.as_preset(target, EXTRA_PRESETS_ENV, item)  # refuses an estimator class, a module, ...
-        found[str(preset.name)] = preset
-    return found
 
 
 @dataclass
@@ -223,7 +180,7 @@ def check_model_ranges(config: RunConfig, model, preset) -> None:
 
 def check_labels(model, data, split: str) -> None:
     """Real images given to a class-conditional model (the Laplace fit, sparsification) need class labels the
-    model knows: class subfolders of an image folder, or an .npz's label arrays (benchmark.datasets)."""
+    model knows: class subfolders of an image folder, or an .npz's label arrays (benchmark.data.datasets)."""
     if not getattr(model, "num_classes", None) or getattr(model, "cycled_conditions", False):
         return
     fix = "put each class's images in a subfolder <data>/<class>/ (sorted names = labels 0..K-1) or use an .npz " \

@@ -1,0 +1,184 @@
+"""Command line (layer 11, the top): run, leaderboard, regress, validate, train, list.
+
+Exit codes (a contract, see the README): 0 success, 1 `regress` found a regression, 2 bad input (config, CLI
+arguments, files given), 3 a fault during the run (I/O, corrupt state), 130 interrupted (Ctrl-C). For 2, 3 and
+130 the user sees one line and no traceback, unless `--debug` (anywhere on the command line) or
+UQBENCH_DEBUG=1 asks for it.
+
+May import: every layer.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from benchmark.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, RunFault, RunInterrupted, UQBenchError
+
+TIMING_METRICS = ("seconds_per_sample", "time_ratio")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) that names the fix, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {self.prog}: {message}. Fix: see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="uqbench", description="Benchmark pixel-wise uncertainty estimators of diffusion models. "
+                     "Exit codes: 0 ok, 1 regression found, 2 bad input, 3 fault during the run, 130 interrupted; "
+                     "--debug (anywhere) shows tracebacks.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a config: generation, protocols, report")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--preset", default=None, help="override [run].preset")
+    run.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<name>)")
+    run.add_argument("--overwrite", action="store_true", help="replace a finished run directory")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    board = sub.add_parser("leaderboard", help="boards across validated runs: a static site + leaderboard.md")
+    board.add_argument("runs", nargs="+", type=Path)
+    board.add_argument("--out", type=Path, default=Path("results/leaderboard"),
+                       help="site folder (index.html, leaderboard.md, runs/)")
+    check = sub.add_parser("validate", help="check that a run folder is complete and unchanged since its run")
+    check.add_argument("run", type=Path)
+    check.add_argument("--skip-weights", action="store_true", help="do not reload the model to check its weights")
+    reg = sub.add_parser("regress", help="compare a run with a committed baseline")
+    reg.add_argument("--baseline", required=True, type=Path)
+    reg.add_argument("--run", required=True, type=Path)
+    reg.add_argument("--write-baseline", action="store_true",
+                     help="write the baseline from the run instead of comparing (timing metrics left out)")
+    reg.add_argument("--abs-tol", type=float, default=0.05)
+    reg.add_argument("--rel-tol", type=float, default=0.05)
+    listing = sub.add_parser("list", help="presets, estimators and protocols, with where each comes from")
+    listing.add_argument("--plugins", nargs="*", default=[], help="plug-in modules or .py files to import first")
+    listing.add_argument("--estimators", action="store_true",
+                         help="estimator cards: paper, kind, needs, extra NFEs per sample, parameters")
+    sub.add_parser("train", help="train a preset's model or classifier (see `train --help`)", add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("UQBENCH_DEBUG", "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if argv[:1] == ["train"]:
+        from benchmark.training.command import train_main
+
+        return _guard(lambda: train_main(argv[1:]), debug)
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as done:  # argparse: --help (0) or a bad argument (2, its line already printed)
+        return int(done.code or 0)
+    return _guard(lambda: COMMANDS[args.command](args), debug)
+
+
+def _guard(action, debug: bool = False) -> int:
+    """Run a command; map what it raises onto the exit-code contract with one line on stderr."""
+    try:
+        return int(action() or 0)
+    except UQBenchError as err:
+        return _fail("error", err, EXIT_BAD_INPUT, debug)
+    except RunFault as err:
+        return _fail("fault", err, EXIT_FAULT, debug)
+    except KeyboardInterrupt as err:
+        text = str(err) if isinstance(err, RunInterrupted) else "stopped by the user (Ctrl-C)"
+        return _fail("interrupted", text, EXIT_INTERRUPTED, debug)
+    except OSError as err:  # the file system failed under a running command (disk full, permissions, ...)
+        where = f" ({err.filename})" if err.filename else ""
+        return _fail("fault", f"{err.strerror or err}{where}. Fix: free space or fix permissions there, then run "
+                     "the same command again (a run resumes)", EXIT_FAULT, debug)
+    except SystemExit as done:  # a command's own argument parser (train): --help is 0, a bad argument 2
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else EXIT_BAD_INPUT)
+    except Exception as err:  # a bug: still one line (and exit 3, never 1, which means a regression)
+        return _fail("fault", f"unexpected {type(err).__name__}: {err}. Fix: rerun with --debug for the traceback "
+                     "and report it", EXIT_FAULT, debug)
+
+
+def _fail(label: str, what: object, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(f"{label}: {' '.join(str(what).split())}", file=sys.stderr)
+    return code
+
+
+def _run(args) -> int:
+    from benchmark.config import load_config
+    from benchmark.runner.run import default_out_dir, run_benchmark
+
+    config = load_config(args.config, preset=args.preset)
+    out = args.out or default_out_dir(config)
+    try:
+        report = run_benchmark(config, out, overwrite=args.overwrite, progress=not args.quiet)
+    except KeyboardInterrupt:
+        resumable = (out / "config.json").is_file()
+        raise RunInterrupted(f"{out} keeps its finished shards; run the same command to resume" if resumable
+                             else f"nothing was written to {out}") from None
+    if report is not None:
+        print(f"report: {report}\nmetrics: {out / 'metrics.csv'}")
+    return 0
+
+
+def _leaderboard(args) -> int:
+    from benchmark.publish.site import write_leaderboard
+
+    md, page = write_leaderboard(args.runs, args.out)
+    print(f"leaderboard: {md}\nsite: {page}")
+    return 0
+
+
+def _validate(args) -> int:
+    from benchmark.publish.validate import validate_run
+
+    result = validate_run(args.run, check_weights=not args.skip_weights)
+    print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
+    return 0 if result.ok else 2
+
+
+def _regress(args) -> int:
+    import math
+
+    from benchmark.errors import ConfigError
+    from benchmark.execution.io import save_text
+    from benchmark.publish.regression import make_baseline, regress
+    from benchmark.report.metrics_file import REGRESS_COLUMNS, read_metrics
+
+    for flag, tol in (("--abs-tol", args.abs_tol), ("--rel-tol", args.rel_tol)):
+        if not (math.isfinite(tol) and tol >= 0):
+            raise ConfigError(flag, tol, "a finite tolerance >= 0", f"e.g. {flag} 0.05")
+    if args.write_baseline:
+        run = read_metrics(args.run, columns=REGRESS_COLUMNS)
+        run = run[~run.metric.isin(TIMING_METRICS)]
+        frame = make_baseline(run, {}, (args.abs_tol, args.rel_tol))
+        save_text(frame.to_csv(index=False, float_format="%.6g"), args.baseline)
+        print(f"baseline written: {args.baseline} ({len(frame)} metrics)")
+        return 0
+    code, text = regress(args.baseline, args.run)
+    print(text)
+    return code
+
+
+def _list(args) -> int:
+    from benchmark.cli.listing import listing_text
+    from benchmark.config.plugins import load_plugins
+
+    load_plugins(args.plugins, field="--plugins")  # and the entry-point plug-ins
+    if args.estimators:
+        print(_estimator_cards())
+        return 0
+    print(listing_text())
+    return 0
+
+
+def _estimator_cards() -> str:
+    """Every registered estimator's card (built-ins and plug-ins), generated from the registry."""
+    import estimators
+    from estimators.cards import cards, cards_text
+
+    return cards_text(cards(estimators.available()))
+
+
+COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list, "validate": _validate}

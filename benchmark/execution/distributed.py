@@ -1,0 +1,35 @@
+"""torchrun support: the process group, barriers, devices (the ranks share work through benchmark.execution.work_queue)."""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def rank_and_world() -> tuple[int, int]:
+    """(rank, world size); initialises the process group (gloo on CPU, nccl on GPU) under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        dist.init_process_group(backend=backend)
+    return dist.get_rank(), dist.get_world_size()
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def finish() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def device_for(rank: int, configured: str) -> str:
+    """cuda:<local rank> when the config asks for cuda, else the configured device."""
+    if configured.startswith("cuda"):
+        return f"cuda:{int(os.environ.get('LOCAL_RANK', rank))}"
+    return configured

@@ -1,0 +1,25 @@
+"""Config name -> protocol module. Each module has `run(inputs, params) -> list[MetricRow]`, a `VERSION` and, for the
+ones with a pass of their own, `work_items` / `run_item` (benchmark.runner.phases)."""
+from __future__ import annotations
+
+from benchmark.protocols import (
+                                 augmentation,
+                                 cost,
+                                 filtered_fid,
+                                 ground_truth,
+                                 guided,
+                                 precision_recall,
+                                 rectification,
+                                 sparsification,
+)
+
+PROTOCOL_MODULES = {
+    "filtered_fid": filtered_fid,
+    "precision_recall": precision_recall,
+    "sparsification": sparsification,
+    "guidance": guided,
+    "cost": cost,
+    "ground_truth": ground_truth,
+    "augmentation": augmentation,
+    "rectification": rectification,
+}

@@ -1,0 +1,128 @@
+"""The run's verdicts against the `random` floor, with their error rate controlled over the run's family.
+
+A *test against the floor* is a metrics.csv row with a p-value (metrics.significance): a filter's
+`delta_vs_random[space]` (FID of the kept K minus the mean over R random K-subsets, randomization test) and
+`precision_delta_vs_random[space]` (exact hypergeometric test), `aurg` (one-sample t-test of 0: a map without
+information has expected AURG 0), `ause_delta_vs_random` (paired t-test against the `random` map on the same
+images), and on the mixture `spearman_score_vs_neg_log_density` (Spearman's test of rho = 0) and the `auroc_*`
+rows (Mann-Whitney test of AUROC = 0.5).
+
+The *family* is every such test of every ranked estimator in the run's headline (reference rows such as `random`
+and oracles are not in it). Its p-values are adjusted together by `run.multiplicity` (default "holm": the
+probability of at least one false "beats / worse than random" in the run is <= 5 %; "bh": the expected share of
+false ones among them is <= 5 %). A verdict is *better* when the adjusted p <= ALPHA and the effect lies on the
+metric's better side, *worse* in the mirror case. The plain 95 % intervals are not adjusted.
+
+The `random` row's own tests are kept out of the family and reported as a check: each is one draw from the null,
+significant at the raw 5 % about one time in twenty.
+"""
+from __future__ import annotations
+
+import fnmatch
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from benchmark.report import metric_info
+from metrics.significance import MULTIPLICITY, adjust
+
+ALPHA = 0.05
+FLOOR = "random"
+#: (protocol, pattern on the metric's base name) of the rows that test an estimator against the floor
+TESTS = (
+    ("filtered_fid", "delta_vs_random"),
+    ("precision_recall", "precision_delta_vs_random"),
+    ("sparsification", "aurg"),
+    ("sparsification", "ause_delta_vs_random"),
+    ("ground_truth", "spearman_score_vs_neg_log_density"),
+    ("ground_truth", "auroc_*"),
+)
+#: headline columns shown as raw values whose verdict is another row's test (column base -> test base)
+TEST_OF = {"precision": "precision_delta_vs_random", "ause": "ause_delta_vs_random"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One test of the family: the estimator, the metric tested, the effect, its raw and adjusted p-value, and
+    the outcome (+1 better than the floor, -1 worse, 0 not distinguishable)."""
+
+    protocol: str
+    estimator: str
+    metric: str
+    value: float
+    ci_low: float
+    ci_high: float
+    p_value: float
+    adjusted_p: float
+    outcome: int
+
+
+@dataclass(frozen=True)
+class Family:
+    """The run's verdicts and how their error is controlled."""
+
+    verdicts: tuple[Verdict, ...]
+    method: str
+    floor_checks: tuple[Verdict, ...] = ()  # the `random` row's own tests (raw p), outside the family
+
+    @property
+    def size(self) -> int:
+        return len(self.verdicts)
+
+    def outcome(self, estimator: str, metric: str) -> int:
+        """+1 / -1 / 0 for the estimator on `metric` (or on the test that stands for a raw headline column)."""
+        parsed = metric_info.parse(metric)
+        base = TEST_OF.get(parsed.base, parsed.base)
+        wanted = f"{base}[{parsed.space}]" if parsed.space else base
+        for v in self.verdicts:
+            if v.estimator == estimator and v.metric == wanted:
+                return v.outcome
+        return 0
+
+    def description(self) -> str:
+        """One sentence naming the family, its size and the method."""
+        return (f"{self.size} tests of ranked estimators against the `random` floor (every estimator × every "
+                f"headline test); adjusted by {self.method}: {MULTIPLICITY[self.method]}, at {ALPHA:.0%}")
+
+
+def is_test(protocol: str, metric: str) -> bool:
+    base = metric_info.parse(metric).base
+    return any(protocol == p and fnmatch.fnmatch(base, pattern) for p, pattern in TESTS)
+
+
+def _outcome(direction: int, value: float, adjusted_p: float) -> int:
+    if not math.isfinite(adjusted_p) or adjusted_p > ALPHA or direction == 0 or value == 0:
+        return 0
+    return direction if value > 0 else -direction
+
+
+def _direction(metric: str) -> int:
+    """+1 when a larger value is better, -1 when smaller is, for a test row (an AUROC's floor is 0.5)."""
+    return metric_info.direction(metric)
+
+
+def _effect(metric: str, value: float) -> float:
+    """The signed distance from the floor's expectation (0, or 0.5 for an AUROC)."""
+    return value - 0.5 if metric_info.parse(metric).base.startswith("auroc") else value
+
+
+def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
+    """The run's family of tests (rows of `frame` with a finite p-value that `is_test`), adjusted by `method`.
+    `is_reference(name)` says which rows are references (kept out; `random`'s go to floor_checks)."""
+    if "p_value" not in frame.columns:
+        return Family((), method)
+    rows = [r for r in frame.itertuples() if is_test(r.protocol, r.metric) and math.isfinite(float(r.p_value))]
+    members = [r for r in rows if not is_reference(r.estimator)]
+    adjusted = adjust([float(r.p_value) for r in members], method) if members else np.array([])
+    verdicts = tuple(_verdict(r, p) for r, p in zip(members, adjusted))
+    checks = tuple(_verdict(r, float(r.p_value)) for r in rows if r.estimator == FLOOR)
+    return Family(verdicts, method, checks)
+
+
+def _verdict(row, adjusted_p: float) -> Verdict:
+    value = float(row.value)
+    outcome = _outcome(_direction(row.metric), _effect(row.metric, value), adjusted_p)
+    return Verdict(row.protocol, row.estimator, row.metric, value, float(row.ci_low), float(row.ci_high),
+                   float(row.p_value), float(adjusted_p), outcome)

@@ -1,1 +1,0 @@
-"""Static leaderboard site (see benchmark.site.build)."""

@@ -1,0 +1,94 @@
+"""`python -m benchmark train`: the command line of the trainers (diffusion, latent, domain classifier)."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmark.data.datasets import DATASETS
+from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.training import CHECKPOINT, TrainConfig, train_diffusion
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m benchmark train",
+                                description="Train a diffusion UNet or a domain classifier on a built-in dataset.")
+    p.add_argument("--what", choices=("diffusion", "classifier", "latent"), default="diffusion",
+                   help="latent: AutoencoderKL + class-conditional DiT (benchmark/training/latent.py)")
+    p.add_argument("--dataset", choices=DATASETS + ("gmm",), required=True,
+                   help="digits, fashion, or gmm (samples of the gmm preset's mixture; diffusion only)")
+    p.add_argument("--out", required=True, help="output folder (diffusion) or file (classifier, e.g. classifier.pt)")
+    p.add_argument("--steps", type=int, default=None, help="diffusion: total optimiser steps (default 20000); "
+                                                           "classifier: cap on steps")
+    p.add_argument("--epochs", type=int, default=4, help="classifier epochs")
+    p.add_argument("--width", type=int, default=32, help="classifier base width (channels of its first conv)")
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--max-minutes", type=float, default=None, help="stop this run after so many minutes")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (required if it exists)")
+    p.add_argument("--unconditional", action="store_true", help="ignore class labels")
+    p.add_argument("--hflip", action="store_true", help="random horizontal flips (off by default: Fashion-MNIST shoes all face one way)")
+    p.add_argument("--checkpoint-every", type=int, default=250)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files (Fashion-MNIST .gz)")
+    p.add_argument("--download", action="store_true", help="download a missing dataset from its official location")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--ae-steps", type=int, default=None, help="latent: autoencoder steps (default 1500)")
+    p.add_argument("--ae-minutes", type=float, default=None, help="latent: autoencoder time budget (default 12)")
+    p.add_argument("--dit-steps", type=int, default=None, help="latent: DiT steps (default 8000)")
+    p.add_argument("--dit-minutes", type=float, default=None, help="latent: DiT time budget (default 25)")
+    return p
+
+
+def train_main(argv: list[str]) -> int:
+    """Entry point of `python -m benchmark train`; returns the exit code."""
+    args = build_parser().parse_args(argv)
+    progress = not args.no_progress
+    if args.what == "classifier":
+        if args.dataset == "gmm":
+            raise ConfigError("--dataset", "gmm", "digits or fashion for a classifier", "the gmm preset uses the "
+                              "digits classifier (its components are digit prototypes)")
+        from benchmark.training.classifier import train_classifier
+
+        summary = train_classifier(args.dataset, args.out, epochs=args.epochs, batch_size=args.batch_size or 128,
+                                   lr=args.lr or 2e-3, width=args.width, max_steps=args.steps, seed=args.seed, threads=args.threads,
+                                   data_dir=args.data_dir, download=args.download, progress=progress)
+        print(json.dumps(summary))
+        return 0
+    out = Path(args.out)
+    _check_resume(out, args.resume)
+    if args.what == "latent":
+        return _train_latent_main(args, progress)
+    cfg = TrainConfig(dataset=args.dataset, out=str(out), steps=args.steps or 20000,
+                      batch_size=args.batch_size or 64, lr=args.lr or 1e-3, dropout=0.1,
+                      conditional=not args.unconditional, hflip=args.hflip,
+                      max_minutes=args.max_minutes, checkpoint_every=args.checkpoint_every, seed=args.seed,
+                      threads=args.threads, data_dir=args.data_dir, download=args.download)
+    summary = train_diffusion(cfg, progress=progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
+def _check_resume(out: Path, resume: bool) -> None:
+    """A folder with a checkpoint needs --resume; --resume needs a checkpoint."""
+    if (out / CHECKPOINT).is_file() and not resume:
+        raise ConfigError("--out", str(out), "a folder without a checkpoint.pt",
+                          "pass --resume to continue that run, or choose a new --out folder")
+    if resume and not (out / CHECKPOINT).is_file():
+        raise MissingAssetError(f"--resume: no {CHECKPOINT} in {out}. Fix: drop --resume to start a new run.")
+
+
+def _train_latent_main(args: argparse.Namespace, progress: bool) -> int:
+    from benchmark.training.latent import LatentTrainConfig, train_latent
+
+    if args.dataset != "fashion":
+        raise ConfigError("--dataset", args.dataset, "fashion for --what latent (32x32 images -> 8x8x4 latents)")
+    cfg = LatentTrainConfig(out=args.out, dataset=args.dataset, threads=args.threads, seed=args.seed,
+                            data_dir=args.data_dir)
+    for name in ("ae_steps", "ae_minutes", "dit_steps", "dit_minutes"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    summary = train_latent(cfg, progress=progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
