@@ -131,7 +131,7 @@ def main() -> None:
     subj = subject()
     model = subj.model
     where = machine()
-    from benchmark.runner.setup import feature_extractor
+    from benchmark.runner.resources import feature_extractor
 
     posterior = fit_posterior(model, subj.preset, 256)
     params = {name: {**p, **({"laplace": posterior} if name in LAPLACE_USERS else {})} for name, p in ESTIMATORS.items()}

@@ -5,6 +5,7 @@ import importlib
 
 from estimators.base import EstimatorResult, UncertaintyEstimator, scale_window
 from estimators.registry import available, create, get_class, parameters, register
+from estimators.requirements import Requirements
 
 # Built-in estimators register themselves on import.
 _BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff",
@@ -17,5 +18,5 @@ for _module in _BUILTIN:
         if _err.name != _module:
             raise
 
-__all__ = ["EstimatorResult", "UncertaintyEstimator", "available", "create", "get_class", "parameters",
+__all__ = ["EstimatorResult", "Requirements", "UncertaintyEstimator", "available", "create", "get_class", "parameters",
            "register", "scale_window"]

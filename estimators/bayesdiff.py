@@ -90,6 +90,7 @@ from estimators.base import EstimatorResult, UncertaintyEstimator, validate_m
 from estimators.bayesdiff_flow import flow_contraction, rebase_signal_fraction, signal_fraction_from_slope
 from estimators.laplace import LastLayerLaplace, default_path
 from estimators.registry import register
+from estimators.requirements import Requirements
 
 EPS_VARIANCES = ("total", "laplace")
 SKIP_RULES = ("contraction", "public")
@@ -154,6 +155,7 @@ class BayesDiff(UncertaintyEstimator):
 
     kind = "epistemic"
     wants_step_features = True  # the engine hands over phi(x_t, t) from the sampler's own network call
+    requires = Requirements(posterior="laplace")
     state_variance = True  # its map is Var of the sampler state after the last observed step (augmentation)
 
     def __init__(self, laplace: LastLayerLaplace | None = None, mc_samples: int = 10, skip: int = 5,

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import estimators
+from estimators.requirements import requirements_of
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 START, END = "<!-- estimator-cards:start -->", "<!-- estimator-cards:end -->"
-#: constructor parameters the run hands over (objects, not config values): not listed on the cards
-RUNTIME_PARAMETERS = ("laplace", "extractor")
 #: (paper, needs, extra NFEs per sample) of built-in estimators whose classes do not declare them
 KNOWN_FACTS: dict[str, tuple[str, str, str]] = {
     "sensitivity": ("De Vita & Belagiannis, WACV 2025 (arXiv 2412.00205), Alg. 1", "eps only", "m x window steps"),
@@ -48,10 +47,11 @@ def card(name: str) -> EstimatorCard:
     """The card of the registered estimator `name`."""
     cls = estimators.get_class(name)
     paper, needs, nfe = KNOWN_FACTS.get(name, ("", "", ""))
-    params = [p for p in estimators.parameters(name) if p not in RUNTIME_PARAMETERS]
+    supplied = requirements_of(cls).supplied_arguments()  # objects the run hands over, not config values
+    params = [p for p in estimators.parameters(name) if p not in supplied]
     return EstimatorCard(
         name=name, paper=getattr(cls, "paper", paper) or "(not stated)", kind=getattr(cls, "kind", "heuristic"),
-        reference_row=bool(getattr(cls, "reference_row", False)), needs=getattr(cls, "needs", needs) or "(not stated)",
+        reference_row=bool(getattr(cls, "reference_row", False)), needs=getattr(cls, "needs", needs) or requirements_of(cls).describe(),
         extra_nfe=getattr(cls, "nfe_formula", nfe) or "(not stated)",
         parameters=", ".join(parameter_text(cls, p) for p in params) or "(none)")
 

@@ -34,6 +34,7 @@ from benchmark.seeding import derive_seed, per_sample_randn
 from estimators.base import EstimatorResult, UncertaintyEstimator
 from estimators.laplace import LastLayerLaplace, default_path
 from estimators.registry import register
+from estimators.requirements import Requirements
 from estimators.windowed import stack_copies, unstack_copies
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ class GenerativeUncertainty(UncertaintyEstimator):
     reference_row = False
     nfe_formula = "m x sampler NFEs (DDIM/DDPM: m x steps)"
     paper = "Jazbec et al., 2025 (arXiv 2502.20946)"
+    requires = Requirements(posterior="laplace", feature_extractor="extractor")
     needs = "last layer + features, fitted Laplace posterior, a feature extractor"
 
     def __init__(self, laplace: LastLayerLaplace | None = None, m: int = 5, features: str = "classifier",

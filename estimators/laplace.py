@@ -24,7 +24,6 @@ Deviations from the public BayesDiff code (notes/anchors.md Sec. 1):
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -35,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
+from benchmark.models.digest import weights_digest  # noqa: F401 (re-exported)
 from benchmark.seeding import per_sample_randint, per_sample_randn
 
 FILE_FORMAT = "diffusion-uq-bench/last-layer-laplace"
@@ -44,17 +44,6 @@ HESSIANS = ("ggn", "ef")
 
 
 # ---------------------------------------------------------------------------------------------- pure math
-def weights_digest(model: nn.Module) -> str:
-    """sha256 over the model's parameters and buffers (names, shapes, dtypes, values): a fitted posterior
-    belongs to exactly these weights."""
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        value = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}:{tuple(value.shape)}:{value.dtype}".encode())
-        digest.update(value.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return digest.hexdigest()
-
-
 def conv_padding(layer: nn.Conv2d) -> tuple[tuple[int, int, int, int], str]:
     """(left, right, top, bottom) padding and F.pad mode that reproduce `layer`'s own padding explicitly."""
     kernel, dilation = layer.kernel_size, layer.dilation

@@ -21,6 +21,7 @@ from benchmark.errors import CapabilityError, ConfigError
 from benchmark.seeding import derive_seed
 from estimators.dropout_masks import per_sample_masks
 from estimators.registry import register
+from estimators.requirements import Requirements
 from estimators.windowed import WindowedVarianceEstimator, sample_variance, stack_copies, unstack_copies
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class MCDropoutEstimator(WindowedVarianceEstimator):
     Needs a model with dropout layers (p > 0); checked in `begin`, before any sampling work.
     """
 
+    requires = Requirements(dropout=True)
     kind = "epistemic"
 
     def __init__(self, m: int = 5, window: tuple[int, int] = (45, 49), keep_steps: bool = False) -> None:

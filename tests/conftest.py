@@ -53,3 +53,14 @@ def gmm() -> GaussianMixtureModel:
 def unet_model() -> DiffusersUNet:
     """The tiny 1x8x8 UNet (dropout 0.1) wrapped as a DiffusionModel on the DDPM linear schedule."""
     return DiffusersUNet(tiny_unet())
+
+
+@pytest.fixture
+def clean_registry():
+    """Estimators registered by a test's plug-ins are removed afterwards (the registry is process-wide)."""
+    from estimators import registry
+
+    saved, origins = dict(registry._REGISTRY), dict(registry._ORIGIN)
+    yield
+    registry._REGISTRY.clear(), registry._REGISTRY.update(saved)
+    registry._ORIGIN.clear(), registry._ORIGIN.update(origins)

@@ -348,7 +348,8 @@ def test_the_base_config_is_good(tmp_path):
     """The config the cases change passes validation and the pre-flight checks on the toy preset, and the
     saved model folder of the weight cases loads when it is intact."""
     from benchmark.config import parse_config
-    from benchmark.runner.setup import estimator_factory, preflight
+    from benchmark.runner.resources import estimator_factory
+    from benchmark.runner.setup import preflight
 
     config = parse_config(BASE)
     preset = ToyPreset()

@@ -122,7 +122,7 @@ def test_a_second_run_on_a_locked_folder_is_refused_and_a_stale_lock_is_taken_ov
 def test_lock_is_exclusive_between_processes(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
-    code = ("import sys; from pathlib import Path; from benchmark.runner import lock; "
+    code = ("import sys; from pathlib import Path; from benchmark.execution import lock; "
             "lock.acquire(Path(sys.argv[1])); print('held', flush=True); sys.stdin.read()")
     holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True, cwd=Path(__file__).resolve().parents[1])
@@ -243,7 +243,7 @@ def test_a_resume_with_a_changed_posterior_is_refused(reference, tmp_path, capsy
     torch.save(state, posterior)
     assert run_cli(config, out) == 2
     line = one_line(capsys.readouterr().err, "error: --out")
-    assert "the Laplace posterior (" in line and "changed since it started" in line
+    assert "the fitted last-layer posterior (" in line and "changed since it started" in line
 
 
 # ------------------------------------------------------------------------------------------- I/O failure

@@ -14,7 +14,7 @@ import torch
 from benchmark import presets
 from benchmark.errors import ConfigError
 from benchmark.models import DiffusersUNet
-from benchmark.runner.setup import ensure_laplace
+from benchmark.runner.resources import shared_posterior as ensure_laplace
 from estimators.laplace import LastLayerLaplace, weights_digest
 from estimators.laplace_reuse import LaplaceSettings, choose_posterior, mismatch
 from tests.helpers import tiny_unet

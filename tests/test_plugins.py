@@ -17,7 +17,8 @@ import estimators
 from benchmark.cli import main
 from benchmark.config import load_config, parse_config
 from benchmark.errors import ConfigError
-from benchmark.runner.setup import EstimatorFactory, estimator_factory, extra_presets
+from benchmark.runner.resources import EstimatorFactory, estimator_factory
+from benchmark.runner.setup import extra_presets
 from benchmark.sampling import sample
 from tests.helpers import tiny_unet
 
@@ -49,17 +50,6 @@ BAD_PLUGINS = {
                  "class Mine(UncertaintyEstimator):\n    def observe(self, step): ...\n    def result(self): ...\n",
                  "an estimator named 'sensitivity' is already registered"),
 }
-
-
-@pytest.fixture
-def clean_registry():
-    """Estimators registered by a test's plug-ins are removed afterwards (the registry is process-wide)."""
-    from estimators import registry
-
-    saved, origins = dict(registry._REGISTRY), dict(registry._ORIGIN)
-    yield
-    registry._REGISTRY.clear(), registry._REGISTRY.update(saved)
-    registry._ORIGIN.clear(), registry._ORIGIN.update(origins)
 
 
 def write_config(folder, body: str):

@@ -84,7 +84,7 @@ def test_kind_reference_row_and_bad_input():
 
 def test_a_preset_without_classifier_is_refused_before_any_work(tmp_path):
     from benchmark.config import parse_config
-    from benchmark.runner.setup import estimator_factory
+    from benchmark.runner.resources import estimator_factory
 
     class NoClassifier:
         def load_classifier(self):

@@ -44,7 +44,7 @@ def test_generation_keeps_the_per_step_maps_a_separate_keep_steps_pass_gives(tmp
     import estimators
     from benchmark.execution.generation import PER_STEP_SAMPLES, generate, load_generation
     from benchmark.report.document import stepwise_uncertainty
-    from benchmark.runner.setup import EstimatorFactory
+    from benchmark.runner.resources import EstimatorFactory
     from benchmark.sampling import initial_noise, sample
 
     params = {"sensitivity": {"m": 2, "window": (40, 49)}, "mc_dropout": {"m": 2, "window": (40, 50)}, "random": {}}

@@ -134,7 +134,7 @@ def test_builtin_presets_are_model_data_bundles():
 def test_bayesdiff_posterior_of_a_user_model_goes_to_the_run_folder(tmp_path):
     """A [model] folder with bayesdiff: the posterior is fitted on the [data] images and saved in the run
     folder; the model folder is left byte for byte as it was."""
-    from benchmark.runner.setup import estimator_factory
+    from benchmark.runner.resources import estimator_factory
 
     save_model(tmp_path / "my_model")
     rng = np.random.default_rng(1)

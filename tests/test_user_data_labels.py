@@ -80,7 +80,7 @@ def _conditional_model(folder, classes: int) -> None:
 
 
 def _factory(tmp_path, data: str):
-    from benchmark.runner.setup import estimator_factory
+    from benchmark.runner.resources import estimator_factory
 
     config = parse_config({"run": {"steps": 20}, "model": {"path": "model"}, "data": {"path": data},
                            "estimators": {"bayesdiff": {"fit_images": 6}}}, source=str(tmp_path / "config.toml"))

@@ -103,7 +103,7 @@ PROTOCOL_RULES: dict[str, Field] = {
     "augmentation.num_samples": Field("int", low=1),
     "augmentation.variants": Field("int", low=2),
     "augmentation.cut_step": Field("int", low=1, high=49, fix="give the steps left at the cut, of a 50-step run "
-                                   "(40 = the public BayesDiff code's default)"),
+                                   "(40 = the default of the application's public code)"),
     "rectification.percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
     "rectification.tries": Field("int", low=1),
     "rectification.renoise_step": Field("int", low=1, high=49, fix="give the steps left at the re-noising step, "
@@ -284,8 +284,11 @@ def _conditioning(typed: dict[str, Any], base_dir: Path | None) -> dict[str, Any
 
 
 def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...]:
+    """The `[estimators.<instance>]` tables, each checked against its estimator's constructor and declared needs
+    (estimators.requirements: constructor arguments the run supplies are not config keys; the shared posterior's fit
+    settings are, on every estimator that asks for a posterior)."""
     import estimators as registry
-    from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
+    from estimators.requirements import POSTERIOR_FIT_KEYS, config_keys, fit_settings, requirements_of
 
     specs = []
     for instance, params in section.items():
@@ -296,23 +299,20 @@ def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...
             raise ConfigError(field_name, name, f"a registered estimator: {', '.join(registry.available())}",
                               f'set type = "<estimator>" in [estimators.{instance}] for a named variant, or add '
                               "the estimator's module to run.plugins (python -m benchmark list)")
-        accepted = set(registry.parameters(name)) - {"laplace", "extractor"} | (set(LAPLACE_FIT_KEYS) if name == "bayesdiff" else set())
-        _no_unknown(f"estimators.{instance}", params, accepted)
-        params = {k: check(parameter_rule(registry.get_class(name), k), v, f"estimators.{instance}.{k}")
-                  for k, v in params.items()}
+        cls = registry.get_class(name)
+        _no_unknown(f"estimators.{instance}", params, config_keys(cls, registry.parameters(name)))
+        params = {k: check(parameter_rule(cls, k), v, f"estimators.{instance}.{k}") for k, v in params.items()}
         build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
-                        if k not in LAPLACE_FIT_KEYS}
+                        if k not in POSTERIOR_FIT_KEYS or not requirements_of(cls).posterior}
         try:
             registry.create(name, **build_params)  # validates names and values now, before any work
-            if name == "bayesdiff":  # the posterior's fit settings (fit_images, prior_precision, hessian)
-                LaplaceSettings(**{k: params[k] for k in LAPLACE_FIT_KEYS if k in params} | {
-                    "fit_images": params.get("fit_images", 500)})
         except ConfigError as err:
             raise _located(err, f"estimators.{instance}") from None
-        window = params["window"] if "window" in params else parameter_rule(registry.get_class(name), "window").default
+        window = params["window"] if "window" in params else parameter_rule(cls, "window").default
         if window is not None:  # given, or the constructor's default window: either must hold a step of the run
             window_has_steps(window, steps, f"estimators.{instance}.window")
         specs.append(EstimatorSpec(instance, params, type=name))
+    fit_settings([(s.name, s.params) for s in specs if requirements_of(registry.get_class(s.type)).posterior])
     if "random" not in section:
         specs.insert(0, EstimatorSpec("random", {}))
     return tuple(specs)
@@ -348,13 +348,17 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
 
 
 def _check_application_needs(protocols: dict[str, dict[str, Any]], estimators: tuple[EstimatorSpec, ...]) -> None:
-    """augmentation needs an estimator with a state variance (bayesdiff); rectification one besides `random`."""
+    """augmentation needs an estimator that provides a state variance (class attribute `state_variance`);
+    rectification one besides the `random` floor."""
     import estimators as registry
 
     if "augmentation" in protocols and not any(getattr(registry.get_class(e.type), "state_variance", False)
                                                for e in estimators):
+        providers = [n for n in registry.available() if getattr(registry.get_class(n), "state_variance", False)]
         raise ConfigError("protocols.augmentation", "enabled", "a run with an estimator that propagates a state "
-                          "variance (bayesdiff)", "add [estimators.bayesdiff] or disable the protocol (enabled = false)")
+                          f"variance ({', '.join(providers) or 'none is registered'})",
+                          f"add [estimators.{providers[0] if providers else '<name>'}] or disable the protocol "
+                          "(enabled = false)")
     if "rectification" in protocols and all(e.type == "random" for e in estimators):
         raise ConfigError("protocols.rectification", "enabled", "a run with an estimator besides random",
                           "add an [estimators.<name>] table or disable the protocol (enabled = false)")

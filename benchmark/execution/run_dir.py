@@ -110,7 +110,7 @@ def fingerprint(model, posterior_path: Path | None, config: RunConfig | None = N
     the plug-in files, the data files and the suite's own source (benchmark.execution.inputs_digest)."""
     from benchmark.execution.checksums import file_sha256
     from benchmark.execution.inputs_digest import inputs_fingerprint
-    from estimators.laplace import weights_digest
+    from benchmark.models.digest import weights_digest
 
     out = {"model_weights_sha256": weights_digest(model),
            "posterior_sha256": file_sha256(posterior_path) if posterior_path is not None else None}
@@ -118,7 +118,7 @@ def fingerprint(model, posterior_path: Path | None, config: RunConfig | None = N
 
 
 #: what each fingerprint key is, for the refusal message
-FINGERPRINT_LABELS = {"model_weights_sha256": "the model's weights", "posterior_sha256": "the Laplace posterior",
+FINGERPRINT_LABELS = {"model_weights_sha256": "the model's weights", "posterior_sha256": "the fitted last-layer posterior",
                       "plugins_sha256": "a plug-in file", "data_sha256": "the data files",
                       "model_files_sha256": "the model factory's file",
                       "suite_source_sha256": "the suite's own source code"}

@@ -112,7 +112,7 @@ def named_last_layer(network: nn.Module, name: str) -> nn.Module:
     if not isinstance(layer, LAST_LAYER_TYPES):
         raise ConfigError("model.last_layer", name, f"an nn.Conv2d or nn.Linear layer, but it is a "
                           f"{type(layer).__name__}", "name the final Conv2d / Linear layer, or remove "
-                          "model.last_layer (last-layer Laplace and BayesDiff are then refused)")
+                          "model.last_layer (estimators that need a last layer are then refused)")
     return layer
 
 
@@ -220,7 +220,7 @@ def probe(model: PlainTorchModel, factory: str) -> None:
     if layer is not None and (not layer_out or layer_out[-1].numel() != out.numel()
                               or not torch.equal(layer_out[-1].reshape(out.shape), out)):
         raise ConfigError("model.last_layer", model.last_layer_name, "the layer whose output is the network's output "
-                          "(last-layer Laplace needs output = last_layer(features)), but the network "
+                          "(a last-layer posterior needs output = last_layer(features)), but the network "
                           + ("never calls it" if not layer_out else "transforms its output afterwards"),
                           "name the final layer, or remove model.last_layer")
 

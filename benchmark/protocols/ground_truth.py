@@ -176,7 +176,7 @@ def _epistemic_rows(inputs: ProtocolInputs, params: dict, oracle) -> list[Metric
                              target_map.flatten(1).sum(1).numpy()))
         if target is not None:
             rows += reliability_rows(NAME, name, maps, scores, target, n_boot=cfg.bootstrap, seed=cfg.seed)
-        if spread is not None and hasattr(estimator, "skip") and type(estimator).__name__ == "BayesDiff":
+        if spread is not None and getattr(estimator, "state_variance", False) and hasattr(estimator, "skip"):
             rows += _calibration_rows(inputs, params, estimator, x_T, y, spread, run_args)
     return rows
 

@@ -4,7 +4,7 @@ Written last in a run: its presence marks a finished run. It records
 - `suite_version` (the package version) and `protocol_versions` (a protocol module's `VERSION`, default 1):
   runs of different protocol versions are never ranked together;
 - `sha256`: the checksum of every result file (metrics.csv, config.json, report.md, plots/*) and
-  `model_sha256`, the checksum of the model's weights (`estimators.laplace.weights_digest`);
+  `model_sha256`, the checksum of the model's weights (`benchmark.models.digest.weights_digest`);
 - `estimators`: per instance, the registered `type`, its `kind`, whether it is a `reference_row` and its
   `params`;
 - `track`: the settings that make two runs comparable (see `track_of`).
@@ -68,9 +68,9 @@ def git_revision() -> str | None:
 
 
 def model_sha256(model) -> str | None:
-    """sha256 of the model's weights (`estimators.laplace.weights_digest`: names, shapes, dtypes and bytes of
+    """sha256 of the model's weights (`benchmark.models.digest.weights_digest`: names, shapes, dtypes and bytes of
     the state dict), None for an object without a state dict."""
-    from estimators.laplace import weights_digest
+    from benchmark.models.digest import weights_digest
 
     return weights_digest(model) if hasattr(model, "state_dict") else None
 

@@ -24,7 +24,9 @@ from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.catalog import PROTOCOL_MODULES
 from benchmark.protocols.table import to_frame
 from benchmark.runner import phases, setup
-from benchmark.runner.setup import LAPLACE_CACHE, check_run_dir, estimator_factory, preflight, resolve_device
+from benchmark.runner.resources import estimator_factory
+from benchmark.runner.setup import check_run_dir, preflight, resolve_device
+from estimators.requirements import POSTERIOR_FILE
 
 
 def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, progress: bool = True) -> Path | None:
@@ -58,15 +60,15 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     apply_run_settings(model, guidance_scale=config.guidance_scale, prompts=config.prompts,
                        pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
-    cache = out / LAPLACE_CACHE
+    cache = out / POSTERIOR_FILE
     if rank == 0:  # bad input fails here, before the run folder is created or changed
         make_estimators = estimator_factory(config, model, preset, progress=progress,
-                                            laplace_cache=cache if resume else None)
+                                            posterior_cache=cache if resume else None)
         preflight(config, model, preset, _with_oracle(make_estimators, oracle))
         start_run_dir(out, config, overwrite=overwrite, model=model, factory=make_estimators, cache=cache)
     distributed.barrier()
     if rank != 0:  # the posterior rank 0 fitted, loaded from next to the model or from the run folder
-        make_estimators = estimator_factory(config, model, preset, progress=False, laplace_cache=cache)
+        make_estimators = estimator_factory(config, model, preset, progress=False, posterior_cache=cache)
     timings["setup"] = time.perf_counter() - tick
 
     tick = time.perf_counter()

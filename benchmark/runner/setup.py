@@ -1,134 +1,16 @@
-"""Everything a run needs before generation: the run directory, the model, estimators, feature extractors."""
+"""Everything a run checks before generation: preflight (one step of every estimator, the assets the protocols read,
+ranges that depend on the model or the data) and the device. The estimators and what they need: `resources`."""
 from __future__ import annotations
 
-import contextlib
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import torch
 
 from benchmark.config import RunConfig
-from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.errors import ConfigError
 from benchmark.execution.features import needs_real_features
 from benchmark.execution.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
 from benchmark.presets.loading import EXTRA_PRESETS_ENV, extra_presets, load_preset  # noqa: F401 (re-exported)
-from estimators.laplace_reuse import LAPLACE_FIT_KEYS, LaplaceSettings
-
-LAPLACE_CACHE = "laplace_last_layer.pt"  # in the run folder, for a model that has no folder of its own
-LAPLACE_USERS = ("bayesdiff", "generative_uncertainty")  # estimators handed the run's fitted Laplace posterior
-
-
-@dataclass
-class EstimatorFactory:
-    """Returns fresh estimator instances (one set per batch) for the configured specs when called.
-
-    `posterior` is the fitted last-layer Laplace posterior handed to bayesdiff (None without bayesdiff);
-    `posterior_path` is where it is saved (None while it lives only in memory; see `persist`).
-    """
-
-    params: dict[str, dict]
-    posterior: object | None = None
-    posterior_path: Path | None = None
-    #: which posterior file served the run and why others were passed over (estimators.laplace_reuse.LaplaceChoice;
-    #: `laplace.record()` is the manifest's record), None without bayesdiff
-    laplace: object | None = None
-    types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
-
-    def __call__(self) -> list:
-        import estimators
-
-        made = []
-        for name, params in self.params.items():
-            estimator = estimators.create(self.types.get(name, name), **params)
-            estimator.name = name  # a named variant ([estimators.sens_m10] type = "sensitivity") keeps its name
-            made.append(estimator)
-        return made
-
-    def persist(self, path: Path) -> None:
-        """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
-        if self.posterior is not None and self.posterior_path is None:
-            self.posterior_path = self.posterior.save(path)
-            if self.laplace is not None:
-                self.laplace.path = self.posterior_path
-
-
-def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True,
-                      laplace_cache: Path | None = None) -> EstimatorFactory:
-    """The estimators of `config`; bayesdiff gets its posterior from next to the model, else from
-    `laplace_cache` when that file exists, else a fit on the preset's training data (kept in memory)."""
-    import estimators
-
-    factory = EstimatorFactory({})
-    fit_spec = next((s for s in config.estimators if s.type == "bayesdiff"), None)  # its fit settings serve all
-    for spec in config.estimators:
-        params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()
-                  if k not in LAPLACE_FIT_KEYS}
-        if spec.type in LAPLACE_USERS and factory.posterior is None:  # variants share one fitted posterior
-            fit = (fit_spec or spec).params
-            settings = LaplaceSettings(int(fit.get("fit_images", 500)),
-                                       float(fit.get("prior_precision", 1.0)), fit.get("hessian", "ggn"))
-            factory.posterior, factory.laplace = ensure_laplace(model, preset, settings, seed=config.seed,
-                                                                progress=progress, cache=laplace_cache)
-            factory.posterior_path = factory.laplace.path
-        if spec.type in LAPLACE_USERS:
-            params["laplace"] = factory.posterior
-        if "extractor" in estimators.parameters(spec.type) and params.get("features", "classifier") != "pixels":
-            params["extractor"] = feature_extractor(preset, params.get("features", "classifier"))
-        scores_from_features = callable(getattr(estimators.get_class(spec.type), "score_features", None))
-        if (scores_from_features and params.get("features", "classifier") == "classifier"
-                and preset.load_classifier() is None):
-            raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the preset provides "
-                              "(it has no domain classifier)", 'set features = "inception"')
-        factory.params[spec.name] = params
-        factory.types[spec.name] = spec.type
-    return factory
-
-
-def feature_extractor(preset, space: str):
-    """The run's feature extractor of `space` ("classifier": the preset's domain classifier) for estimators
-    that embed images themselves (generative_uncertainty)."""
-    from metrics import build_feature_extractor
-
-    return build_feature_extractor(space, **({"classifier": preset.load_classifier()} if space == "classifier" else {}))
-
-
-def ensure_laplace(model, preset, settings, *, seed: int, progress: bool, cache: Path | None = None):
-    """(posterior, choice): the model's last-layer Laplace posterior, loaded from next to the model or from
-    `cache` only when that file matches `settings` (fit images, prior, Hessian kind) and the model's weights
-    (estimators.laplace_reuse), else fitted and kept in memory (choice.path None; the runner saves it to the run
-    folder with `EstimatorFactory.persist`: a run never writes into the model's folder)."""
-    from estimators.laplace import LastLayerLaplace, default_path
-    from estimators.laplace_reuse import choose_posterior
-
-    try:
-        path: Path | None = default_path(model)
-    except MissingAssetError:  # the model does not live in a local folder: fit for this run only
-        path = None
-    la, choice = choose_posterior(model, settings, [path, cache])
-    if la is not None:
-        return la, choice
-    la = LastLayerLaplace(model, prior_precision=settings.prior_precision, hessian=settings.hessian)
-    fit_images = settings.fit_images
-    if preset is None or preset.dataset is None:
-        raise MissingAssetError("bayesdiff needs a fitted last-layer Laplace posterior and the model has none saved "
-                                "and no training data to fit one. Fix: fit it with LastLayerLaplace(model).fit(loader) "
-                                "and save it to estimators.laplace.default_path(model).")
-    data = preset.load_data("train", n=fit_images)
-    # a latent model is fitted on the scaled latents of the images; a text-conditioned one unconditionally
-    encode = getattr(model, "encode", None)
-    images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
-    labels = None if getattr(model, "cycled_conditions", False) else data.labels
-    check_labels(model, data, "train")
-    batches = [images[i:i + 64] if labels is None else (images[i:i + 64], labels[i:i + 64])
-               for i in range(0, images.shape[0], 64)]
-    # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
-    exact_draws = getattr(preset, "oracle", lambda: None)() is not None
-    unguided = getattr(model, "unguided", None)  # the posterior is the network's, fitted without guidance
-    with unguided() if callable(unguided) else contextlib.nullcontext():
-        la.fit(batches, num_images=min(fit_images, images.shape[0]), seed=seed, progress=progress,
-               value_range=None if exact_draws or callable(encode) else (-1.0, 1.0))
-    return la, choice
 
 
 def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:

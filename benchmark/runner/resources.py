@@ -1,0 +1,176 @@
+"""What estimators declare they need (estimators.requirements), supplied the same way to every estimator, built-in or
+plug-in: checked before any costly work, then built once and handed to each estimator instance.
+
+- a fitted last-layer posterior: one per run, loaded from next to the model or from the run folder when a saved
+  one matches the weights and fit settings, else fitted once on the data's training images (`shared_posterior`);
+- a feature extractor of the space the estimator's `features` parameter names;
+- capabilities of the model (dropout, a last layer) and of the data (training images, labels): `check_needs`.
+The runner names no estimator: it reads each class's `requires`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.config import RunConfig
+from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
+from estimators.requirements import (
+    POSTERIOR_FIT_KEYS,
+    Requirements,
+    fit_settings,
+    load_or_fit_posterior,
+    missing_capability,
+    model_posterior_path,
+    requirements_of,
+)
+
+FIT_BATCH = 64  # images per batch of the posterior fit
+
+
+@dataclass
+class EstimatorFactory:
+    """Returns fresh estimator instances (one set per batch) for the configured specs when called.
+
+    `posterior` is the run's shared fitted posterior (None when no estimator asks for one); `posterior_path` is
+    where it is saved (None while it lives only in memory; see `persist`); `posterior_choice` records which file
+    served the run and why others were passed over (`record()` is the manifest's entry).
+    """
+
+    params: dict[str, dict]
+    posterior: object | None = None
+    posterior_path: Path | None = None
+    posterior_choice: object | None = None
+    types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
+
+    def __call__(self) -> list:
+        import estimators
+
+        made = []
+        for name, params in self.params.items():
+            estimator = estimators.create(self.types.get(name, name), **params)
+            estimator.name = name  # a named variant ([estimators.<variant>] type = "<estimator>") keeps its name
+            made.append(estimator)
+        return made
+
+    def persist(self, path: Path) -> None:
+        """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
+        if self.posterior is not None and self.posterior_path is None:
+            self.posterior_path = self.posterior.save(path)
+            if self.posterior_choice is not None:
+                self.posterior_choice.path = self.posterior_path
+
+
+def needs_of(config: RunConfig) -> dict[str, Requirements]:
+    """{instance name: its estimator class's declared needs} for the configured estimators."""
+    import estimators
+
+    return {spec.name: requirements_of(estimators.get_class(spec.type)) for spec in config.estimators}
+
+
+def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None = None) -> None:
+    """Refuse, before any fit, feature extraction or sampling, an estimator whose needs the model or data lack. The
+    training images (and their labels) a posterior is fitted on are needed only when no saved posterior exists."""
+    from benchmark.runner.setup import check_labels
+
+    saved = [p for p in (model_posterior_path(model) if model is not None else None, posterior_cache)
+             if p is not None and p.is_file()]
+    for spec in config.estimators:
+        needs = requirements_of(_class(spec.type))
+        images_needed = needs.real_images and not (needs.posterior and saved)
+        lacking = missing_capability(needs, model)
+        if lacking is not None:
+            raise CapabilityError(
+                f"estimator {spec.name!r} needs a model with {lacking}, but {type(model).__name__} has none. Fix: "
+                f"use a model that has it (the built-in presets do) or drop [estimators.{spec.name}].")
+        if images_needed and (preset is None or getattr(preset, "dataset", None) is None):
+            raise ConfigError(f"estimators.{spec.name}", spec.type, "a run with training images (its needs: "
+                              f"{needs.describe()})", "add a [data] section (name or path) or save a fitted "
+                              "posterior next to the model")
+        if needs.labels and images_needed:
+            check_labels(model, preset.load_data("train", n=1), "train")
+        space = spec.params.get("features", _default(spec.type, "features"))
+        if needs.feature_extractor and space == "classifier" and preset.load_classifier() is None:
+            raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the data provides "
+                              "(it has no domain classifier)", 'set features = "inception"')
+
+
+def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True,
+                      posterior_cache: Path | None = None) -> EstimatorFactory:
+    """The configured estimators, each handed what it declares it needs. The shared posterior comes from next to
+    the model, else from `posterior_cache` when that file matches, else from a fit on the training images (kept in
+    memory until `EstimatorFactory.persist`)."""
+    import estimators
+
+    check_needs(config, model, preset, posterior_cache)
+    needs = needs_of(config)
+    factory = EstimatorFactory({})
+    settings = fit_settings([(s.name, s.params) for s in config.estimators if needs[s.name].posterior])
+    if settings is not None:
+        factory.posterior, factory.posterior_choice = shared_posterior(model, preset, settings, seed=config.seed,
+                                                                       progress=progress, cache=posterior_cache)
+        factory.posterior_path = factory.posterior_choice.path
+    for spec in config.estimators:
+        wants = needs[spec.name]
+        params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()
+                  if not (wants.posterior and k in POSTERIOR_FIT_KEYS)}
+        if wants.posterior:
+            params[wants.posterior] = factory.posterior
+        space = params.get("features", _default(spec.type, "features"))
+        if wants.feature_extractor and space != "pixels":
+            params[wants.feature_extractor] = feature_extractor(preset, space)
+        scores_from_features = callable(getattr(estimators.get_class(spec.type), "score_features", None))
+        if scores_from_features and space == "classifier" and preset.load_classifier() is None:
+            raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the preset provides "
+                              "(it has no domain classifier)", 'set features = "inception"')
+        factory.params[spec.name] = params
+        factory.types[spec.name] = spec.type
+    return factory
+
+
+def feature_extractor(preset, space: str):
+    """The run's feature extractor of `space` ("classifier": the preset's domain classifier) for estimators that
+    embed images themselves."""
+    from metrics import build_feature_extractor
+
+    return build_feature_extractor(space, **({"classifier": preset.load_classifier()} if space == "classifier" else {}))
+
+
+def shared_posterior(model, preset, settings, *, seed: int, progress: bool, cache: Path | None = None):
+    """(posterior, choice): the model's last-layer posterior, loaded from next to the model or from `cache` only when
+    that file matches `settings` and the weights, else fitted on the training images and kept in memory (choice.path
+    None; the runner saves it to the run folder: a run never writes into the model's folder)."""
+    def fit_data() -> tuple[list, int, tuple[float, float] | None]:
+        if preset is None or preset.dataset is None:
+            raise MissingAssetError("the run's estimators need a fitted last-layer posterior, the model has none saved "
+                                    "and there are no training images to fit one. Fix: add a [data] section with the "
+                                    "model's training images, or save a fitted posterior next to the model.")
+        from benchmark.runner.setup import check_labels
+
+        data = preset.load_data("train", n=settings.fit_images)
+        check_labels(model, data, "train")
+        encode = getattr(model, "encode", None)  # a latent model is fitted on the scaled latents of the images
+        images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
+        labels = None if getattr(model, "cycled_conditions", False) else data.labels  # text models: unconditional
+        batches = [images[i:i + FIT_BATCH] if labels is None else (images[i:i + FIT_BATCH], labels[i:i + FIT_BATCH])
+                   for i in range(0, images.shape[0], FIT_BATCH)]
+        # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
+        exact_draws = getattr(preset, "oracle", lambda: None)() is not None
+        value_range = None if exact_draws or callable(encode) else (-1.0, 1.0)
+        return batches, min(settings.fit_images, images.shape[0]), value_range
+
+    return load_or_fit_posterior(model, settings, [model_posterior_path(model), cache], fit_data, seed=seed,
+                                 progress=progress)
+
+
+def _class(name: str) -> type:
+    import estimators
+
+    return estimators.get_class(name)
+
+
+def _default(name: str, parameter: str):
+    """The constructor default of `parameter` for the estimator `name` (None when it has no such parameter)."""
+    import inspect
+
+    param = inspect.signature(_class(name).__init__).parameters.get(parameter)
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
