@@ -108,12 +108,15 @@ def fit_settings(users: list[tuple[str, dict[str, Any]]]):
         raise located from None
 
 
-def missing_capability(needs: Requirements, model) -> str | None:
-    """What `model` lacks of `needs` (a phrase for an error message), or None."""
+def missing_capability(needs: Requirements, model) -> tuple[str, str] | None:
+    """(what `model` lacks of `needs`, the fix), phrases for an error message; None when it lacks nothing."""
     if needs.dropout and not getattr(model, "has_dropout", False):
-        return "dropout layers (nn.Dropout* with p > 0)"
+        return ("dropout layers (nn.Dropout* with p > 0)", "use a model trained with dropout (e.g. a DiffusersUNet "
+                "built with dropout > 0, as the built-in presets are)")
     if needs.last_layer and getattr(model, "last_layer", None) is None:
-        return "a last layer whose input features it exposes (last_layer + predict_features)"
+        return ("a last layer whose input features it exposes (last_layer + predict_features: the layer of the "
+                "last-layer Laplace posterior)", 'use a DiffusersUNet or a preset model, or name the layer with '
+                '[model] last_layer = "<module>"')
     return None
 
 

@@ -103,7 +103,7 @@ def test_a_missing_capability_is_refused_before_the_posterior_fit(plugin, counte
                            "estimators": {"needs_dropout": {}}, "protocols": {"cost": {}}})
     torch.manual_seed(0)
     no_dropout = DiffusersUNet(tiny_unet(dropout=0.0))
-    with pytest.raises(CapabilityError, match="'needs_dropout' needs a model with dropout layers"):
+    with pytest.raises(CapabilityError, match="'needs_dropout' needs a model with dropout layers.*Fix: use a model trained with dropout"):
         estimator_factory(config, no_dropout, ToyPreset(), progress=False)
     assert counted_fits == []  # refused before any fit
 

@@ -150,3 +150,38 @@ def test_no_module_is_over_400_lines():
     long = {str(p.relative_to(ROOT)): n for p in modules().values()
             if (n := len(p.read_text().splitlines())) > 420}
     assert not long, long
+
+
+PUBLIC_NAMES = {  # module: the names a researcher imports from it (README, DESIGN "Core interfaces")
+    "estimators": ("UncertaintyEstimator", "EstimatorResult", "Requirements", "register", "create", "available",
+                   "get_class", "parameters", "scale_window"),
+    "metrics": ("frechet_distance", "fid_from_features", "precision_recall", "sparsification", "bootstrap_ci",
+                "FilteredFID", "FIDInfinity", "PrecisionRecall", "build_feature_extractor"),
+    "benchmark.models": ("DiffusionModel", "DiffusersUNet", "GaussianMixtureModel", "PlainTorchModel", "ModelSpec",
+                         "FactorySpec", "load_model"),
+    "benchmark.sampling": ("sample", "initial_noise", "initial_labels", "StepContext", "SampleResult"),
+    "benchmark.config": ("load_config", "parse_config", "RunConfig", "EstimatorSpec", "PROTOCOLS"),
+    "benchmark.runner.run": ("run_benchmark",),
+    "benchmark.presets": ("Preset", "get", "names", "register"),
+    "benchmark.config.plugins": ("ESTIMATOR_GROUP", "PRESET_GROUP", "load_plugins"),
+    "benchmark.errors": ("ConfigError", "CapabilityError", "MissingAssetError", "RunFault"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC_NAMES))
+def test_public_names_keep_working(module):
+    import importlib
+
+    imported = importlib.import_module(module)
+    missing = [name for name in PUBLIC_NAMES[module] if not hasattr(imported, name)]
+    assert not missing, f"{module} lost {missing}"
+
+
+def test_load_model_from_models_is_the_presets_one_and_importing_models_loads_no_preset():
+    import subprocess
+    import sys as _sys
+
+    code = ("import sys, benchmark.models as m; assert 'benchmark.presets' not in sys.modules; "
+            "from benchmark.presets.loading import load_model; assert m.load_model is load_model")
+    done = subprocess.run([_sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -8,7 +8,6 @@ import torch
 
 from benchmark.execution.figures import DPI, plt  # noqa: F401 (Agg backend set there)
 from benchmark.execution.figures import save_figure as _save
-from benchmark.execution.io import atomic_write
 
 ZOOM_SPAN = 0.25  # a step-wise curve over less than this fraction of the timesteps gets a zoomed panel
 
@@ -161,8 +160,7 @@ class ExtremesGrid:
             for text, i in zip(self.scores[row], idx.tolist()):
                 text.set_text(f"{float(scores[i]):.3g}")
         self.title.set_text(f"{name}: lowest- and highest-score samples and their pixel maps")
-        atomic_write(path, lambda tmp: self.fig.savefig(tmp, format="png", dpi=DPI))
-        return path
+        return _save(self.fig, path, tight=False, close=False)
 
     def close(self) -> None:
         plt.close(self.fig)

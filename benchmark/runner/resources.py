@@ -9,11 +9,11 @@ The runner names no estimator: it reads each class's `requires`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.config import RunConfig
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
+from benchmark.execution.estimator_factory import EstimatorFactory
 from estimators.requirements import (
     POSTERIOR_FIT_KEYS,
     Requirements,
@@ -25,39 +25,6 @@ from estimators.requirements import (
 )
 
 FIT_BATCH = 64  # images per batch of the posterior fit
-
-
-@dataclass
-class EstimatorFactory:
-    """Returns fresh estimator instances (one set per batch) for the configured specs when called.
-
-    `posterior` is the run's shared fitted posterior (None when no estimator asks for one); `posterior_path` is
-    where it is saved (None while it lives only in memory; see `persist`); `posterior_choice` records which file
-    served the run and why others were passed over (`record()` is the manifest's entry).
-    """
-
-    params: dict[str, dict]
-    posterior: object | None = None
-    posterior_path: Path | None = None
-    posterior_choice: object | None = None
-    types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
-
-    def __call__(self) -> list:
-        import estimators
-
-        made = []
-        for name, params in self.params.items():
-            estimator = estimators.create(self.types.get(name, name), **params)
-            estimator.name = name  # a named variant ([estimators.<variant>] type = "<estimator>") keeps its name
-            made.append(estimator)
-        return made
-
-    def persist(self, path: Path) -> None:
-        """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
-        if self.posterior is not None and self.posterior_path is None:
-            self.posterior_path = self.posterior.save(path)
-            if self.posterior_choice is not None:
-                self.posterior_choice.path = self.posterior_path
 
 
 def needs_of(config: RunConfig) -> dict[str, Requirements]:
@@ -79,9 +46,9 @@ def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None =
         images_needed = needs.real_images and not (needs.posterior and saved)
         lacking = missing_capability(needs, model)
         if lacking is not None:
-            raise CapabilityError(
-                f"estimator {spec.name!r} needs a model with {lacking}, but {type(model).__name__} has none. Fix: "
-                f"use a model that has it (the built-in presets do) or drop [estimators.{spec.name}].")
+            what, fix = lacking
+            raise CapabilityError(f"estimator {spec.name!r} needs a model with {what}, but {type(model).__name__} has "
+                                  f"none. Fix: {fix}, or drop [estimators.{spec.name}].")
         if images_needed and (preset is None or getattr(preset, "dataset", None) is None):
             raise ConfigError(f"estimators.{spec.name}", spec.type, "a run with training images (its needs: "
                               f"{needs.describe()})", "add a [data] section (name or path) or save a fitted "
