@@ -46,13 +46,16 @@ class LaplaceChoice:
     settings: LaplaceSettings
     weights_digest: str
     rejected: dict[str, str] = field(default_factory=dict)
+    #: how a fitted posterior's images were labelled: "the data's labels", "the null class ...", "uniform random
+    #: labels ..." (a class-conditional model on unlabelled data), "none (unconditional model)"; None when loaded
+    fit_labels: str | None = None
 
     def record(self) -> dict:
         """A JSON-ready record for the manifest."""
         return {"path": None if self.path is None else str(self.path), "source": self.source,
                 "fit_images": self.settings.fit_images, "prior_precision": self.settings.prior_precision,
                 "hessian": self.settings.hessian, "weights_sha256": self.weights_digest,
-                "rejected": dict(self.rejected)}
+                "rejected": dict(self.rejected), "fit_labels": self.fit_labels}
 
 
 def mismatch(path: Path, settings: LaplaceSettings, digest: str) -> str | None:

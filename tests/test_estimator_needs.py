@@ -142,3 +142,16 @@ def test_the_runner_config_and_cli_name_no_estimator():
     named = [f"{path.relative_to(ROOT)}:{n}: {line.strip()}" for path in (ROOT / "benchmark").rglob("*.py")
              for n, line in code_lines(path) if pattern.search(line)]
     assert not named, "\n".join(named)
+
+
+def test_the_report_says_how_the_posterior_was_fitted_and_with_which_labels():
+    from benchmark.report.document import posterior_lines
+
+    fitted = {"source": "fitted", "fit_images": 256, "prior_precision": 1.0, "hessian": "ggn",
+              "fit_labels": "uniform random labels over the model's 10 classes: the data has no labels"}
+    text = "\n".join(posterior_lines(fitted))
+    assert "fitted in this run on 256 training images" in text and "uniform random labels over the model's 10" in text
+    loaded = {"source": "loaded", "path": "/m/laplace_last_layer.pt", "fit_images": 500, "prior_precision": 1.0,
+              "hessian": "ggn", "fit_labels": None}
+    assert "loaded from `/m/laplace_last_layer.pt`" in "\n".join(posterior_lines(loaded))
+    assert posterior_lines(None) == []

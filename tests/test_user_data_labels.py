@@ -103,12 +103,39 @@ def test_a_class_conditional_user_model_fits_its_posterior_on_labelled_folders(t
     assert torch.isfinite(out.uncertainty["bayesdiff"].pixel).all()
 
 
-def test_unlabelled_or_foreign_classes_are_refused_with_the_fix(tmp_path):
+def test_unlabelled_data_fits_with_uniform_labels_and_foreign_classes_are_refused(tmp_path):
+    """Issue 25 item 7: a class-conditional model without a null class, on an unlabelled folder, fits its posterior
+    on labels drawn uniformly from its classes (seeded) and says so; sparsification still needs labels and says
+    so; more classes than the model knows are refused."""
     _conditional_model(tmp_path / "model", 3)
     save_pngs(tmp_path / "flat", _grey(6), "L")
-    with pytest.raises(ConfigError, match="without class labels.*class-conditional.*subfolder"):
-        _factory(tmp_path, "flat")
+    model, factory = _factory(tmp_path, "flat")
+    assert factory.posterior_choice.fit_labels.startswith("uniform random labels over the model's 3 classes")
+    assert factory.posterior_choice.record()["fit_labels"] == factory.posterior_choice.fit_labels
+    from benchmark.data.user_data import load_image_data
+    from benchmark.runner.resources import fit_labels
+
+    data = load_image_data(tmp_path / "flat", "train")
+    first, _ = fit_labels(model, data, seed=0)
+    again, _ = fit_labels(model, data, seed=0)
+    assert torch.equal(first, again) and int(first.min()) >= 0 and int(first.max()) < 3
+    from benchmark.runner.resources import check_labels
+
+    with pytest.raises(ConfigError, match="without class labels.*class-conditional.*sparsification.*subfolder"):
+        check_labels(model, data, "test", why="the sparsification protocol re-noises labelled test images")
     for name in ("a", "b", "c", "d"):
         save_pngs(tmp_path / "four" / name, _grey(2), "L")
     with pytest.raises(ConfigError, match="4 classes.*at most the model's 3"):
         _factory(tmp_path, "four")
+
+
+def test_a_model_with_a_null_class_fits_the_unconditional_branch_on_unlabelled_data():
+    """A classifier-free-guidance model (null condition K) on unlabelled images: every fit image gets class K."""
+    from types import SimpleNamespace
+
+    from benchmark.runner.resources import fit_labels
+
+    model = SimpleNamespace(num_classes=4, null_condition=4, cycled_conditions=False)
+    data = SimpleNamespace(images=torch.zeros(5, 1, 8, 8), labels=None, num_classes=None, name="flat")
+    labels, how = fit_labels(model, data, seed=0)
+    assert labels.tolist() == [4] * 5 and how.startswith("the null class (4)")

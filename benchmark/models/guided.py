@@ -161,8 +161,9 @@ class ConditionedDenoiser(DiffusionModel):
     def _check_labels(self, y: torch.Tensor | None, batch: int) -> None:
         if y is not None and y.shape[0] != batch:
             raise ConfigError("y", tuple(y.shape), f"one label per sample ({batch})")
-        if y is not None and y.numel() > 0 and (int(y.min()) < 0 or int(y.max()) >= max(1, self.null_condition)):
-            raise ConfigError("y", (int(y.min()), int(y.max())), f"condition indices in [0, {self.null_condition - 1}]")
+        if y is not None and y.numel() > 0 and (int(y.min()) < 0 or int(y.max()) > self.null_condition):
+            raise ConfigError("y", (int(y.min()), int(y.max())), f"condition indices in [0, {self.null_condition}] "
+                              f"({self.null_condition} = the null condition, the unconditional branch)")
 
     def _to_eps(self, output: torch.Tensor, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         ab = self.alphas_cumprod[t.to(self.alphas_cumprod.device)].to(x.device)

@@ -6,6 +6,8 @@ rows apart) and the findings generated from the numbers.
 """
 from __future__ import annotations
 
+import json
+
 import re
 import time
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from benchmark.report import findings, plots, verdicts
 from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
 
+POSTERIOR_RECORD = "posterior.json"  # the run folder's record of the shared posterior (written by the runner)
 CAPTIONS = {
     "sparsification": "Sparsification: RMSE of the remaining pixels as the most uncertain are removed (lower is "
                       "better); dashed: the oracle that removes by true error.",
@@ -45,6 +48,9 @@ class ReportData:
     records: dict[str, EstimatorRecord]
     figures: list[str] = field(default_factory=list)  # paths relative to the run folder
     timings: dict[str, float] = field(default_factory=dict)
+    #: the shared last-layer posterior's record (estimators.laplace_reuse.LaplaceChoice.record, saved as
+    #: posterior.json by the runner), None when no estimator used one
+    posterior: dict | None = None
 
     @property
     def roles(self) -> report_tables.Roles:
@@ -96,6 +102,7 @@ def render_report(data: ReportData) -> str:
     lines += ["## Settings", "", report_tables.settings_table(cfg, frame), ""]
     if data.records:
         lines += ["### Estimators", "", report_tables.estimator_table(data.records, roles), ""]
+    lines += posterior_lines(data.posterior)
     if data.timings:
         lines += ["## Time by stage", "",
                   "Stages are wall-clock seconds; their sub-stages (↳) are seconds of work summed over the work "
@@ -109,6 +116,20 @@ def render_report(data: ReportData) -> str:
             lines += [f"![{stem}]({rel})", "", f"*{stem}*: {caption}", ""]
     lines += ["Tidy numbers: `metrics.csv`; config, versions, checksums and timings: `manifest.json`.", ""]
     return "\n".join(lines)
+
+
+def posterior_lines(record: dict | None) -> list[str]:
+    """What the shared last-layer posterior was: loaded from a file, or fitted (on how many images, with which
+    labels: the data's, the null class or uniform random labels for a class-conditional model on unlabelled data)."""
+    if not record:
+        return []
+    settings = f"prior precision {record.get('prior_precision')}, Hessian {record.get('hessian')}"
+    if record.get("source") == "loaded":
+        text = f"loaded from `{record.get('path')}` (fitted on {record.get('fit_images')} images, {settings})"
+    else:
+        text = (f"fitted in this run on {record.get('fit_images')} training images ({settings}); labels: "
+                f"{record.get('fit_labels') or 'not recorded'}")
+    return ["### Last-layer posterior", "", f"Shared by the estimators that need one: {text}.", ""]
 
 
 def replicates_lines(cfg: RunConfig) -> list[str]:
@@ -141,7 +162,9 @@ def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str,
     out = inputs.run_dir
     figures = [p.relative_to(out).as_posix() for p in _figures(inputs)]
     timings["report.figures"] = time.perf_counter() - tick
-    data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings))
+    saved = out / POSTERIOR_RECORD
+    posterior = json.loads(saved.read_text()) if saved.is_file() else None
+    data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings), posterior)
     path = out / "report.md"
     save_text(render_report(data), path)
     return path

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from benchmark.config import RunConfig
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.execution.estimator_factory import EstimatorFactory
@@ -37,8 +39,6 @@ def needs_of(config: RunConfig) -> dict[str, Requirements]:
 def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None = None) -> None:
     """Refuse, before any fit, feature extraction or sampling, an estimator whose needs the model or data lack. The
     training images (and their labels) a posterior is fitted on are needed only when no saved posterior exists."""
-    from benchmark.runner.setup import check_labels
-
     saved = [p for p in (model_posterior_path(model) if model is not None else None, posterior_cache)
              if p is not None and p.is_file()]
     for spec in config.estimators:
@@ -53,8 +53,8 @@ def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None =
             raise ConfigError(f"estimators.{spec.name}", spec.type, "a run with training images (its needs: "
                               f"{needs.describe()})", "add a [data] section (name or path) or save a fitted "
                               "posterior next to the model")
-        if needs.labels and images_needed:
-            check_labels(model, preset.load_data("train", n=1), "train")
+        if needs.labels and images_needed:  # unlabelled data: fit_labels chooses (null class or uniform labels)
+            check_labels(model, preset.load_data("train", n=1), "train", allow_unlabelled=True)
         space = spec.params.get("features", _default(spec.type, "features"))
         if needs.feature_extractor and space == "classifier" and preset.load_classifier() is None:
             raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the data provides "
@@ -105,19 +105,20 @@ def feature_extractor(preset, space: str):
 def shared_posterior(model, preset, settings, *, seed: int, progress: bool, cache: Path | None = None):
     """(posterior, choice): the model's last-layer posterior, loaded from next to the model or from `cache` only when
     that file matches `settings` and the weights, else fitted on the training images and kept in memory (choice.path
-    None; the runner saves it to the run folder: a run never writes into the model's folder)."""
+    None; the runner saves it to the run folder: a run never writes into the model's folder). `choice.fit_labels`
+    says how the fit images were labelled (`fit_labels`)."""
+    how: list[str] = []
+
     def fit_data() -> tuple[list, int, tuple[float, float] | None]:
         if preset is None or preset.dataset is None:
             raise MissingAssetError("the run's estimators need a fitted last-layer posterior, the model has none saved "
                                     "and there are no training images to fit one. Fix: add a [data] section with the "
                                     "model's training images, or save a fitted posterior next to the model.")
-        from benchmark.runner.setup import check_labels
-
         data = preset.load_data("train", n=settings.fit_images)
-        check_labels(model, data, "train")
         encode = getattr(model, "encode", None)  # a latent model is fitted on the scaled latents of the images
         images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
-        labels = None if getattr(model, "cycled_conditions", False) else data.labels  # text models: unconditional
+        labels, said = fit_labels(model, data, seed)
+        how.append(said)
         batches = [images[i:i + FIT_BATCH] if labels is None else (images[i:i + FIT_BATCH], labels[i:i + FIT_BATCH])
                    for i in range(0, images.shape[0], FIT_BATCH)]
         # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
@@ -125,8 +126,53 @@ def shared_posterior(model, preset, settings, *, seed: int, progress: bool, cach
         value_range = None if exact_draws or callable(encode) else (-1.0, 1.0)
         return batches, min(settings.fit_images, images.shape[0]), value_range
 
-    return load_or_fit_posterior(model, settings, [model_posterior_path(model), cache], fit_data, seed=seed,
-                                 progress=progress)
+    posterior, choice = load_or_fit_posterior(model, settings, [model_posterior_path(model), cache], fit_data,
+                                              seed=seed, progress=progress)
+    choice.fit_labels = how[0] if how else None
+    return posterior, choice
+
+
+def fit_labels(model, data, seed: int):
+    """(labels [N] or None, how they were chosen) for the posterior fit of `model` on `data`:
+    - an unconditional or text-conditioned model: None ("none (...)");
+    - labelled data: the data's labels (their class count checked against the model's);
+    - unlabelled data and a model with a null condition (classifier-free guidance: DiT, `ConditionedDenoiser`):
+      the null class for every image, i.e. the posterior of the unconditional branch;
+    - unlabelled data otherwise: labels drawn uniformly from the model's classes with a generator seeded by the
+      run's seed (the fit then averages over classes; the report says so)."""
+    from benchmark.seeding import derive_seed
+
+    classes = getattr(model, "num_classes", None)
+    if not classes or getattr(model, "cycled_conditions", False):
+        return None, "none (unconditional or text-conditioned model)"
+    if data.labels is not None:
+        check_labels(model, data, "train")
+        return data.labels, "the data's labels"
+    n = data.images.shape[0]
+    null = getattr(model, "null_condition", None)
+    if null is not None:
+        return torch.full((n,), int(null), dtype=torch.long), f"the null class ({int(null)}) for every image: the " \
+            "data has no labels, so the posterior is the unconditional branch's"
+    generator = torch.Generator().manual_seed(derive_seed(seed, "posterior_fit_labels", 0))
+    return torch.randint(0, int(classes), (n,), generator=generator), f"uniform random labels over the model's " \
+        f"{int(classes)} classes: the data has no labels"
+
+
+def check_labels(model, data, split: str, *, why: str = "", allow_unlabelled: bool = False) -> None:
+    """Real images given to a class-conditional model need class labels the model knows (class subfolders of an
+    image folder, or an .npz's label arrays): always for the sparsification protocol (`why`); for the posterior fit
+    only their count (`allow_unlabelled`: unlabelled images get the null class or uniform labels,
+    benchmark.runner.resources.fit_labels)."""
+    if not getattr(model, "num_classes", None) or getattr(model, "cycled_conditions", False):
+        return
+    fix = "put each class's images in a subfolder <data>/<class>/ (sorted names = labels 0..K-1) or use an .npz " \
+          "with labels"
+    if data.labels is None and not allow_unlabelled:
+        raise ConfigError("data", f"{data.name} ({split}) without class labels", f"labelled images: the model is "
+                          f"class-conditional ({model.num_classes} classes)" + (f" and {why}" if why else ""), fix)
+    if data.num_classes is not None and data.num_classes > model.num_classes:
+        raise ConfigError("data", f"{data.name} ({split}): {data.num_classes} classes", f"at most the model's "
+                          f"{model.num_classes} classes", fix)
 
 
 def _class(name: str) -> type:

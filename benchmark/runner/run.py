@@ -62,10 +62,12 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
     cache = out / POSTERIOR_FILE
     if rank == 0:  # bad input fails here, before the run folder is created or changed
+        setup.check_before_work(config, model, preset)  # before any fit, feature or sample
         make_estimators = estimator_factory(config, model, preset, progress=progress,
                                             posterior_cache=cache if resume else None)
         preflight(config, model, preset, _with_oracle(make_estimators, oracle))
         start_run_dir(out, config, overwrite=overwrite, model=model, factory=make_estimators, cache=cache)
+        save_posterior_record(make_estimators, out)
     distributed.barrier()
     if rank != 0:  # the posterior rank 0 fitted, loaded from next to the model or from the run folder
         make_estimators = estimator_factory(config, model, preset, progress=False, posterior_cache=cache)
@@ -131,3 +133,14 @@ def _with_oracle(make_estimators, oracle):
 
 def default_out_dir(config: RunConfig) -> Path:
     return Path(os.environ.get("UQBENCH_RESULTS", "results")) / "runs" / config.name
+
+
+def save_posterior_record(factory, out: Path) -> None:
+    """posterior.json: what the shared last-layer posterior is (report: "Last-layer posterior"); a resumed run that
+    loads the posterior it fitted before keeps the first record."""
+    from benchmark.execution.io import save_json
+    from benchmark.report.document import POSTERIOR_RECORD
+
+    choice = getattr(factory, "posterior_choice", None)
+    if choice is not None and (choice.source == "fitted" or not (out / POSTERIOR_RECORD).is_file()):
+        save_json(choice.record(), out / POSTERIOR_RECORD)

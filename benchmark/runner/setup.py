@@ -11,23 +11,16 @@ from benchmark.errors import ConfigError
 from benchmark.execution.features import needs_real_features
 from benchmark.execution.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
 from benchmark.presets.loading import EXTRA_PRESETS_ENV, extra_presets, load_preset  # noqa: F401 (re-exported)
+from benchmark.runner.resources import check_labels, check_needs  # noqa: F401 (check_labels re-exported)
 
 
-def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:
-    """Fail on bad input before any work or file: every estimator observes one sample for one step (a model
-    without the capability an estimator needs, NaN from the network), and the assets the protocols read
-    later (test data, the domain classifier) are opened."""
-    from benchmark.sampling import condition_labels, initial_noise, sample
-
+def check_before_work(config: RunConfig, model, preset) -> None:
+    """Every check that needs no computation, run before any posterior fit, feature extraction or sampling: the
+    protocols can run on this data, ranges that depend on the model or the data, the feature spaces exist, the test
+    images have the model's shape (and labels where a protocol needs them), and each estimator's declared needs
+    (benchmark.runner.resources.check_needs, which `estimator_factory` runs again)."""
     check_protocols_can_run(config, preset)
     check_model_ranges(config, model, preset)
-    idx = torch.zeros(1, dtype=torch.long)
-    x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
-    y = condition_labels(model, config.seed, idx)
-    y = None if y is None else y.to(model.device)
-    sample(model, x_T, sampler=config.sampler, steps=1, estimators=make_estimators(), y=y, seed=config.seed,
-           indices=idx)
-    model.reset_nfe()
     if "classifier" in config.features and preset.load_classifier() is None:
         raise ConfigError("run.features", "classifier", f"feature spaces preset {config.preset!r} provides",
                           'set run.features = ["inception"]')
@@ -36,13 +29,30 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     if needs_test_data:
         test = preset.load_data("test", n=1)
         if "sparsification" in config.protocols:
-            check_labels(model, test, "test")
+            check_labels(model, test, "test", why="the sparsification protocol re-noises labelled test images")
         real = test.images
         expected = tuple(getattr(model, "pixel_shape", model.sample_shape))  # a latent model decodes to pixel_shape
         if tuple(real.shape[1:]) != expected:
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
                               f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
+    check_needs(config, model, preset)
+
+
+def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:
+    """Fail on bad input before any file: every estimator observes one sample for one step (a model without the
+    capability an estimator needs, NaN from the network). The checks that need no computation ran before
+    (`check_before_work`); they run again here for callers that skip it."""
+    from benchmark.sampling import condition_labels, initial_noise, sample
+
+    check_before_work(config, model, preset)
+    idx = torch.zeros(1, dtype=torch.long)
+    x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
+    y = condition_labels(model, config.seed, idx)
+    y = None if y is None else y.to(model.device)
+    sample(model, x_T, sampler=config.sampler, steps=1, estimators=make_estimators(), y=y, seed=config.seed,
+           indices=idx)
+    model.reset_nfe()
 
 
 def check_model_ranges(config: RunConfig, model, preset) -> None:
@@ -58,21 +68,6 @@ def check_model_ranges(config: RunConfig, model, preset) -> None:
         if wanted > available:
             raise ConfigError("protocols.sparsification.num_images", wanted, f"at most the {available} test images "
                               "of the data", f"set protocols.sparsification.num_images <= {available}")
-
-
-def check_labels(model, data, split: str) -> None:
-    """Real images given to a class-conditional model (the Laplace fit, sparsification) need class labels the
-    model knows: class subfolders of an image folder, or an .npz's label arrays (benchmark.data.datasets)."""
-    if not getattr(model, "num_classes", None) or getattr(model, "cycled_conditions", False):
-        return
-    fix = "put each class's images in a subfolder <data>/<class>/ (sorted names = labels 0..K-1) or use an .npz " \
-          "with labels"
-    if data.labels is None:
-        raise ConfigError("data", f"{data.name} ({split}) without class labels", f"labelled images: the model is "
-                          f"class-conditional ({model.num_classes} classes)", fix)
-    if data.num_classes is not None and data.num_classes > model.num_classes:
-        raise ConfigError("data", f"{data.name} ({split}): {data.num_classes} classes", f"at most the model's "
-                          f"{model.num_classes} classes", fix)
 
 
 def check_protocols_can_run(config: RunConfig, preset) -> None:
