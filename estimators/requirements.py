@@ -34,6 +34,8 @@ from estimators.laplace import DEFAULT_FILENAME as POSTERIOR_FILE  # noqa: F401 
 
 #: config keys of a posterior user that configure the shared posterior's fit, not the estimator
 POSTERIOR_FIT_KEYS = ("fit_images", "prior_precision", "hessian")
+#: their defaults (what `python -m benchmark list` prints)
+POSTERIOR_FIT_DEFAULTS = {"fit_images": 500, "prior_precision": 1.0, "hessian": "ggn"}
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,7 @@ def fit_settings(users: list[tuple[str, dict[str, Any]]]):
                 chosen.setdefault(key, (instance, params[key]))
     values = {key: value for key, (_, value) in chosen.items()}
     try:
-        return LaplaceSettings(**{"fit_images": 500, **values})
+        return LaplaceSettings(**{**POSTERIOR_FIT_DEFAULTS, **values})
     except ConfigError as err:
         owner = chosen.get(err.field, (users[0][0], None))[0]
         located = ConfigError(f"estimators.{owner}.{err.field}", None, "")

@@ -155,3 +155,25 @@ def test_the_report_says_how_the_posterior_was_fitted_and_with_which_labels():
               "hessian": "ggn", "fit_labels": None}
     assert "loaded from `/m/laplace_last_layer.pt`" in "\n".join(posterior_lines(loaded))
     assert posterior_lines(None) == []
+
+
+def test_list_prints_valid_toml_that_parses_as_a_config_with_the_defaults():
+    """Issue 25 item 9: `list` prints each estimator and protocol as a TOML table with its defaults (the posterior's
+    fit settings included), never `None`, and each table is accepted by the config parser as it is."""
+    import tomllib
+
+    from benchmark.cli.listing import estimators_text, protocols_text
+
+    text = estimators_text()
+    assert "None" not in text and "None" not in protocols_text()
+    tables = tomllib.loads(text)["estimators"]
+    assert set(tables) == set(estimators.available())
+    assert tables["bayesdiff"]["fit_images"] == 500 and "laplace" not in tables["bayesdiff"]
+    assert tables["sensitivity"] == {"m": 5, "window": [45, 49], "center": "mean", "clip_x0": False,
+                                     "keep_steps": False, "negate": False}
+    for name, table in tables.items():
+        parse_config({"run": {"preset": "digits"}, "estimators": {name: table}})
+    protocols = tomllib.loads(protocols_text())["protocols"]
+    assert protocols["precision_recall"] == {"k": 3}
+    parse_config({"run": {"preset": "digits", "num_samples": 120, "keep": 100}, "estimators": {"bayesdiff": {}},
+                  "protocols": {k: v for k, v in protocols.items() if k != "ground_truth"}})

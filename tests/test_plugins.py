@@ -87,10 +87,10 @@ def test_file_plugin_with_named_variants(tmp_path, clean_registry):
     listing = subprocess.run([sys.executable, "-m", "benchmark", "list", "--plugins", "spread.py"], cwd=tmp_path,
                              capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert listing.returncode == 0, listing.stderr
-    line = next(l for l in listing.stdout.splitlines() if l.strip().startswith("spread_h4"))
-    assert f"[plug-in {tmp_path / 'spread.py'}]" in line and "scale = 1.0" in line
+    table = listing.stdout.split("[estimators.spread_h4]", 1)[1].split("\n\n", 1)[0]
+    assert f"[plug-in {tmp_path / 'spread.py'}]" in table and "\nscale = 1.0" in table
     assert "sensitivity" in listing.stdout and "[built-in]" in listing.stdout
-    assert "precision_recall  k = 3" in listing.stdout  # protocols with their parameters and defaults
+    assert "[protocols.precision_recall]\nk = 3" in listing.stdout  # protocols with their parameters and defaults
 
 
 def test_named_variants_share_the_trajectory_and_match_solo_runs(tmp_path):
@@ -182,7 +182,9 @@ def test_entry_points_of_an_installed_distribution(tmp_path):
     done = subprocess.run([sys.executable, "-m", "benchmark", "list"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    lines = {l.split()[0]: l for l in done.stdout.splitlines() if l.startswith("  ")}
+    lines = {l.split()[0]: l for l in done.stdout.splitlines() if l.startswith("  ")}  # presets
+    lines |= {l.split("]")[0].removeprefix("[estimators."): l for l in done.stdout.splitlines()
+              if l.startswith("[estimators.")}
     assert "[entry point spread_ep (uqplug 0.1)]" in lines["spread_ep"]
     assert "[entry point spread_cls (uqplug 0.1)]" in lines["spread_cls"]
     assert "[entry point digits_ep (uqplug 0.1)]" in lines["digits-ep"] and "10 classes" in lines["digits-ep"]

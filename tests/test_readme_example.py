@@ -70,8 +70,8 @@ def test_readme_add_an_estimator_example_runs_as_written(tmp_path):
         assert done.returncode == 0, (argv, done.stderr[-3000:])
         outputs.append(done.stdout)
 
-    listed = next(l for l in outputs[0].splitlines() if l.strip().startswith("eps_jitter"))
-    assert f"[plug-in {tmp_path / 'my_estimator.py'}]" in listed and "m = 3" in listed
+    listed = outputs[0].split("[estimators.eps_jitter]", 1)[1].split("\n\n", 1)[0]  # its TOML table
+    assert f"[plug-in {tmp_path / 'my_estimator.py'}]" in listed and "\nm = 3" in listed
 
     run = tmp_path / "runs" / "mine"
     metrics = pd.read_csv(run / "metrics.csv")

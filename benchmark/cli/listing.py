@@ -18,30 +18,42 @@ def presets_text() -> str:
 
 
 def estimators_text() -> str:
-    """One line per registered estimator: name, origin, parameters with their defaults."""
+    """Each registered estimator as a TOML table a config can take as it is: its origin and needs as a comment, every
+    parameter with its default, the shared posterior's fit settings for an estimator that asks for a posterior.
+    A parameter without a usable default (required, or None) is a comment line, so the text stays valid TOML."""
     import estimators
-
-    names = estimators.available()
-    width = max(len(n) for n in names)
-    lines = []
-    for name in names:
-        params = ", ".join(_parameter_text(estimators.get_class(name), p) for p in estimators.parameters(name))
-        lines.append(f"  {name:<{width}}  [{estimators.registry.origin(name)}]  parameters: {params or '(none)'}")
-    return "\n".join(lines)
+    from estimators.requirements import POSTERIOR_FIT_DEFAULTS, requirements_of
+    blocks = []
+    for name in estimators.available():
+        cls = estimators.get_class(name)
+        needs = requirements_of(cls)
+        lines = [f"[estimators.{name}]  # [{estimators.registry.origin(name)}] needs: {needs.describe()}"]
+        for param in estimators.parameters(name):
+            if param in needs.supplied_arguments():
+                continue
+            text = _parameter_text(cls, param)
+            lines.append(text if " = " in text and not text.endswith(" = None") else
+                         f"# {param} = ...  (no default: optional, set it to use it)")
+        if needs.posterior:
+            lines += [f"{key} = {_toml(value)}  # the shared posterior's fit" for key, value in POSTERIOR_FIT_DEFAULTS.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def protocols_text() -> str:
-    """One line per protocol with its parameters and defaults (the keys of [protocols.<name>])."""
+    """Each protocol as a TOML table with its keys and defaults (a key without a default is a comment line)."""
     from benchmark.config import PROTOCOL_KEYS
 
-    width = max(len(n) for n in PROTOCOL_KEYS)
-    lines = []
+    blocks = []
     for name, defaults in PROTOCOL_KEYS.items():
-        params = ", ".join(f"{key} = {_toml(value)}" for key, value in defaults.items())
-        lines.append(f"  {name:<{width}}  {params or '(no parameters)'}")
-    return "\n".join(lines)
+        lines = [f"[protocols.{name}]"]
+        for key, value in defaults.items():
+            default = getattr(value, "default", value)
+            lines.append(f"# {key} = ...  (no default)" if default is None else f"{key} = {_toml(value)}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
 
 
 def listing_text() -> str:
-    return (f"presets:\n{presets_text()}\n\nestimators:\n{estimators_text()}\n\n"
-            f"protocols ([protocols.<name>] keys and defaults):\n{protocols_text()}")
+    return (f"presets:\n{presets_text()}\n\n# estimators: each table is valid TOML for a config, with its defaults\n\n"
+            f"{estimators_text()}\n\n# protocols: each table with its keys and defaults\n\n{protocols_text()}")
