@@ -282,9 +282,12 @@ def test_batch_size_does_not_change_samples(models, name, sampler):
         parts.append(part.x0)
         maps.append(part.uncertainty["random"].pixel)
     assert torch.equal(torch.cat(maps), full.uncertainty["random"].pixel)
-    if name == "gmm":  # row-wise float64 arithmetic: bit-identical
-        assert torch.equal(torch.cat(parts), full.x0)
-    else:  # conv kernels round differently for other batch sizes (~1 ulp per call), nothing more
+    # the maps above are per-sample seeded draws (no arithmetic): the same bits. Network and mixture arithmetic on
+    # other batch shapes may round differently on some CPUs (BLAS/conv kernels choose by shape): a tolerance of a
+    # few ulps per call, float64 for the mixture, float32 for the networks
+    if name == "gmm":
+        torch.testing.assert_close(torch.cat(parts), full.x0, rtol=1e-12, atol=1e-12)
+    else:
         scale = float(full.x0.abs().max())
         assert float((torch.cat(parts) - full.x0).abs().max()) <= 1e-6 * scale
 
