@@ -163,16 +163,19 @@ class BayesDiff(UncertaintyEstimator):
                  skip_rule: str = "contraction") -> None:
         self.mc_samples = validate_m(mc_samples, "mc_samples")
         if mc_estimator not in MC_ESTIMATORS:
-            raise ConfigError("mc_estimator", mc_estimator, f"one of {', '.join(MC_ESTIMATORS)}")
+            raise ConfigError("mc_estimator", mc_estimator, f"one of {', '.join(MC_ESTIMATORS)}",
+                              'set mc_estimator = "regression" (the default) or "plain"')
         if mc_estimator == "regression" and self.mc_samples < 3:
             raise ConfigError("mc_samples", mc_samples, "an integer >= 3 for mc_estimator='regression' "
                               "(a slope and a residual variance)", "use mc_samples >= 3 or mc_estimator='plain'")
         if not isinstance(skip, int) or isinstance(skip, bool) or skip < 1:
-            raise ConfigError("skip", skip, "an integer >= 1 (1 = uncertainty on every step)")
+            raise ConfigError("skip", skip, "an integer >= 1 (1 = uncertainty on every step)", "set skip = 5 (the paper's)")
         if eps_variance not in EPS_VARIANCES:
-            raise ConfigError("eps_variance", eps_variance, f"one of {', '.join(EPS_VARIANCES)}")
+            raise ConfigError("eps_variance", eps_variance, f"one of {', '.join(EPS_VARIANCES)}",
+                              f'set eps_variance = "{EPS_VARIANCES[0]}" (the default)')
         if skip_rule not in SKIP_RULES:
-            raise ConfigError("skip_rule", skip_rule, f"one of {', '.join(SKIP_RULES)}")
+            raise ConfigError("skip_rule", skip_rule, f"one of {', '.join(SKIP_RULES)}",
+                              f'set skip_rule = "{SKIP_RULES[0]}" (the default)')
         if laplace is not None and not callable(getattr(laplace, "variance_from_features", None)):
             raise ConfigError("laplace", type(laplace).__name__, "a fitted LastLayerLaplace or None",
                               "pass LastLayerLaplace(model).fit(loader, num_images=...)")
@@ -233,7 +236,7 @@ class BayesDiff(UncertaintyEstimator):
     # ------------------------------------------------------------------ one uncertainty step
     def _eps_moments(self, step, var: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor]:
         """(Cov(x_t, eps_t), Var[eps_t]) [B,C,H,W] at this step (1 features call + S draws in one call)."""
-        var_eps = self._posterior.variance_from_features(self._features(step))
+        var_eps = self._eps_variance(step)
         if not bool((var > 0).any()):
             return 0.0, var_eps
         draws = self.mc_samples
@@ -244,22 +247,34 @@ class BayesDiff(UncertaintyEstimator):
         cov, var_eps_state = MC_ESTIMATORS[self.mc_estimator](deviations, eps, var)
         return cov, (var_eps + var_eps_state if self.eps_variance == "total" else var_eps)
 
-    def _features(self, step) -> torch.Tensor:
-        """Last-layer features of eps_eff at the trajectory state: phi(x_t, t), or for DPM-Solver-2
-        (1 - w) phi(x_t, t) + w phi(u, t_mid) with u the first-stage state.
+    def _eps_variance(self, step) -> torch.Tensor:
+        """Var[eps_eff] [B,C,H,W] of the last-layer posterior: Var[eps(x_t, t)], or for DPM-Solver-2
+        Var[(1 - w) eps(x_t, t) + w eps(u, t_mid)] under one weight draw (LastLayerLaplace.mixture_variance, exact
+        for epsilon, v- and x0-prediction); a stand-in posterior with only `variance_from_features` (an eps model)
+        gets the mixed features (1 - w) phi(x_t, t) + w phi(u, t_mid)."""
+        parts = self._feature_parts(step)
+        exact = getattr(self._posterior, "mixture_variance", None)
+        if callable(exact):
+            return exact(parts)
+        return self._posterior.variance_from_features(sum(weight * phi for weight, phi, _ in parts))
+
+    def _feature_parts(self, step) -> list[tuple[float, torch.Tensor, int]]:
+        """(weight, last-layer features, timestep) of eps_eff at the trajectory state: [(1, phi(x_t, t), t)], or for
+        DPM-Solver-2 [(1 - w, phi(x_t, t), t), (w, phi(u, t_mid), t_mid)] with u the first-stage state.
 
         Both come free with the sampler's own calls when the model shares features (step.features,
         step.mid_features); otherwise they cost one features() call (DPM-Solver-2: one call on 2B rows)."""
         g, model = step.grid, step.model
         if g.t_mid is None:
-            return step.features if step.features is not None else model.features(step.x_t, step.t, step.y)
+            phi = step.features if step.features is not None else model.features(step.x_t, step.t, step.y)
+            return [(1.0, phi, step.t)]
         if step.features is not None and step.mid_features is not None:
-            return (1.0 - g.mid_weight) * step.features + g.mid_weight * step.mid_features
+            return [(1.0 - g.mid_weight, step.features, step.t), (g.mid_weight, step.mid_features, g.t_mid)]
         u = g.mid_x_coef * step.x_t + g.mid_eps_coef * step.eps
         batch = step.x_t.shape[0]
         t = torch.tensor([step.t] * batch + [g.t_mid] * batch, device=step.x_t.device)
         both = model.features(torch.cat([step.x_t, u]), t, step.repeat_labels(2))
-        return (1.0 - g.mid_weight) * both[:batch] + g.mid_weight * both[batch:]
+        return [(1.0 - g.mid_weight, both[:batch], step.t), (g.mid_weight, both[batch:], g.t_mid)]
 
     def shared_draws_model(self, model, draws: int, seed: int, indices):
         """Last-layer weight draws of this estimator's Laplace posterior (estimators.posterior_draws)."""

@@ -88,11 +88,11 @@ class GenerativeUncertainty(UncertaintyEstimator):
     def __init__(self, laplace: LastLayerLaplace | None = None, m: int = 5, features: str = "classifier",
                  sigma2: float = 1e-3, extractor: Callable | None = None) -> None:
         if not isinstance(m, int) or isinstance(m, bool) or m < 1:
-            raise ConfigError("m", m, "an integer >= 1 (weight draws; M + 1 images with the MAP sample)")
+            raise ConfigError("m", m, "an integer >= 1 (weight draws; M + 1 images with the MAP sample)", "set m = 5")
         if features not in FEATURE_SPACES:
             raise ConfigError("features", features, f"one of {', '.join(FEATURE_SPACES)}")
         if isinstance(sigma2, bool) or not isinstance(sigma2, (int, float)) or not sigma2 > 0:
-            raise ConfigError("sigma2", sigma2, "a number > 0 (the paper uses 1e-3)")
+            raise ConfigError("sigma2", sigma2, "a number > 0 (the paper uses 1e-3)", "set sigma2 = 0.001")
         if laplace is not None and not callable(getattr(laplace, "variance_from_features", None)):
             raise ConfigError("laplace", type(laplace).__name__, "a fitted LastLayerLaplace or None")
         if extractor is not None and not callable(extractor):
@@ -164,8 +164,8 @@ class GenerativeUncertainty(UncertaintyEstimator):
         """eps of copy m under weight draw m: one features call of M*B rows (M NFEs per sample)."""
         phi = unstack_copies(model.features(states, t, labels), self.m)  # [M,B,...]
         layer = self._posterior.layer
-        return self._posterior._as_eps(torch.cat([functional_call(layer, self._draws[k], (phi[k],))
-                                                  for k in range(self.m)]))
+        return self._posterior.eps_from_output(torch.cat([functional_call(layer, self._draws[k], (phi[k],))
+                                                          for k in range(self.m)]), states, t)
 
     def _embed(self, images: torch.Tensor) -> torch.Tensor:
         """Features [N, D] (float64) of images [N,C,H,W] in the configured space."""

@@ -2,17 +2,24 @@
 
 Likelihood: regression on the true noise. An image x0 gets one timestep t ~ U{0..T-1} and eps ~ N(0, I),
 x_t = a_t x0 + s_t eps, and  -log p(eps | x_t) = ||f(x_t, t) - eps||^2 / (2 sigma^2) + const,  where
-f = last_layer(phi(x_t, t)) restricted to the eps channels and phi are the (frozen) last-layer input features.
-Posterior over the last layer's weight and bias theta: N(theta_MAP, diag(1 / P)) with
+f is the model's eps as a function of the last layer's parameters theta: with o = last_layer(phi(x_t, t)) (its
+prediction channels) and phi the (frozen) last-layer input features, every prediction type maps o to eps by the
+exact per-timestep affine map (benchmark.models.prediction.epsilon_coefficients)
+    f = c_x(t) x_t + c_t o,     c_t = 1 (epsilon),  a_t (v_prediction),  -a_t / s_t (sample).
+Posterior over theta = (weight, bias): N(theta_MAP, diag(1 / P)) with
     P = H / sigma^2 + prior_precision                      (GGN:  H = sum_n diag(J_n^T J_n))
     P = H_ef / sigma^4 + prior_precision                   (EF:   H_ef = sum_n (J_n^T r_n)^2, r_n = f_n - eps_n)
-J_n = d f_n / d theta. The layer is linear in theta, so the GGN diagonal is exact and needs no backprop:
-    linear:  H[o, j] = sum_rows x_j^2           H_bias[o] = number of rows
-    conv:    H[o, i, u, v] = sum_n sum_p xpad_n[i, p + (u, v) dilation]^2  (= unfold of the batch-summed squared,
-             padded features, summed over output positions p),  H_bias[o] = images x output positions.
-Predictive of eps at features x (closed form, no weight sampling):
-    mean = last_layer(x);   var = sum_j x_j^2 / P_j + 1 / P_bias        (linear)
-    var = conv2d(xpad^2, 1 / P_weight) + 1 / P_bias                      (conv, the layer's stride/dilation/groups)
+J_n = d f_n / d theta = c_{t_n} d o_n / d theta. The layer is linear in theta, so the GGN diagonal is exact and
+needs no backprop (estimators.laplace_math), each image weighted by c_{t_n}^2:
+    linear:  H[o, j] = sum_n c_n^2 sum_rows x_j^2          H_bias[o] = sum_n c_n^2 rows
+    conv:    H[o, i, u, v] = sum_n c_n^2 sum_p xpad_n[i, p + (u, v) dilation]^2,  H_bias[o] = sum_n c_n^2 positions.
+(For v-prediction this equals regressing the output on its own target v = a_t eps - s_t x0 with noise
+sigma / a_t, since f - eps = c_t (o - v); for x0-prediction the same with x0 and sigma s_t / a_t.)
+Predictive of eps at features x of timestep t (closed form, no weight sampling):
+    mean = c_x(t) x_t + c_t last_layer(x);   var = c_t^2 (sum_j x_j^2 / P_j + 1 / P_bias)        (linear)
+    var = c_t^2 (conv2d(xpad^2, 1 / P_weight) + 1 / P_bias)                   (conv, its stride/dilation/groups)
+and of a weighted sum of such evaluations sum_k g_k eps(x_k, t_k) under one draw of theta (DPM-Solver-2's
+effective eps): the predictive variance at features sum_k g_k c_k x_k with bias coefficient sum_k g_k c_k.
 
 Deviations from the public BayesDiff code (notes/anchors.md Sec. 1):
 - it fits a diagonal *empirical Fisher* through a modified laplace-torch copy; laplace-torch scales it as
@@ -27,123 +34,29 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.models.digest import weights_digest  # noqa: F401 (re-exported)
+from benchmark.models.prediction import check_prediction_type, output_to_eps_scale, to_epsilon
 from benchmark.seeding import per_sample_randint, per_sample_randn
+from estimators.laplace_math import (  # noqa: F401 (re-exported: the pure maths of this module)
+    conv_ef_diagonal,
+    conv_ggn_diagonal,
+    conv_padding,
+    linear_ef_diagonal,
+    linear_ggn_diagonal,
+    pad_like_conv,
+    predictive_variance,
+)
 
 FILE_FORMAT = "diffusion-uq-bench/last-layer-laplace"
 FILE_VERSION = 1
 DEFAULT_FILENAME = "laplace_last_layer.pt"
 HESSIANS = ("ggn", "ef")
-
-
-# ---------------------------------------------------------------------------------------------- pure math
-def conv_padding(layer: nn.Conv2d) -> tuple[tuple[int, int, int, int], str]:
-    """(left, right, top, bottom) padding and F.pad mode that reproduce `layer`'s own padding explicitly."""
-    kernel, dilation = layer.kernel_size, layer.dilation
-    if isinstance(layer.padding, str):
-        if layer.padding == "valid":
-            pads = [(0, 0), (0, 0)]
-        else:  # "same": PyTorch puts the odd extra pixel on the right/bottom
-            totals = [d * (k - 1) for d, k in zip(dilation, kernel)]
-            pads = [(tot // 2, tot - tot // 2) for tot in totals]
-    else:
-        pads = [(p, p) for p in layer.padding]
-    (top, bottom), (left, right) = pads
-    mode = "constant" if layer.padding_mode == "zeros" else layer.padding_mode
-    return (left, right, top, bottom), mode
-
-
-def pad_like_conv(layer: nn.Conv2d, features: torch.Tensor) -> torch.Tensor:
-    """features [B,Cin,H,W] padded as `layer` pads them, so that conv2d(..., padding=0) equals layer(...)."""
-    pads, mode = conv_padding(layer)
-    return F.pad(features, pads, mode=mode) if any(pads) else features
-
-
-def conv_ggn_diagonal(layer: nn.Conv2d, features: torch.Tensor, eps_channels: int) -> dict[str, torch.Tensor]:
-    """Exact GGN diagonal of sum_n ||conv(x_n)[:eps_channels] - target||^2 / 2 w.r.t. weight and bias.
-
-    H_w[o, i, u, v] = sum_n sum_p xpad_n[i, stride p + dilation (u, v)]^2 for o < eps_channels (0 otherwise);
-    H_b[o] = B * P. features [B,Cin,H,W] -> {"weight": [Cout,Cin/g,kh,kw], "bias": [Cout]} (float64).
-    """
-    squared = pad_like_conv(layer, features.to(torch.float64)).pow(2).sum(0, keepdim=True)  # [1,Cin,Hp,Wp]
-    cols = F.unfold(squared, layer.kernel_size, dilation=layer.dilation, stride=layer.stride)  # [1,Cin*k*k,P]
-    groups, c_out = layer.groups, layer.out_channels
-    per_input = cols.sum(-1).view(groups, layer.in_channels // groups, *layer.kernel_size)
-    weight = per_input.repeat_interleave(c_out // groups, dim=0)  # output o belongs to group o // (Cout/g)
-    mask = (torch.arange(c_out, device=features.device) < eps_channels).to(torch.float64)
-    out = {"weight": weight * mask.view(-1, 1, 1, 1)}
-    if layer.bias is not None:
-        out["bias"] = mask * float(features.shape[0] * cols.shape[-1])
-    return out
-
-
-def conv_ef_diagonal(layer: nn.Conv2d, features: torch.Tensor, residual: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Empirical-Fisher diagonal sum_n (J_n^T r_n)^2: per-example gradients of ||f_n - y_n||^2 / 2, squared.
-
-    features [B,Cin,H,W], residual r = f - y [B,Cout,Ho,Wo] (zero on non-eps channels).
-    grad_w[n, o, i, u, v] = sum_p r_n[o, p] xpad_n[i, stride p + dilation (u, v)];  grad_b[n, o] = sum_p r_n[o, p].
-    """
-    batch, groups = features.shape[0], layer.groups
-    cols = F.unfold(pad_like_conv(layer, features.to(torch.float64)), layer.kernel_size,
-                    dilation=layer.dilation, stride=layer.stride)  # [B, Cin*k*k, P]
-    cols = cols.view(batch, groups, -1, cols.shape[-1])
-    r = residual.to(torch.float64).flatten(2).view(batch, groups, layer.out_channels // groups, -1)
-    grads = torch.einsum("bgop,bgip->bgoi", r, cols).reshape(batch, *layer.weight.shape)
-    out = {"weight": grads.pow(2).sum(0)}
-    if layer.bias is not None:
-        out["bias"] = residual.to(torch.float64).flatten(2).sum(-1).pow(2).sum(0)
-    return out
-
-
-def linear_ggn_diagonal(layer: nn.Linear, features: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Exact GGN diagonal of a linear last layer: H_w[o, j] = sum_rows x_j^2, H_b[o] = rows.
-
-    features [B, ..., Din] (every leading index is one output row, e.g. one token).
-    """
-    rows = features.to(torch.float64).reshape(-1, layer.in_features)
-    out = {"weight": rows.pow(2).sum(0).expand(layer.out_features, -1).clone()}
-    if layer.bias is not None:
-        out["bias"] = torch.full((layer.out_features,), float(rows.shape[0]), dtype=torch.float64,
-                                 device=features.device)
-    return out
-
-
-def linear_ef_diagonal(layer: nn.Linear, features: torch.Tensor, residual: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Empirical-Fisher diagonal of a linear layer: grad_w[n, o, j] = sum_rows r[o] x[j], squared, summed over n.
-
-    features [B, ..., Din], residual [B, ..., Dout].
-    """
-    batch = features.shape[0]
-    x = features.to(torch.float64).reshape(batch, -1, layer.in_features)
-    r = residual.to(torch.float64).reshape(batch, -1, layer.out_features)
-    out = {"weight": torch.einsum("bto,btj->boj", r, x).pow(2).sum(0)}
-    if layer.bias is not None:
-        out["bias"] = r.sum(1).pow(2).sum(0)
-    return out
-
-
-def predictive_variance(layer: nn.Module, features: torch.Tensor, inverse_precision: dict[str, torch.Tensor]
-                        ) -> torch.Tensor:
-    """Var[f(x)] under theta ~ N(theta_MAP, diag(inverse_precision)), exact for a layer linear in theta.
-
-    linear: var = (x^2) @ (1/P_w)^T + 1/P_b  [B, ..., Dout];
-    conv:   var = conv2d(xpad^2, 1/P_w, stride, dilation, groups) + 1/P_b  [B, Cout, Ho, Wo].
-    """
-    inv_w = inverse_precision["weight"].to(features.dtype)
-    inv_b = inverse_precision.get("bias")
-    if isinstance(layer, nn.Linear):
-        var = features.pow(2) @ inv_w.T
-        return var if inv_b is None else var + inv_b.to(features.dtype)
-    squared = pad_like_conv(layer, features).pow(2)
-    return F.conv2d(squared, inv_w, inv_b if inv_b is None else inv_b.to(features.dtype),
-                    stride=layer.stride, dilation=layer.dilation, groups=layer.groups)
 
 
 def describe_layer(layer: nn.Module) -> dict:
@@ -172,8 +85,9 @@ def default_path(model: nn.Module) -> Path:
 class LastLayerLaplace:
     """Diagonal Laplace posterior over `model.last_layer` (nn.Conv2d or nn.Linear) for eps regression.
 
-    For a linear last layer the model's eps must be `last_layer(features)` reshaped row-major to [B,C,H,W];
-    for a conv last layer only its first C output channels are eps (learned-variance models output 2C).
+    For a linear last layer the model's prediction must be `last_layer(features)` reshaped row-major to [B,C,H,W];
+    for a conv last layer only its first C output channels are the prediction (learned-variance models output 2C).
+    The prediction is what `model.prediction_type` says (epsilon when the model has none), mapped to eps exactly.
     The fitted data term is stored without prior and noise, so `prior_precision` and `sigma_noise` may be
     changed after fitting.
     """
@@ -193,6 +107,8 @@ class LastLayerLaplace:
             if not float(value) > 0:
                 raise ConfigError(name, value, "a positive number")
         self.model, self.layer = model, layer
+        self.prediction_type = check_prediction_type(str(getattr(model, "prediction_type", "epsilon") or "epsilon"),
+                                                     "model.prediction_type")
         self.eps_channels = int(model.sample_shape[0])
         if isinstance(layer, nn.Linear):
             self._check_linear_output(layer)
@@ -240,14 +156,15 @@ class LastLayerLaplace:
     def update(self, x_t: torch.Tensor, t: torch.Tensor, target_eps: torch.Tensor, y: torch.Tensor | None = None
                ) -> None:
         """Add the curvature of one batch of noisy inputs x_t [B,C,H,W] at timesteps t [B] with true noise
-        target_eps [B,C,H,W] (one features() call)."""
+        target_eps [B,C,H,W] (one features() call). Image n is weighted by c_{t_n}^2 (module docstring)."""
         with torch.no_grad():
             features = self.model.features(x_t, t, y)
+            weights = None if self.prediction_type == "epsilon" else self.output_scale(t, x_t.shape[0]).pow(2)
             if self.hessian == "ggn":
-                term = (conv_ggn_diagonal(self.layer, features, self.eps_channels) if isinstance(self.layer, nn.Conv2d)
-                        else linear_ggn_diagonal(self.layer, features))
+                term = (conv_ggn_diagonal(self.layer, features, self.eps_channels, weights)
+                        if isinstance(self.layer, nn.Conv2d) else linear_ggn_diagonal(self.layer, features, weights))
             else:
-                residual = self._residual(features, target_eps)
+                residual = self._residual(features, x_t, t, target_eps)
                 term = (conv_ef_diagonal(self.layer, features, residual) if isinstance(self.layer, nn.Conv2d)
                         else linear_ef_diagonal(self.layer, features, residual))
         self.data_term = term if self.data_term is None else {k: self.data_term[k] + term[k] for k in term}
@@ -267,17 +184,59 @@ class LastLayerLaplace:
         return {name: (term / scale + self.prior_precision).to(params[name].device, params[name].dtype)
                 for name, term in self.data_term.items()}
 
-    def variance_from_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Predictive Var[eps] [B,C,H,W] at last-layer input features (closed form)."""
-        inverse = {k: v.reciprocal() for k, v in self.posterior_precision.items()}
-        return self._as_eps(predictive_variance(self.layer, features, inverse), variance=True)
+    def output_scale(self, t: int | torch.Tensor, batch: int) -> torch.Tensor:
+        """c_t = d eps / d output per sample [batch] (float64): 1, a_t or -a_t / s_t (prediction.output_to_eps_scale)."""
+        ab = self.model.alphas_cumprod.to(torch.float64)[self._timesteps(t, batch)]
+        return output_to_eps_scale(ab, self.prediction_type).to(self.layer.weight.device)
+
+    def variance_from_features(self, features: torch.Tensor, t: int | torch.Tensor | None = None) -> torch.Tensor:
+        """Predictive Var[eps] [B,C,H,W] at last-layer input features of timesteps t (closed form):
+        c_t^2 Var[output]. `t` may be omitted only for an epsilon-prediction model (c_t = 1)."""
+        if t is None or self.prediction_type == "epsilon":
+            if t is None and self.prediction_type != "epsilon":
+                raise ConfigError("t", None, f"the timesteps of the features: a {self.prediction_type} model's "
+                                  "Var[eps] = c_t^2 Var[output] depends on t", "pass variance_from_features(features, t)")
+            return self._as_eps(predictive_variance(self.layer, features, self._inverse_precision()), variance=True)
+        return self.mixture_variance([(1.0, features, t)])
+
+    def mixture_variance(self, parts: Sequence[tuple[float, torch.Tensor, int | torch.Tensor]]) -> torch.Tensor:
+        """Var[sum_k g_k eps(phi_k, t_k)] [B,C,H,W] under one draw of the last layer, for parts (g_k, phi_k, t_k):
+        eps_k = c_x x_k + c_k o(phi_k), so the sum is const + W (sum_k g_k c_k phi_k) + (sum_k g_k c_k) b, whose
+        variance is predictive_variance at those effective features with bias coefficient sum_k g_k c_k
+        (rows of a guided call, 2 per sample, share their sample's c_k)."""
+        features, bias = None, None
+        for weight, phi, t in parts:
+            rows = phi.shape[0]
+            samples = rows if torch.as_tensor(t).ndim == 0 else torch.as_tensor(t).numel()
+            coef = (float(weight) * self.output_scale(t, samples)).repeat_interleave(rows // samples).to(phi.dtype)
+            term = coef.reshape(-1, *([1] * (phi.ndim - 1))) * phi
+            features, bias = (term, coef) if features is None else (features + term, bias + coef)
+        var = predictive_variance(self.layer, features, self._inverse_precision(), bias_scale=bias)
+        return self._as_eps(var, variance=True)
+
+    def eps_from_output(self, output: torch.Tensor, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
+        """eps [B,C,H,W] of a last-layer output (a weight draw's, or the MAP's) at x_t [B,C,H,W], timesteps t:
+        the layout map (`_as_eps`) then eps = c_x x_t + c_t output (benchmark.models.prediction.to_epsilon)."""
+        pred = self._as_eps(output)
+        if self.prediction_type == "epsilon":
+            return pred
+        ab = self.model.alphas_cumprod.to(torch.float64)[self._timesteps(t, x_t.shape[0])]
+        return to_epsilon(pred, x_t, ab.to(pred.device), self.prediction_type, self.eps_channels)
+
+    def _timesteps(self, t: int | torch.Tensor, batch: int) -> torch.Tensor:
+        """Integer timesteps [batch] (on the schedule's device) of a scalar or per-sample t."""
+        t_tensor = torch.as_tensor(t).to(torch.long).reshape(-1)
+        return (t_tensor.expand(batch) if t_tensor.numel() == 1 else t_tensor).to(self.model.alphas_cumprod.device)
 
     def predictive(self, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None = None
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, var) of eps at x [B,C,H,W], t: the MAP prediction and the closed-form variance (one NFE)."""
         with torch.no_grad():
             features = self.model.features(x, t, y)
-            return self._as_eps(self.layer(features)), self.variance_from_features(features)
+            return self.eps_from_output(self.layer(features), x, t), self.variance_from_features(features, t)
+
+    def _inverse_precision(self) -> dict[str, torch.Tensor]:
+        return {k: v.reciprocal() for k, v in self.posterior_precision.items()}
 
     # ------------------------------------------------------------------ files
     def save(self, path: str | Path) -> Path:
@@ -286,7 +245,8 @@ class LastLayerLaplace:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {"format": FILE_FORMAT, "version": FILE_VERSION, "layer": describe_layer(self.layer),
-                 "eps_channels": self.eps_channels, "hessian": self.hessian, "prior_precision": self.prior_precision,
+                 "eps_channels": self.eps_channels, "prediction_type": self.prediction_type,
+                 "hessian": self.hessian, "prior_precision": self.prior_precision,
                  "sigma_noise": self.sigma_noise, "num_images": self.num_images,
                  "weights_digest": weights_digest(self.model),
                  "data_term": {k: v.detach().cpu() for k, v in self.data_term.items()}}
@@ -311,6 +271,10 @@ class LastLayerLaplace:
             raise ConfigError("laplace file", str(path),
                               f"it was fitted for a last layer {state['layer']} but {type(self.model).__name__}'s "
                               f"last layer is {expected}", "refit the posterior for this model")
+        fitted_type = state.get("prediction_type", "epsilon")  # files before v/x0 support: epsilon models only
+        if fitted_type != self.prediction_type:
+            raise ConfigError("laplace file", str(path), f"it was fitted for a {fitted_type} model but "
+                              f"{type(self.model).__name__} predicts {self.prediction_type}", "refit the posterior")
         device = self.layer.weight.device
         self.data_term = {k: v.to(device, torch.float64) for k, v in state["data_term"].items()}
         self.hessian, self.num_images = state["hessian"], int(state["num_images"])
@@ -353,16 +317,22 @@ class LastLayerLaplace:
             return output[:, : self.eps_channels]
         return output.reshape(output.shape[0], *self.model.sample_shape)
 
-    def _residual(self, features: torch.Tensor, target_eps: torch.Tensor) -> torch.Tensor:
-        """f - y in the layer's output layout (zero on a conv's non-eps channels)."""
+    def _residual(self, features: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, target_eps: torch.Tensor
+                  ) -> torch.Tensor:
+        """d/d output of ||f - eps||^2 / 2 = c_t (f - eps), in the layer's output layout (zero on a conv's non-eps
+        channels); f = eps_from_output(last_layer(features))."""
         output = self.layer(features)
+        residual_eps = self.eps_from_output(output, x_t, t) - target_eps
+        if self.prediction_type != "epsilon":
+            scale = self.output_scale(t, x_t.shape[0]).to(residual_eps.dtype)
+            residual_eps = scale.view(-1, 1, 1, 1) * residual_eps
         to_layer = getattr(self.model, "eps_to_layer_output", None)  # a model with its own output layout
         if callable(to_layer):
-            return to_layer(self._as_eps(output) - target_eps, output)
+            return to_layer(residual_eps, output)
         if isinstance(self.layer, nn.Linear):
-            return output - target_eps.reshape(output.shape)
+            return residual_eps.reshape(output.shape)
         residual = torch.zeros_like(output)
-        residual[:, : self.eps_channels] = output[:, : self.eps_channels] - target_eps
+        residual[:, : self.eps_channels] = residual_eps
         return residual
 
     def _split_batch(self, batch: object, value_range: tuple[float, float] | None = (-1.0, 1.0)

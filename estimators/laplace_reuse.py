@@ -29,11 +29,11 @@ class LaplaceSettings:
 
     def __post_init__(self) -> None:
         if isinstance(self.fit_images, bool) or not isinstance(self.fit_images, int) or self.fit_images < 1:
-            raise ConfigError("fit_images", self.fit_images, "a positive integer")
+            raise ConfigError("fit_images", self.fit_images, "a positive integer", "set fit_images = 500")
         if not float(self.prior_precision) > 0:
-            raise ConfigError("prior_precision", self.prior_precision, "a positive number")
+            raise ConfigError("prior_precision", self.prior_precision, "a positive number", "set prior_precision = 1.0")
         if self.hessian not in HESSIANS:
-            raise ConfigError("hessian", self.hessian, f"one of {', '.join(HESSIANS)}")
+            raise ConfigError("hessian", self.hessian, f"one of {', '.join(HESSIANS)}", 'set hessian = "ggn"')
 
 
 @dataclass

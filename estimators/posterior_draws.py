@@ -8,7 +8,8 @@ The models here evaluate S draws in one batch: a batch of S*B rows is draw-major
 draw s), so `benchmark.sampling.sample(model, x_T.repeat(S, 1, 1, 1), ...)` runs all S regenerations at once.
 - `LaplaceDrawModel`: theta_s = (W, b) ~ N(theta_MAP, diag(1 / P)) of the last-layer Laplace posterior (one
   draw per s for the whole batch: a weight draw is one network); the body's features are computed once per
-  call and each draw's last layer is applied to its block of rows.
+  call and each draw's last layer is applied to its block of rows; its output is mapped to eps as the model's
+  prediction type says (eps = c_x x_t + c_t output, exact per timestep).
 - `DropoutDrawModel`: theta_s = one dropout mask per (draw, sample), seeded by (seed, s, sample index); every
   call of the trajectory redraws it from the same seed, so the mask is the same at every step.
 """
@@ -48,11 +49,14 @@ class LaplaceDrawModel(SharedDrawModel):
         self.weights = laplace_weight_draws(laplace, draws, seed)
 
     def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        rows = self.blocks(x)
+        """eps of draw s on its block of rows: the model's own map of the drawn layer's output to eps
+        (LastLayerLaplace.eps_from_output: eps = c_x x_t + c_t output for v- and x0-prediction)."""
+        self.blocks(x)
         features = self.base.predict_features(x, t, y)
+        rows = features.shape[0] // self.draws  # feature rows per draw (2 per sample under guidance)
         outs = [functional_call(self.laplace.layer, self.weights[s], (features[s * rows:(s + 1) * rows],))
                 for s in range(self.draws)]
-        return self.laplace._as_eps(torch.cat(outs))
+        return self.laplace.eps_from_output(torch.cat(outs), x, t)
 
 
 def laplace_weight_draws(laplace, draws: int, seed: int) -> list[dict[str, torch.Tensor]]:

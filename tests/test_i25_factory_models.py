@@ -163,10 +163,29 @@ def test_v_and_x0_prediction_map_to_the_exact_eps_at_every_timestep():
         torch.testing.assert_close(eps, closed, rtol=1e-6, atol=1e-6)
 
 
-def test_v_prediction_model_has_no_last_layer_for_laplace_yet():
-    """eps is an x_t-dependent affine map of the layer's output: Laplace must not regress eps = layer(features)."""
-    assert spec("make_conv", last_layer="conv_out", prediction_type="v_prediction").load().last_layer is None
-    assert spec("make_conv", last_layer="conv_out").load().last_layer is not None
+@pytest.mark.parametrize("kind", ["v_prediction", "sample"])
+def test_v_and_x0_prediction_models_feed_laplace_through_the_exact_map_to_eps(kind):
+    """eps = c_x x_t + c_t layer(features): the posterior's mean is the model's eps and Var[eps] = c_t^2 Var[output]
+    (brute-force Monte Carlo checks: tests/test_laplace_prediction_types.py); bayesdiff is no longer refused."""
+    import estimators
+    from benchmark.models.prediction import output_to_eps_scale
+    from benchmark.sampling import initial_noise, sample
+    from estimators.laplace import LastLayerLaplace, predictive_variance
+
+    model = spec("make_conv", last_layer="conv_out", prediction_type=kind).load()
+    assert model.last_layer is model.network.conv_out
+    la = LastLayerLaplace(model).fit([torch.rand(4, *SHAPE) * 2 - 1], progress=False)
+    x, t = torch.randn(3, *SHAPE), torch.tensor([5, 500, 990])
+    mean, var = la.predictive(x, t)
+    torch.testing.assert_close(mean, model.eps(x, t), rtol=1e-4, atol=1e-4)
+    inverse = {k: v.reciprocal() for k, v in la.posterior_precision.items()}
+    var_output = predictive_variance(la.layer, model.features(x, t), inverse)
+    scale = output_to_eps_scale(model.alphas_cumprod[t], kind).float().view(-1, 1, 1, 1)
+    torch.testing.assert_close(var, scale.square() * var_output)
+    x_T = initial_noise(0, torch.arange(2), model.sample_shape)
+    result = sample(model, x_T, steps=3, estimators=[estimators.create("bayesdiff", laplace=la, skip=1)], seed=0,
+                    indices=torch.arange(2))
+    assert bool(torch.isfinite(result.uncertainty["bayesdiff"].pixel).all())
 
 
 # ------------------------------------------------------------------------------------------ last layer, Laplace

@@ -91,7 +91,8 @@ def test_full_ddim_run_matches_the_diffusers_loop_on_the_same_folder(tmp_path, p
 def test_folder_settings_num_classes_and_last_layer(tmp_path):
     save_folder(tmp_path / "v", tiny_unet(), "v_prediction")
     v_model = load_model(str(tmp_path / "v"))
-    assert v_model.num_classes is None and v_model.last_layer is None  # eps is not conv_out(features) for v
+    # eps = s_t x_t + a_t conv_out(features): last-layer Laplace maps the output to eps exactly (issue 25)
+    assert v_model.num_classes is None and v_model.last_layer is v_model.unet.conv_out
     save_folder(tmp_path / "eps", tiny_unet(num_classes=3), "epsilon")
     eps_model = load_model(str(tmp_path / "eps"), last_layer="conv_out")
     assert eps_model.num_classes == 3 and eps_model.last_layer is eps_model.unet.conv_out

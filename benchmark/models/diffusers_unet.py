@@ -112,12 +112,11 @@ class DiffusersUNet(DiffusionModel):
 
     @property
     def last_layer(self) -> nn.Module | None:
-        """The layer named by `last_layer_name`, else `conv_out`; None when eps is not that layer's output:
-        the UNet transforms its output after conv_out (Fourier time embedding divides by t, skip up-blocks add a
-        skip branch), or the model predicts v or x0 (eps is then an x_t-dependent affine map of the output, and
-        last-layer Laplace regresses eps = last_layer(features))."""
-        if self.prediction_type != "epsilon":
-            return None
+        """The layer named by `last_layer_name`, else `conv_out`; None when the prediction is not that layer's
+        output: the UNet transforms its output after conv_out (Fourier time embedding divides by t, skip up-blocks
+        add a skip branch). For v- and x0-prediction eps is the exact per-timestep affine map of the output
+        (eps = c_x x_t + c_t output, benchmark.models.prediction.epsilon_coefficients), which last-layer Laplace
+        applies."""
         if self.last_layer_name is not None:
             return self._named_layer(self.last_layer_name)
         cfg = self.unet.config

@@ -117,7 +117,8 @@ class ConditionedDenoiser(DiffusionModel):
     # ----------------------------------------------------------------- DiffusionModel
     @property
     def last_layer(self) -> nn.Module | None:
-        return None if self.prediction_type != "epsilon" else self._named_layer(self.last_layer_name)
+        """The named last layer, for every prediction type (last-layer Laplace maps v / x0 to eps exactly)."""
+        return self._named_layer(self.last_layer_name)
 
     def predict_eps(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self._guided_eps(x, t, y)

@@ -65,10 +65,10 @@ class PlainTorchModel(DiffusionModel):
 
     @property
     def last_layer(self) -> nn.Module | None:
-        """The named Conv2d / Linear layer when the network predicts eps; None for v- and x0-prediction (eps is
-        then an x_t-dependent affine map of the layer's output, and last-layer Laplace regresses
-        eps = last_layer(features)), as for the diffusers adapters."""
-        if self.last_layer_name is None or self.prediction_type != "epsilon":
+        """The named Conv2d / Linear layer (None when unnamed). Its output is the network's prediction; for v- and
+        x0-prediction eps is the exact per-timestep affine map of it (eps = c_x x_t + c_t output,
+        benchmark.models.prediction.epsilon_coefficients), which last-layer Laplace applies."""
+        if self.last_layer_name is None:
             return None
         return named_last_layer(self.network, self.last_layer_name)
 

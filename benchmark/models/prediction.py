@@ -49,3 +49,29 @@ def to_epsilon(output: torch.Tensor, x_t: torch.Tensor, alpha_bar_t: torch.Tenso
     if prediction_type == "v_prediction":
         return a_t * pred + s_t * x_t
     return (x_t - a_t * pred) / s_t
+
+
+def epsilon_coefficients(alpha_bar_t: torch.Tensor | float, prediction_type: str
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c_x, c_out) of the per-timestep affine map eps = c_x x_t + c_out * output (float64, shaped like ab_t):
+
+        epsilon        c_x = 0,         c_out = 1
+        v_prediction   c_x = s_t,       c_out = a_t
+        sample         c_x = 1 / s_t,   c_out = -a_t / s_t
+
+    The map is affine in the output with a scalar slope per timestep, so a Gaussian over the output maps to
+    eps exactly: E[eps] = c_x x_t + c_out E[output], Var[eps] = c_out^2 Var[output] (last-layer Laplace).
+    """
+    check_prediction_type(prediction_type)
+    ab = torch.as_tensor(alpha_bar_t, dtype=torch.float64)
+    a_t, s_t = ab.sqrt(), (1 - ab).sqrt()
+    if prediction_type == "epsilon":
+        return torch.zeros_like(ab), torch.ones_like(ab)
+    if prediction_type == "v_prediction":
+        return s_t, a_t
+    return 1 / s_t, -a_t / s_t
+
+
+def output_to_eps_scale(alpha_bar_t: torch.Tensor | float, prediction_type: str) -> torch.Tensor:
+    """c_out = d eps / d output at ab_t (float64): 1 (epsilon), a_t (v_prediction), -a_t / s_t (sample)."""
+    return epsilon_coefficients(alpha_bar_t, prediction_type)[1]
