@@ -48,6 +48,13 @@ def load_plugins(plugins: Sequence[str], *, base_dir: Path | None = None, field:
             _guarded_import(lambda: importlib.import_module(plugin), plugin, field, f"plug-in {plugin}")
 
 
+def resolved_plugins(plugins: Sequence[str], base_dir: Path | None = None) -> tuple[str, ...]:
+    """`plugins` with each .py path made absolute as `load_plugins` found it (relative to `base_dir`, the config's
+    folder, else the working directory); module names as written. A run saves these, so its config.json reads
+    back from any folder (`validate`, `leaderboard`)."""
+    return tuple(str(_resolve_file(p, base_dir, "run.plugins")) if _is_file(p) else p for p in plugins)
+
+
 def load_entry_points() -> None:
     """Import the estimator and preset plug-ins advertised by installed distributions (once per process)."""
     global _ENTRY_POINTS_LOADED

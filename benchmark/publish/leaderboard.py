@@ -3,7 +3,8 @@
 - Runs are grouped into *tracks* (preset or model, data, sampler, steps, N, K, protocol settings, suite
   version: `manifest.track`); estimators are ranked only against rows of the same track, and a track whose
   runs record different protocol versions is refused.
-- Only validated runs are accepted (`benchmark.publish.validate`): unfinished or changed run folders are refused.
+- Only valid runs are accepted, by the rule `validate` applies (`benchmark.publish.validity.check_run`, weights
+  included): unfinished or changed run folders are refused with the problem `validate` names.
 - Per quality metric, the CI-aware rank of a row is 1 + the number of ranked rows *significantly* better
   (whole 95 % interval on the better side); overlapping intervals share a rank. Ranks use only the quality
   metrics every ranked row of the track has; the *quality rank* orders rows by the mean of those ranks.
@@ -23,9 +24,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmark.publish.validate import RunValidationError, validate_run
+from benchmark.publish.validity import RunValidationError, check_run
 from benchmark.report import metric_info, verdicts
-from benchmark.report.metrics_file import read_metrics
 from benchmark.report.ranking import ci_aware_ranks, is_reference
 from benchmark.report.tables import FLOOR, headline_columns
 
@@ -108,12 +108,13 @@ def slugify(text: str) -> str:
 
 
 def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
-    """Validate and read every run folder; refuse (RunValidationError, exit 2) the first invalid one."""
-    runs, names, slugs = [], {}, set()
+    """Check (`check_run`, the rule of `validate`) and read every run folder; refuse (RunValidationError, exit 2)
+    the first invalid one with the problem `validate` names first."""
+    runs, names, slugs, weights = [], {}, set(), {}
     dirs = [Path(d) for d in run_dirs]
     counts = pd.Series([d.resolve().name for d in dirs]).value_counts()
     for run_dir in dirs:
-        check = validate_run(run_dir, check_weights=False)
+        check = check_run(run_dir, weights_cache=weights)
         check.raise_if_invalid("put on a leaderboard")
         manifest = check.manifest
         name = run_dir.resolve().name
@@ -127,8 +128,7 @@ def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
             slug += "-x"
         slugs.add(slug)
         refs = {n for n, rec in manifest["estimators"].items() if rec.get("reference_row")} | {FLOOR}
-        frame = read_metrics(run_dir, "RUN_DIR")  # checked: a truncated / binary / column-less file is exit 2
-        runs.append(RunInfo(run_dir, name, slug, frame, manifest, frozenset(refs)))
+        runs.append(RunInfo(run_dir, name, slug, check.frame, manifest, frozenset(refs)))
     return runs
 
 
