@@ -255,10 +255,11 @@ class ClassifierFeatures:
             if images.shape[1] != 1:
                 raise ConfigError("images", f"{images.shape[1]} channels", f"{channels} channels (or 1, repeated)")
             images = images.repeat(1, channels, 1, 1)
-        size = getattr(self.classifier, "image_size", None)
-        if size is not None and tuple(images.shape[-2:]) != (int(size), int(size)):
-            images = F.interpolate(images, size=(int(size), int(size)), mode="bilinear", align_corners=False,
-                                   antialias=True)
+        size = getattr(self.classifier, "image_size", None)  # an int, or (H, W) for non-square images
+        hw = None if size is None else (tuple(int(s) for s in size) if isinstance(size, (tuple, list))
+                                        else (int(size),) * 2)
+        if hw is not None and tuple(images.shape[-2:]) != hw:
+            images = F.interpolate(images, size=hw, mode="bilinear", align_corners=False, antialias=True)
         return images
 
     def _extract(self, images: torch.Tensor) -> torch.Tensor:

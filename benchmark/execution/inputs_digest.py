@@ -6,7 +6,8 @@ edited plug-in file or data folder would otherwise mix old and new results witho
 - plug-ins: of each `run.plugins` entry's file (a .py path resolved as the loader resolves it, or a module's
   source file, found by importlib);
 - data: of a `[data] path` file, or of a folder as the sorted (relative path, file sha256) list of its files, plus
-  the `reference_stats` file; a built-in dataset is named, not hashed (it ships with the package or the OS);
+  the `reference_stats` file and the data's domain classifier; a built-in dataset is named, not hashed (it ships
+  with the package or the OS);
 - a `[model] factory`: its source file, weights file and schedule file (`FactorySpec.source_files`);
 - the suite's own source: the sorted (relative path, file sha256) list of the .py files of the packages
   benchmark, estimators and metrics.
@@ -18,28 +19,30 @@ import importlib.util
 from functools import lru_cache
 from pathlib import Path
 
+from benchmark.data.user_data import CLASSIFIER_FILE
 from benchmark.execution.checksums import file_sha256
 
 PACKAGES = ("benchmark", "estimators", "metrics")
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def tree_sha256(folder: Path, pattern: str = "*") -> str:
+def tree_sha256(folder: Path, pattern: str = "*", skip: tuple[str, ...] = ()) -> str:
     """sha256 of the sorted (relative path, sha256 of its bytes) list of the files under `folder` matching
-    `pattern` (hidden files and __pycache__ left out)."""
+    `pattern` (hidden files, __pycache__ and the relative paths in `skip` left out)."""
     digest = hashlib.sha256()
     for path in sorted(p for p in Path(folder).rglob(pattern) if p.is_file()):
         relative = path.relative_to(folder).as_posix()
-        if relative.startswith(".") or "/." in relative or "__pycache__" in relative:
+        if relative.startswith(".") or "/." in relative or "__pycache__" in relative or relative in skip:
             continue
         digest.update(f"{relative}\0{file_sha256(path)}\n".encode())
     return digest.hexdigest()
 
 
 def path_sha256(path: Path) -> str:
-    """A file's sha256, or a folder's tree_sha256."""
+    """A file's sha256, or a folder's tree_sha256 (its domain classifier left out: `data_files` lists it apart, so
+    training one into a data folder after a run does not read as a change of that run's data)."""
     path = Path(path)
-    return tree_sha256(path) if path.is_dir() else file_sha256(path)
+    return tree_sha256(path, skip=(CLASSIFIER_FILE,)) if path.is_dir() else file_sha256(path)
 
 
 def plugin_files(config) -> dict[str, str]:
@@ -66,12 +69,15 @@ def files_sha256(files: dict[str, str]) -> dict[str, str]:
 
 
 def data_files(config) -> list[str]:
-    """The `[data]` paths the run reads (path, then reference_stats when given); [] for a built-in dataset."""
+    """The `[data]` paths the run reads (path, then reference_stats when given, then the data's own domain
+    classifier when one exists, `DataSpec.classifier_file`); [] for a built-in dataset."""
     spec = getattr(config, "data", None)
     if spec is None or getattr(spec, "path", None) is None:
         return []
+    classifier = spec.classifier_file() if callable(getattr(spec, "classifier_file", None)) else None
     return [str(Path(spec.path).resolve())] + ([str(Path(spec.reference_stats).resolve())]
-                                               if getattr(spec, "reference_stats", None) else [])
+                                               if getattr(spec, "reference_stats", None) else []) + (
+        [str(Path(classifier).resolve())] if classifier is not None else [])
 
 
 def data_sha256(paths: list[str]) -> str | None:

@@ -14,12 +14,14 @@ Built-in presets keep their assets in a folder next to this file (a diffusers pi
 classifier.pt, ref_stats_<feature>.npz, model_card.md). `cifar10-ddpm` has no committed weights: it loads the
 folder named by $UQBENCH_CIFAR10_DDPM, else the hub id google/ddpm-cifar10-32 (only when called). More
 presets come from the entry-point group `diffusion_uq_bench.presets` (benchmark.config.plugins) and from
-$UQBENCH_EXTRA_PRESETS (benchmark.runner.setup.extra_presets); both are checked with `as_preset`.
+$UQBENCH_EXTRA_PRESETS (`extra_presets`); both are checked with `as_preset`. `get` finds all three kinds.
 
 May import: errors/seeding, metrics, models, data, sampling, estimators. Never training, config or anything above.
 """
 from __future__ import annotations
 
+import importlib
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
@@ -40,6 +42,7 @@ CIFAR10_HUB_ID = "google/ddpm-cifar10-32"
 FEATURES = ("inception", "classifier")
 PRESET_METHODS = ("load_model", "load_data", "load_classifier", "reference_stats")
 BUILTIN = "built-in"
+EXTRA_PRESETS_ENV = "UQBENCH_EXTRA_PRESETS"
 
 
 @dataclass(frozen=True)
@@ -100,12 +103,19 @@ class Preset:
         return self.model.load()
 
     def load_classifier(self) -> "DomainClassifier | None":
-        """The domain classifier whose features serve fast FID (None if the preset has none)."""
+        """The domain classifier whose features serve fast FID (None if the preset has none). The data's own
+        classifier (`DataSpec.classifier_file`, put in place by `for_run`) is checked against the data first
+        (benchmark.data.user_data.check_classifier: size, channels, classes, fingerprint; ConfigError if stale)."""
         if self.classifier is None:
             return None
         from metrics.classifier import DomainClassifier
 
-        return DomainClassifier.load(self.classifier)
+        classifier, data = DomainClassifier.load(self.classifier), self.data
+        if data is not None and data.path is not None and data.classifier_file() == Path(self.classifier):
+            from benchmark.data.user_data import check_classifier
+
+            check_classifier(data, classifier, self.classifier)
+        return classifier
 
     def oracle(self) -> "GaussianMixtureModel | None":
         """The exact model (the gmm preset's analytic mixture), else None."""
@@ -173,23 +183,60 @@ _PLUGGED: dict[str, tuple[Any, str]] = {}  # name -> (preset, origin) registered
 
 
 def names() -> list[str]:
-    """Names of the built-in presets, then those registered by plug-ins."""
+    """Names of the built-in presets, then those registered by plug-ins (`extra_presets` has the ones named by
+    $UQBENCH_EXTRA_PRESETS; `get` finds those too)."""
     return [*_BUILTINS, *_PLUGGED]
 
 
-def get(name: str):
-    """The preset called `name`."""
+def get(name: str, *, field_name: str = "preset"):
+    """The preset called `name`: a built-in, a plug-in's, or one named by $UQBENCH_EXTRA_PRESETS (ConfigError
+    naming `field_name` for an unknown name)."""
     if name in _BUILTINS:
         return _BUILTINS[name]
     if name in _PLUGGED:
         return _PLUGGED[name][0]
-    raise ConfigError("preset", name, f"one of {', '.join(names())}", "see `python -m benchmark list`")
+    extra = extra_presets()
+    if name in extra:
+        return extra[name]
+    raise ConfigError(field_name, name, f"one of {', '.join([*names(), *extra])}",
+                      f"see `python -m benchmark list`, or add a preset of your own with {EXTRA_PRESETS_ENV}="
+                      "module:attribute (or a plug-in's entry point)")
 
 
 def origin(name: str) -> str:
-    """Where the preset `name` comes from: "built-in" or the plug-in that registered it."""
+    """Where the preset `name` comes from: "built-in", the plug-in that registered it or $UQBENCH_EXTRA_PRESETS."""
     get(name)
-    return BUILTIN if name in _BUILTINS else _PLUGGED[name][1]
+    return BUILTIN if name in _BUILTINS else _PLUGGED[name][1] if name in _PLUGGED else f"${EXTRA_PRESETS_ENV}"
+
+
+def extra_presets() -> dict[str, object]:
+    """Presets added without editing the package: $UQBENCH_EXTRA_PRESETS = "module:attr[,module:attr...]".
+
+    Each attr is a preset object (with `name`, `load_model()`, ...) or a class / zero-argument function that
+    returns one; it is importable from a fresh process (torchrun workers, a resumed run, `validate`), which a
+    monkeypatch is not. A name taken by a built-in or plug-in preset is refused. Example:
+    UQBENCH_EXTRA_PRESETS=tests.toy_preset:ToyPreset (the test suite's preset).
+    """
+    spec = os.environ.get(EXTRA_PRESETS_ENV, "").strip()
+    found: dict[str, object] = {}
+    for item in (part.strip() for part in spec.split(",")):
+        if not item:
+            continue
+        module_name, _, attr = item.partition(":")
+        try:
+            target = getattr(importlib.import_module(module_name), attr) if module_name and attr else None
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(EXTRA_PRESETS_ENV, item, f"an importable module:attribute ({err})",
+                              "fix the name or unset the variable") from None
+        if target is None:
+            raise ConfigError(EXTRA_PRESETS_ENV, item, "entries of the form module:attribute",
+                              "e.g. UQBENCH_EXTRA_PRESETS=mypackage.presets:MyPreset")
+        preset = as_preset(target, EXTRA_PRESETS_ENV, item)  # refuses an estimator class, a module, ...
+        if preset.name in names():
+            raise ConfigError(EXTRA_PRESETS_ENV, item, f"a preset with a name of its own, but {preset.name!r} is "
+                              f"taken ({origin(preset.name)})", "give the preset another name")
+        found[str(preset.name)] = preset
+    return found
 
 
 def register(preset: Any, *, origin: str) -> None:
@@ -238,9 +285,11 @@ def _is_preset(obj: Any) -> bool:
 def for_run(base: Any | None, model: ModelSpec | None, data: DataSpec | None) -> Any:
     """The preset a run uses: `base` (run.preset) with `[model]` / `[data]` put in its place.
 
-    Without a base, the bundle is the model folder with its data and no domain classifier (Inception features
-    serve). New data drops the base's committed statistics (they describe the base's data). A `[model] factory`
-    without `sample_shape` takes the shape of the run's data (FactorySpec.with_shape_from).
+    Without a base, the bundle is the model folder with its data and its classifier (Inception features serve
+    without one). New data drops the base's committed statistics (they describe the base's data); its own domain
+    classifier (`[data] classifier`, or the file `train --what classifier --data PATH` wrote, see
+    `DataSpec.classifier_file`) replaces the base's. A `[model] factory` without `sample_shape` takes the shape of
+    the run's data (FactorySpec.with_shape_from).
     """
     if model is not None and callable(getattr(model, "with_shape_from", None)):
         model = model.with_shape_from(data if data is not None else getattr(base, "data", None))
@@ -248,16 +297,20 @@ def for_run(base: Any | None, model: ModelSpec | None, data: DataSpec | None) ->
         if base is None:
             raise ConfigError("run.preset", None, "a preset name, or a [model] section", "set run.preset or add [model]")
         return base
+    own_classifier = data.classifier_file() if data is not None and callable(getattr(data, "classifier_file", None)) \
+        else None
     if base is None:
         assert model is not None, "a config with [data] but neither [model] nor run.preset is refused at parse time"
-        return Preset(name=Path(model.path).name or model.path, model=model, data=data,
+        return Preset(name=Path(model.path).name or model.path, model=model, data=data, classifier=own_classifier,
                       description=f"[model] {model.path}")
     if not isinstance(base, Preset):
         raise ConfigError("model" if model is not None else "data", getattr(base, "name", base),
                           "[model] / [data] only with a built-in or Preset-based run.preset",
                           "remove run.preset (a [model] section alone defines the run's preset)")
     bundle = replace(base, model=model or base.model)
-    return bundle if data is None else replace(bundle, data=data, stats_dir=None)
+    if data is None:
+        return bundle
+    return replace(bundle, data=data, stats_dir=None, classifier=own_classifier or bundle.classifier)
 
 
 def list_presets_text() -> str:

@@ -6,21 +6,30 @@ import json
 from pathlib import Path
 
 from benchmark.data.datasets import DATASETS
+from benchmark.data.value_range import VALUE_RANGES
 from benchmark.errors import ConfigError, MissingAssetError
 from benchmark.training import CHECKPOINT, TrainConfig, train_diffusion
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmark train",
-                                description="Train a diffusion UNet or a domain classifier on a built-in dataset.")
+                                description="Train a diffusion UNet or a domain classifier on a built-in dataset, "
+                                            "or a domain classifier on your own labelled images (--data).")
     p.add_argument("--what", choices=("diffusion", "classifier", "latent"), default="diffusion",
                    help="latent: AutoencoderKL + class-conditional DiT (benchmark/training/latent.py)")
-    p.add_argument("--dataset", choices=DATASETS + ("gmm",), required=True,
+    p.add_argument("--dataset", choices=DATASETS + ("gmm",), default=None,
                    help="digits, fashion, or gmm (samples of the gmm preset's mixture; diffusion only)")
-    p.add_argument("--out", required=True, help="output folder (diffusion) or file (classifier, e.g. classifier.pt)")
+    p.add_argument("--data", default=None, help="classifier only: your labelled images, a folder with one subfolder "
+                   "per class or an .npz with labels, any size >= 8 px (instead of --dataset)")
+    p.add_argument("--range", dest="value_range", choices=tuple(VALUE_RANGES), default=None,
+                   help="with --data: the value range of a float array (as [data] range)")
+    p.add_argument("--out", default=None, help="output folder (diffusion) or file (classifier, e.g. classifier.pt); "
+                   "with --data the default is where runs on that data look (FOLDER/domain_classifier.pt, or "
+                   "NAME.domain_classifier.pt beside NAME.npz)")
     p.add_argument("--steps", type=int, default=None, help="diffusion: total optimiser steps (default 20000); "
                                                            "classifier: cap on steps")
-    p.add_argument("--epochs", type=int, default=4, help="classifier epochs")
+    p.add_argument("--epochs", type=int, default=None, help="classifier epochs (default 4; with --data also at "
+                                                            "least 300 steps)")
     p.add_argument("--width", type=int, default=32, help="classifier base width (channels of its first conv)")
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
@@ -45,13 +54,22 @@ def train_main(argv: list[str]) -> int:
     """Entry point of `python -m benchmark train`; returns the exit code."""
     args = build_parser().parse_args(argv)
     progress = not args.no_progress
+    _check_sources(args)
+    if args.what == "classifier" and args.data is not None:
+        from benchmark.training.classifier import train_data_classifier
+
+        summary = train_data_classifier(args.data, args.out, epochs=args.epochs, batch_size=args.batch_size or 128,
+                                        lr=args.lr or 2e-3, width=args.width, max_steps=args.steps, seed=args.seed,
+                                        threads=args.threads, value_range=args.value_range, progress=progress)
+        print(json.dumps(summary))
+        return 0
     if args.what == "classifier":
         if args.dataset == "gmm":
             raise ConfigError("--dataset", "gmm", "digits or fashion for a classifier", "the gmm preset uses the "
                               "digits classifier (its components are digit prototypes)")
         from benchmark.training.classifier import train_classifier
 
-        summary = train_classifier(args.dataset, args.out, epochs=args.epochs, batch_size=args.batch_size or 128,
+        summary = train_classifier(args.dataset, args.out, epochs=args.epochs or 4, batch_size=args.batch_size or 128,
                                    lr=args.lr or 2e-3, width=args.width, max_steps=args.steps, seed=args.seed, threads=args.threads,
                                    data_dir=args.data_dir, download=args.download, progress=progress)
         print(json.dumps(summary))
@@ -68,6 +86,23 @@ def train_main(argv: list[str]) -> int:
     summary = train_diffusion(cfg, progress=progress)
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
     return 0
+
+
+def _check_sources(args: argparse.Namespace) -> None:
+    """Exactly one of --dataset / --data (--data only for a classifier); --out unless --data gives its default."""
+    if args.data is not None and args.what != "classifier":
+        raise ConfigError("--data", args.data, "only with --what classifier (the diffusion and latent trainers take "
+                          "a built-in --dataset)", "pass --dataset digits|fashion, or --what classifier")
+    if (args.data is None) == (args.dataset is None):
+        raise ConfigError("--dataset / --data", args.data or args.dataset, "exactly one of them",
+                          "pass --dataset NAME (built-in) or --data PATH (your labelled images, classifier only)")
+    if args.value_range is not None and args.data is None:
+        raise ConfigError("--range", args.value_range, "only with --data", "remove --range")
+    if args.out is None and args.data is None:
+        raise ConfigError("--out", None, "an output folder or file", "pass --out PATH")
+    for flag in ("epochs", "steps", "width"):
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
+            raise ConfigError(f"--{flag}", getattr(args, flag), "an integer >= 1", f"e.g. --{flag} 4")
 
 
 def _check_resume(out: Path, resume: bool) -> None:
