@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.protocols.application_plots import augmentation_grid
 from benchmark.protocols.application_utils import (
     batched_sample,
@@ -40,6 +41,12 @@ from metrics.diversity import mean_pairwise_distance, vendi_score
 
 NAME = "augmentation"
 REDRAW = "redraw"
+
+
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: its spaces are those of the generated
+    features; the real test set's statistics (FID) and, where computed, features (precision)."""
+    return every_space(config, GENERATED, REAL_TEST)
 
 
 def isotropic_name(source: str) -> str:

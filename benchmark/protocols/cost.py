@@ -18,6 +18,11 @@ from metrics.significance import paired_t_test
 NAME = "cost"
 
 
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: none (NFEs and seconds only)."""
+    return set()
+
+
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     gen, seed = inputs.generation, inputs.config.seed
     base_nfe, base_seconds = gen.nfe["sampler"], gen.seconds["sampler"]

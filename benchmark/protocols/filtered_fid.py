@@ -28,6 +28,7 @@ from functools import partial
 
 import numpy as np
 
+from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.fid_utils import (
     DEFAULT_RANDOM_SUBSETS,
@@ -46,6 +47,12 @@ from metrics.fid_infinity import is_sound
 NAME = "filtered_fid"
 ALL, RANDOM = "(all)", "(random K)"
 FID_INFINITY_DRAWS = 4  # independent subset draws averaged per FID∞ fit
+
+
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: the generated samples' features against the
+    real test set's statistics, in every space."""
+    return every_space(config, GENERATED, REAL_TEST)
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:

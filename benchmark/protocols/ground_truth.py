@@ -64,6 +64,11 @@ from metrics.bootstrap import ConfidenceInterval, percentile_interval
 NAME = "ground_truth"
 
 
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: none (the analytic oracle only)."""
+    return set()
+
+
 def record_log_density(oracle):
     """after_batch hook of the generation pass: store log p(x0) and the nearest-mode responsibility."""
 

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from benchmark.execution import checksums
+from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.execution.generation import generate, kept_state, load_generation, shard_path, shard_ranges, usable
 from benchmark.execution.io import save_json
 from benchmark.protocols.base import ProtocolInputs
@@ -56,6 +57,12 @@ PASS_TAGS = (GUIDED_TAG, PLACEBO_TAG, MATCHED_TAG)
 PLACEBO = "(placebo)"  # the placebo's row (a reference row: the name starts with "(")
 PLAIN_MATCHED = "(plain, matched NFE)"  # the plain sampler at the guided pass's NFEs (a reference row)
 MATCHED_STEPS_KEY = "matched_steps"  # extras of a matched shard: its step count, per sample [B]
+
+
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: the plain samples' features and the real test
+    set's statistics in every space (the guided passes' own features are extracted with them)."""
+    return every_space(config, GENERATED, REAL_TEST)
 
 
 def window_start(window, steps: int) -> int | None:

@@ -21,6 +21,7 @@ from functools import partial
 
 import numpy as np
 
+from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.fid_utils import bootstrap_replicates, keep_lowest, random_subset
 from benchmark.protocols.parts import Part, run_parts
@@ -31,6 +32,12 @@ from metrics.significance import hypergeometric_test
 
 NAME = "precision_recall"
 METRICS = ("precision", "recall", "f1")
+
+
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: generated and real test features in every
+    space (a space with only committed statistics gets a "(not run)" row)."""
+    return every_space(config, GENERATED, REAL_TEST)
 
 
 def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.protocols.application_utils import batched_sample, nfe_per_row
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.rectification_outcomes import Outcomes
@@ -37,6 +38,12 @@ from benchmark.seeding import per_sample_randn
 NAME = "rectification"
 REJECTION, REGION = "rejection", "region"
 Scorer = Callable[[object], torch.Tensor]  # SampleResult -> scores [B] (lower = better)
+
+
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: generated features before rectification, the
+    real test set's statistics (FID) and, where computed, features (precision)."""
+    return every_space(config, GENERATED, REAL_TEST)
 
 
 # ---------------------------------------------------------------------------------------------- selections

@@ -33,6 +33,12 @@ from metrics.significance import paired_t_test
 NAME = "sparsification"
 
 
+def features_read(params: dict, config) -> set[tuple[str, str]]:
+    """(space, split) pairs of the run's features this protocol reads: none (pixel errors on re-noised real images
+    only)."""
+    return set()
+
+
 def start_step(model, sampler: str, steps: int, noise_fraction: float) -> tuple[int, int]:
     """(grid index, timestep) of the grid step whose timestep is nearest to noise_fraction * T."""
     grid = build_grid(sampler, model.alphas_cumprod, steps)

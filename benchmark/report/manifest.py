@@ -7,7 +7,10 @@ Written last in a run: its presence marks a finished run. It records
   `model_sha256`, the checksum of the model's weights (`benchmark.models.digest.weights_digest`);
 - `estimators`: per instance, the registered `type`, its `kind`, whether it is a `reference_row` and its
   `params`;
-- `track`: the settings that make two runs comparable (see `track_of`).
+- `track`: the settings that make two runs comparable (see `track_of`);
+- `features`: the (space, split) pairs of features the run computed, each with the protocols (and
+  `estimator:<name>` for a feature-scoring estimator) that read it, and the real test sets whose committed
+  reference statistics were read instead of computed (benchmark.execution.features.FeaturePlan.record).
 """
 from __future__ import annotations
 
@@ -128,9 +131,11 @@ def process_seconds() -> float | None:
         return None
 
 
-def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1) -> None:
+def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1,
+                   features: dict[str, Any] | None = None) -> None:
     """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work;
-    `process_seconds`: the run's wall-clock from its process's start (imports included) to this write."""
+    `process_seconds`: the run's wall-clock from its process's start (imports included) to this write;
+    `features`: the run's feature plan (`FeaturePlan.record()`: pairs computed and who read them)."""
     config_dict = config.to_dict()
     suite = suite_version()
     save_json({
@@ -150,4 +155,5 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "processes": int(processes),
         "process_seconds": None if (age := process_seconds()) is None else round(age, 1),
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "features": features if features is not None else {"computed": [], "committed_reference_stats": []},
     }, out / MANIFEST)

@@ -1,9 +1,11 @@
 """The two shared phases of a run, as work items for benchmark.execution.work_queue.
 
-1. Sampling: every shard of the generation pass (followed by its features in each space), every batch of the
-   sparsification protocol's denoising of real images, every shard of the guided pass (with its placebo and
+1. Sampling: every shard of the generation pass (followed by its features in each space read), every batch of
+   the sparsification protocol's denoising of real images, every shard of the guided pass (with its placebo and
    matched-NFE plain shards, and their features), and
-   the real test set's features. None depends on another, so all ranks take items until none is left.
+   the real test set's features where read. None depends on another, so all ranks take items until none is left.
+   Which features are read is the run's `feature_plan`: the union of what the configured protocols declare
+   (`features_read(params, config)` in each protocol module) and what feature-scoring estimators read.
 2. Protocols: every part of every configured protocol (benchmark.protocols.parts), each writing its
    rows and artifacts to the run folder; rank 0 reads them back in config order (`collect`).
 
@@ -12,6 +14,7 @@ the same bits with one process or several (tests/test_distributed.py).
 """
 from __future__ import annotations
 
+import os
 import pickle
 import time
 from functools import partial
@@ -20,7 +23,8 @@ from typing import Any
 
 from benchmark.config import RunConfig
 from benchmark.execution import checksums
-from benchmark.execution.features import needs_real_features, real_features
+from benchmark.execution.feature_scores import scorer_reads
+from benchmark.execution.features import GENERATED, REAL_TEST, FeaturePlan, every_space, plan_features, real_features
 from benchmark.execution.generation import generate, shard_path, shard_ranges
 from benchmark.execution.work_queue import WORK_DIR, WorkItem
 from benchmark.protocols import guided, sparsification
@@ -31,21 +35,50 @@ SAMPLING, PROTOCOLS = "sampling", "protocols"  # the phases' names (their folder
 RESULTS = "parts"  # <run>/.work/protocols/parts/: the rows and artifacts of each protocol part
 # rough seconds per sample on one CPU thread, only to order the queue (longest first)
 COST_PER_SAMPLE = {"generation": 1.0, "guided": 0.45, "sparsification": 0.7, "features": 0.15}
+#: set to 1: compute every (space, split) pair of the run's spaces whatever is read (the set before issue 25;
+#: bench/features_bench.py compares the two)
+ALL_FEATURES_ENV = "UQBENCH_ALL_FEATURES"
+EVERYTHING = "(all features: $UQBENCH_ALL_FEATURES)"  # the reader the manifest names for that set
+
+
+def protocol_reads(config: RunConfig) -> dict[str, set]:
+    """{protocol: the (space, split) pairs it reads}: its module's `features_read(params, config)`; a module
+    without one is taken to read every pair of the run's spaces."""
+    from benchmark.protocols.catalog import PROTOCOL_MODULES
+
+    reads = {}
+    for name, params in config.protocols.items():
+        declared = getattr(PROTOCOL_MODULES.get(name), "features_read", None)
+        reads[name] = set(declared(params, config)) if callable(declared) else \
+            every_space(config, GENERATED, REAL_TEST)
+    return reads
+
+
+def feature_plan(config: RunConfig, preset) -> FeaturePlan:
+    """The features the run computes (benchmark.execution.features.plan_features): what its protocols and
+    feature-scoring estimators read; with $UQBENCH_ALL_FEATURES=1 every pair of its spaces as well."""
+    reads = protocol_reads(config)
+    if os.environ.get(ALL_FEATURES_ENV, "") == "1":
+        reads = {EVERYTHING: every_space(config, GENERATED, REAL_TEST), **reads}
+    return plan_features(config, preset, reads, scorer_reads(config))
 
 
 def sampling_items(config: RunConfig, model, preset, out: Path, make_all, make_estimators, extract,
-                   after_batch=None) -> list[WorkItem]:
+                   after_batch=None, plan: FeaturePlan | None = None) -> list[WorkItem]:
     """Phase 1 (see the module docstring). `make_all` adds the ground-truth observers to the generation pass;
-    the sparsification batches get the estimators alone, as the protocol does."""
-    return (_generation_items(config, model, out, make_all, extract, after_batch)
-            + _guided_items(config, model, out, extract)
+    the sparsification batches get the estimators alone, as the protocol does. `plan`: the run's features
+    (default `feature_plan(config, preset)`)."""
+    plan = feature_plan(config, preset) if plan is None else plan
+    return (_generation_items(config, model, out, make_all, extract, after_batch, plan.spaces(GENERATED))
+            + _guided_items(config, model, out, extract, plan.spaces(GENERATED, protocols_only=True))
             + _sparsification_items(config, model, preset, out, make_estimators)
             + [WorkItem(f"generation.real_features.{space}", partial(real_features, config, preset, extract, space),
                         cost=COST_PER_SAMPLE["features"] * 100)  # (the test set's size is unknown until loaded)
-               for space in config.features if needs_real_features(preset, space)])
+               for space in plan.whole_real])
 
 
-def _generation_items(config: RunConfig, model, out: Path, make_all, extract, after_batch) -> list[WorkItem]:
+def _generation_items(config: RunConfig, model, out: Path, make_all, extract, after_batch,
+                      spaces: list[str]) -> list[WorkItem]:
     """Each generation shard, then its features; it keeps the state where the guided pass starts."""
     shards = shard_ranges(config.num_samples, config.batch_size)
     params = config.protocols.get("guidance")
@@ -55,11 +88,11 @@ def _generation_items(config: RunConfig, model, out: Path, make_all, extract, af
         partial(generate, model, run_dir=out, num_samples=config.num_samples, batch_size=config.batch_size,
                 seed=config.seed, sampler=config.sampler, steps=config.steps, make_estimators=make_all, rank=i,
                 world_size=len(shards), progress=False, after_batch=after_batch, keep_state_at=keep),
-        partial(_shard_features, config, extract, shard_path(out, start, stop))),
+        partial(_shard_features, spaces, extract, shard_path(out, start, stop))),
         cost=COST_PER_SAMPLE["generation"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
 
 
-def _guided_items(config: RunConfig, model, out: Path, extract) -> list[WorkItem]:
+def _guided_items(config: RunConfig, model, out: Path, extract, spaces: list[str]) -> list[WorkItem]:
     """Each shard of the guided pass with its placebo and matched-NFE plain shards (per-image thresholds;
     calibrated ones are computed by the protocol), then the features of those three."""
     params = config.protocols.get("guidance")
@@ -71,7 +104,7 @@ def _guided_items(config: RunConfig, model, out: Path, extract) -> list[WorkItem
         _timed, "generation.guided_pass",
         partial(guided.guided_pass, model, out, config, n, guided.guidance_from_params(params), rank=i,
                 world_size=len(shards)),
-        partial(_features_of_shards, config, extract,
+        partial(_features_of_shards, spaces, extract,
                 [shard_path(out, start, stop, tag=tag) for tag in guided.PASS_TAGS])),
         cost=COST_PER_SAMPLE["guided"] * (stop - start)) for i, (start, stop) in enumerate(shards)]
 
@@ -95,20 +128,23 @@ def _timed(group: str, make, featurise) -> dict[str, float]:
     return {group: time.perf_counter() - tick, **featurise()}
 
 
-def _features_of_shards(config: RunConfig, extract, paths: list[Path]) -> dict[str, float]:
+def _features_of_shards(spaces: list[str], extract, paths: list[Path]) -> dict[str, float]:
     """`_shard_features` of each shard in `paths`, seconds summed per group."""
     seconds: dict[str, float] = {}
     for path in paths:
-        for group, spent in _shard_features(config, extract, path).items():
+        for group, spent in _shard_features(spaces, extract, path).items():
             seconds[group] = seconds.get(group, 0.0) + spent
     return seconds
 
 
-def _shard_features(config: RunConfig, extract, path: Path) -> dict[str, float]:
-    """Features of one shard's x0 in every space of the run (the chunk `extract` caches for the whole set)."""
+def _shard_features(spaces: list[str], extract, path: Path) -> dict[str, float]:
+    """Features of one shard's x0 in `spaces` (the chunk `extract` caches for the whole set); none read: the shard
+    is not even loaded."""
+    if not spaces:
+        return {}
     x0 = checksums.load_checked(path)["x0"]
     seconds = {}
-    for space in config.features:
+    for space in spaces:
         tick = time.perf_counter()
         extract(space, x0)
         seconds[f"generation.features.{space}"] = time.perf_counter() - tick

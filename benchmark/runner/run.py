@@ -15,7 +15,7 @@ from benchmark import presets
 from benchmark.config import RunConfig
 from benchmark.execution import distributed, lock, work_queue
 from benchmark.execution.feature_scores import apply_feature_scores
-from benchmark.execution.features import feature_function, references
+from benchmark.execution.features import GENERATED, REAL_TEST, FeaturePlan, feature_function, references
 from benchmark.execution.generation import load_generation
 from benchmark.execution.io import save_text
 from benchmark.execution.run_dir import start_run_dir
@@ -75,13 +75,16 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
 
     tick = time.perf_counter()
     extract = feature_function(config, preset, out)
+    plan = phases.feature_plan(config, preset)  # only the (space, split) pairs a protocol or estimator reads
     items = phases.sampling_items(config, model, preset, out, _with_oracle(make_estimators, oracle), make_estimators,
-                                  extract, PROTOCOL_MODULES["ground_truth"].record_log_density(oracle) if oracle is not None else None)
+                                  extract, PROTOCOL_MODULES["ground_truth"].record_log_density(oracle) if oracle is not None else None,
+                                  plan=plan)
     work = work_queue.run_queue(items, out, phases.SAMPLING, rank, world, progress=progress)
     timings["generation"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    inputs = _protocol_inputs(config, out, model, preset, extract, make_estimators, progress=progress and rank == 0)
+    inputs = _protocol_inputs(config, out, model, preset, extract, make_estimators, plan,
+                              progress=progress and rank == 0)
     timings["features"] = time.perf_counter() - tick
     tick = time.perf_counter()
     protocols = {name: (PROTOCOL_MODULES[name], params) for name, params in config.protocols.items()
@@ -105,21 +108,24 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     tick = time.perf_counter()
     report_path = report.write_report(inputs, frame, timings)
     timings["report"] = time.perf_counter() - tick
-    write_manifest(out, config, timings, model=model, processes=world)  # last: it marks a finished run
+    write_manifest(out, config, timings, model=model, processes=world,  # last: it marks a finished run
+                   features=plan.record())
     distributed.finish()
     return report_path
 
 
-def _protocol_inputs(config: RunConfig, out: Path, model, preset, extract, make_estimators,
+def _protocol_inputs(config: RunConfig, out: Path, model, preset, extract, make_estimators, plan: FeaturePlan,
                      progress: bool) -> ProtocolInputs:
-    """What every protocol part gets (built on every rank from the shards and the feature caches)."""
+    """What every protocol part gets (built on every rank from the shards and the feature caches): the features
+    of `plan` (protocols see theirs; a feature-scoring estimator gets its own, e.g. realism_oracle)."""
     gen = load_generation(out, config.num_samples, config.batch_size)
-    fake_features = {space: extract(space, gen.x0) for space in config.features}
-    real_features, reference_stats = references(config, preset, extract)
-    apply_feature_scores(gen, make_estimators(), fake_features, real_features, extract,  # e.g. realism_oracle
-                         lambda: preset.load_data("test").images)
-    return ProtocolInputs(config, out, model, preset, gen, fake_features, real_features, reference_stats,
-                          extract, make_estimators, progress)
+    fake = {space: extract(space, gen.x0) for space in plan.spaces(GENERATED)}
+    real, reference_stats = references(config, preset, extract, plan)
+    apply_feature_scores(gen, make_estimators(), fake, real, extract, lambda: preset.load_data("test").images)
+    seen = set(plan.spaces(GENERATED, protocols_only=True)), set(plan.spaces(REAL_TEST, protocols_only=True))
+    return ProtocolInputs(config, out, model, preset, gen, {s: f for s, f in fake.items() if s in seen[0]},
+                          {s: f for s, f in real.items() if s in seen[1]}, reference_stats, extract,
+                          make_estimators, progress)
 
 
 def _with_oracle(make_estimators, oracle):
