@@ -87,7 +87,7 @@ class UncertaintyEstimator(abc.ABC):
     def set_common(self, negate: object = False) -> "UncertaintyEstimator":
         """Apply the options of COMMON_PARAMETERS (validated; called by `estimators.create`)."""
         if not isinstance(negate, bool):
-            raise ConfigError(f"estimator {self.name!r} parameter negate", negate, "true or false")
+            raise ConfigError("negate", negate, "true or false", "set negate = true (or remove the key)")
         self.negate = negate
         return self
 
@@ -147,14 +147,18 @@ def validate_window(window: object, field_name: str = "window") -> tuple[int, in
     try:
         start, stop = (int(v) for v in window)  # type: ignore[union-attr]
     except (TypeError, ValueError):
-        raise ConfigError(field_name, window, "a pair (start, stop) of step indices") from None
+        raise ConfigError(field_name, window, "a pair (start, stop) of step indices", f"set {field_name} = [45, 49] "
+                          f"(two integers, 0 <= start < stop <= {REFERENCE_STEPS})") from None
     if not 0 <= start < stop <= REFERENCE_STEPS:
         raise ConfigError(field_name, window, f"0 <= start < stop <= {REFERENCE_STEPS} (indices of a "
-                          f"{REFERENCE_STEPS}-step run, scaled to other step counts)")
+                          f"{REFERENCE_STEPS}-step run, scaled to other step counts)",
+                          f"give [start, stop] with start below stop, both in 0..{REFERENCE_STEPS}, e.g. "
+                          f"{field_name} = [45, 49] (the paper's steps 45..48 of 50)")
     return start, stop
 
 
 def validate_m(m: object, field_name: str = "m") -> int:
     if not isinstance(m, int) or isinstance(m, bool) or m < 2:
-        raise ConfigError(field_name, m, "an integer >= 2 (a variance needs at least two draws)")
+        raise ConfigError(field_name, m, "an integer >= 2 (a variance needs at least two draws)",
+                          f"set {field_name} to an integer >= 2, e.g. {field_name} = 5")
     return m

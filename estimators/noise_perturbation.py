@@ -58,7 +58,8 @@ class NoisePerturbationEstimator(WindowedVarianceEstimator):
                  keep_steps: bool = False) -> None:
         super().__init__(m=m, window=window, keep_steps=keep_steps)
         if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not math.isfinite(sigma) or sigma <= 0:
-            raise ConfigError("sigma", sigma, "a finite number > 0 (perturbation scale in data units)")
+            raise ConfigError("sigma", sigma, "a finite number > 0 (perturbation scale in data units)",
+                              "set sigma = 0.1 (a scale of [-1, 1] images)")
         self.sigma = float(sigma)
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:

@@ -167,7 +167,8 @@ def finished_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("damage", [truncate, binary, empty, columnless], ids=lambda d: d.__name__)
-def test_leaderboard_of_a_run_with_a_damaged_metrics_file(damage, finished_run, tmp_path, capsys):
+def test_leaderboard_of_a_run_with_a_damaged_metrics_file(damage, finished_run, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("UQBENCH_EXTRA_PRESETS", "tests.toy_preset:ToyPreset")  # the leaderboard reloads the weights
     run = tmp_path / "run"
     shutil.copytree(finished_run, run)
     assert main(["leaderboard", str(finished_run), "--out", str(tmp_path / "ok-board")]) == 0  # intact: fine

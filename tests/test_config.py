@@ -1,6 +1,8 @@
 """Config validation: every bad field is named in the error."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from benchmark.config import load_config, parse_config
@@ -122,3 +124,11 @@ def test_config_must_be_utf8(tmp_path):
         load_config(path)
     path.write_bytes('\ufeff[run]\npreset = "digits"\nnum_samples = 24\nkeep = 20\n'.encode("utf-8"))  # BOM is fine
     assert load_config(path).preset == "digits"
+
+
+def test_the_precision_recall_k_message_gives_a_fix_that_works():
+    """k >= K: the fix names a k that is valid for this K (it once said "set k = 3" when K = 3)."""
+    for keep, fix in ((3, "set k <= 2 or raise run.keep above 3"), (1, "Fix: raise run.keep above 3")):
+        with pytest.raises(ConfigError, match=re.escape(fix)):
+            parse_config({"run": {"preset": "digits", "num_samples": 12, "keep": keep},
+                          "protocols": {"precision_recall": {"k": 3}}})

@@ -168,6 +168,8 @@ def test_a_hub_id_naming_a_dit_pipeline_loads_its_snapshot(dit_folder, monkeypat
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda repo, name: str(dit_folder / name))
     monkeypatch.setattr(huggingface_hub, "snapshot_download",
                         lambda repo, allow_patterns: asked.append((repo, allow_patterns)) or str(dit_folder))
+    monkeypatch.setattr("benchmark.models.loading.hub_reachable", lambda endpoint, timeout=3.0: True)  # the probe
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     model = load_model("someone/tiny-dit")
     assert isinstance(model.denoiser, DiTDenoiser) and asked[0][0] == "someone/tiny-dit"
     assert "transformer/*" in asked[0][1] and "vae/*" in asked[0][1]

@@ -123,8 +123,10 @@ def _run(args) -> int:
 
 
 def _leaderboard(args) -> int:
+    from benchmark.execution.run_dir import check_out_folder
     from benchmark.publish.site import write_leaderboard
 
+    check_out_folder(args.out)  # a file, a dangling link or a read-only place: exit 2 before any run is read
     md, page = write_leaderboard(args.runs, args.out)
     print(f"leaderboard: {md}\nsite: {page}")
     return 0
@@ -150,6 +152,11 @@ def _regress(args) -> int:
         if not (math.isfinite(tol) and tol >= 0):
             raise ConfigError(flag, tol, "a finite tolerance >= 0", f"e.g. {flag} 0.05")
     if args.write_baseline:
+        if args.baseline.is_dir() or args.baseline.parent.exists() and not args.baseline.parent.is_dir():
+            raise ConfigError("--baseline", str(args.baseline), "the path of a CSV file to write, but "
+                              f"{args.baseline if args.baseline.is_dir() else args.baseline.parent} is "
+                              f"{'a folder' if args.baseline.is_dir() else 'a file'}",
+                              "give a file name, e.g. --baseline results/baselines/mine.csv")
         run = read_metrics(args.run, columns=REGRESS_COLUMNS)
         run = run[~run.metric.isin(TIMING_METRICS)]
         frame = make_baseline(run, {}, (args.abs_tol, args.rel_tol))

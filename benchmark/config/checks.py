@@ -71,7 +71,7 @@ def check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n:
         k = protocols["precision_recall"]["k"]
         if k >= keep:
             raise ConfigError("protocols.precision_recall.k", k, f"k < K = {keep} (the k-th neighbour must exist in "
-                              "the kept set)", f"set k = 3 or raise run.keep above {k}")
+                              "the kept set)", (f"set k <= {keep - 1} or " if keep > 1 else "") + f"raise run.keep above {k}")
 
 
 def window_has_steps(window: Any, steps: int, where: str) -> None:

@@ -176,3 +176,27 @@ def _toml(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml(v) for v in value) + "]"
     return repr(value)
+
+
+def table(value: Any, where: str) -> dict[str, Any]:
+    """A TOML table as a dict (an empty table may come as None)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(where, value, "a table of keys", f"write it as a [{where}] table with key = value lines")
+    return dict(value)
+
+
+def located(err: ConfigError, section: str) -> ConfigError:
+    """The same error with its field placed in the config, e.g. `m = 1 ...` -> `estimators.sensitivity.m = 1 ...`."""
+    located = ConfigError(f"{section}.{err.field}", None, "")
+    located.args = (f"{section}.{err}",)
+    return located
+
+
+def no_unknown(where: str, section: dict[str, Any], allowed: set[str]) -> None:
+    """Refuse the first key of `section` not in `allowed`, naming the known ones."""
+    unknown = sorted(set(section) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(sorted(allowed))}",
+                          "correct the spelling or remove the key")

@@ -18,7 +18,13 @@ from typing import Any
 import tomllib
 
 from benchmark.config.checks import MIN_FID_SAMPLES, check_protocol_needs, parameter_rule, window_has_steps  # noqa: F401
+from benchmark.config.estimator_tables import EstimatorSpec  # noqa: F401 (re-exported)
+from benchmark.config.estimator_tables import check_application_needs as _check_application_needs
+from benchmark.config.estimator_tables import estimator_specs as _estimators
 from benchmark.config.fields import Field, check, default_of
+from benchmark.config.fields import located as _located
+from benchmark.config.fields import no_unknown as _no_unknown
+from benchmark.config.fields import table as _table
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
@@ -51,7 +57,7 @@ DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "aug
 #: the code that reads it
 RUN_FIELDS: dict[str, Field] = {
     "steps": Field("int", 50, low=1),
-    "num_samples": Field("int", 600, low=2),
+    "num_samples": Field("int", 600, low=2, high=10**6, fix="set num_samples = 600 (at most 1000000: every sample is held in memory)"),
     "keep": Field("int", 500, low=1),
     "keep_fraction": Field("float", 5 / 6, low=0, high=1, open_low=True, fix="e.g. keep_fraction = 0.833 (5/6, as in the papers)"),
     "seed": Field("int", 0, low=0),
@@ -62,7 +68,7 @@ RUN_FIELDS: dict[str, Field] = {
                           fix='set run.multiplicity = "holm" (family-wise error, the default), "bh" (false discovery '
                               'rate) or "none"'),
     "device": Field("str", "cpu", pattern=r"cpu|cuda(:[0-9]+)?|mps", fix='set run.device = "cpu" (or "cuda", "cuda:1")'),
-    "threads": Field("int", 1, low=1),
+    "threads": Field("int", 1, low=1, high=1024, fix="set threads = 1 (at most 1024; about the CPU cores of the machine)"),
     "name": Field("str", "run", pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
                   fix='use a plain folder name (letters, digits, . _ + -; no "/" or ".."), e.g. name = "smoke"'),
     "preset": Field("str", None, pattern=r"\S.*", fix="set run.preset (python -m benchmark list)"),
@@ -113,21 +119,6 @@ PROTOCOL_RULES: dict[str, Field] = {
 
 
 @dataclass(frozen=True)
-class EstimatorSpec:
-    """One [estimators.<name>] table. `name` is the instance name (rows, plots, leaderboard); `type` the
-    registered estimator it instantiates (defaults to `name`, so `[estimators.sensitivity]` needs no type);
-    `params` its constructor parameters (without `type`)."""
-
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)
-    type: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.type:
-            object.__setattr__(self, "type", self.name)
-
-
-@dataclass(frozen=True)
 class RunConfig:
     preset: str
     sampler: str = "ddim"
@@ -146,7 +137,7 @@ class RunConfig:
     source: str = ""
     model: Any = None  # benchmark.models.loading.ModelSpec of a [model] section (None: the preset's model)
     data: Any = None  # benchmark.data.user_data.DataSpec of a [data] section (None: the preset's data)
-    plugins: tuple[str, ...] = ()  # run.plugins, as written
+    plugins: tuple[str, ...] = ()  # run.plugins: module names as written, .py files as absolute paths
     guidance_scale: float = 1.0  # classifier-free guidance w (1 = off); benchmark.models.guided
     prompts: tuple[str, ...] = ()  # of a text-conditioned model (run.prompts, or read from run.prompts_file)
     prompts_file: str | None = None
@@ -230,11 +221,11 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
                           "[protocols.*]")
     run = _section(data, "run")
     _no_unknown("run", run, RUN_KEYS)
-    from benchmark.config.plugins import load_plugins
+    from benchmark.config.plugins import load_plugins, resolved_plugins
 
     base_dir = Path(source).resolve().parent if source else None
-    plugins = tuple(run.get("plugins", ()))
     load_plugins(run.get("plugins", []), base_dir=base_dir)  # before [estimators.*] names are checked
+    plugins = resolved_plugins(run.get("plugins", ()), base_dir)  # .py paths absolute: config.json reads back anywhere
     typed = {key: check(RUN_FIELDS[key], run[key], f"run.{key}") for key in run if key in RUN_FIELDS}
     run_preset = preset or typed.get("preset") or run.get("model")
     model, data_spec, run_preset = _model_and_data(data, run_preset, base_dir)
@@ -283,41 +274,6 @@ def _conditioning(typed: dict[str, Any], base_dir: Path | None) -> dict[str, Any
             "pixel_maps": typed.get("pixel_maps", "upsample"), "decoder_mc_samples": int(typed.get("decoder_mc_samples", 8))}
 
 
-def _estimators(section: dict[str, Any], steps: int) -> tuple[EstimatorSpec, ...]:
-    """The `[estimators.<instance>]` tables, each checked against its estimator's constructor and declared needs
-    (estimators.requirements: constructor arguments the run supplies are not config keys; the shared posterior's fit
-    settings are, on every estimator that asks for a posterior)."""
-    import estimators as registry
-    from estimators.requirements import POSTERIOR_FIT_KEYS, config_keys, fit_settings, requirements_of
-
-    specs = []
-    for instance, params in section.items():
-        params = _table(params, f"estimators.{instance}")
-        name = params.pop("type", instance)
-        if name not in registry.available():
-            field_name = f"estimators.{instance}" + (".type" if "type" in (section[instance] or {}) else "")
-            raise ConfigError(field_name, name, f"a registered estimator: {', '.join(registry.available())}",
-                              f'set type = "<estimator>" in [estimators.{instance}] for a named variant, or add '
-                              "the estimator's module to run.plugins (python -m benchmark list)")
-        cls = registry.get_class(name)
-        _no_unknown(f"estimators.{instance}", params, config_keys(cls, registry.parameters(name)))
-        params = {k: check(parameter_rule(cls, k), v, f"estimators.{instance}.{k}") for k, v in params.items()}
-        build_params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in params.items()
-                        if k not in POSTERIOR_FIT_KEYS or not requirements_of(cls).posterior}
-        try:
-            registry.create(name, **build_params)  # validates names and values now, before any work
-        except ConfigError as err:
-            raise _located(err, f"estimators.{instance}") from None
-        window = params["window"] if "window" in params else parameter_rule(cls, "window").default
-        if window is not None:  # given, or the constructor's default window: either must hold a step of the run
-            window_has_steps(window, steps, f"estimators.{instance}.window")
-        specs.append(EstimatorSpec(instance, params, type=name))
-    fit_settings([(s.name, s.params) for s in specs if requirements_of(registry.get_class(s.type)).posterior])
-    if "random" not in section:
-        specs.insert(0, EstimatorSpec("random", {}))
-    return tuple(specs)
-
-
 def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, params in section.items():
@@ -347,23 +303,6 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
     return out
 
 
-def _check_application_needs(protocols: dict[str, dict[str, Any]], estimators: tuple[EstimatorSpec, ...]) -> None:
-    """augmentation needs an estimator that provides a state variance (class attribute `state_variance`);
-    rectification one besides the `random` floor."""
-    import estimators as registry
-
-    if "augmentation" in protocols and not any(getattr(registry.get_class(e.type), "state_variance", False)
-                                               for e in estimators):
-        providers = [n for n in registry.available() if getattr(registry.get_class(n), "state_variance", False)]
-        raise ConfigError("protocols.augmentation", "enabled", "a run with an estimator that propagates a state "
-                          f"variance ({', '.join(providers) or 'none is registered'})",
-                          f"add [estimators.{providers[0] if providers else '<name>'}] or disable the protocol "
-                          "(enabled = false)")
-    if "rectification" in protocols and all(e.type == "random" for e in estimators):
-        raise ConfigError("protocols.rectification", "enabled", "a run with an estimator besides random",
-                          "add an [estimators.<name>] table or disable the protocol (enabled = false)")
-
-
 def _keep(run: dict[str, Any], n: int) -> int:
     if "keep" in run and "keep_fraction" in run:
         raise ConfigError("run.keep", run["keep"], "give either keep (K) or keep_fraction, not both",
@@ -380,26 +319,3 @@ def _keep(run: dict[str, Any], n: int) -> int:
 
 def _section(data: dict[str, Any], name: str) -> dict[str, Any]:
     return _table(data.get(name, {}), name)
-
-
-def _table(value: Any, where: str) -> dict[str, Any]:
-    """A TOML table as a dict (an empty table may come as None)."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(where, value, "a table of keys", f"write it as a [{where}] table with key = value lines")
-    return dict(value)
-
-
-def _located(err: ConfigError, section: str) -> ConfigError:
-    """The same error with its field placed in the config, e.g. `m = 1 ...` -> `estimators.sensitivity.m = 1 ...`."""
-    located = ConfigError(f"{section}.{err.field}", None, "")
-    located.args = (f"{section}.{err}",)
-    return located
-
-
-def _no_unknown(where: str, section: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(section) - allowed)
-    if unknown:
-        raise ConfigError(f"{where}.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(sorted(allowed))}",
-                          "correct the spelling or remove the key")

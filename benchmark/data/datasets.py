@@ -37,12 +37,14 @@ DIGITS_TEST_FRACTION = 0.2
 
 @dataclass
 class ImageDataset:
-    """images float32 [N,C,H,W] in [-1, 1]; labels long [N] (or None); `num_classes` labels 0..K-1."""
+    """images float32 [N,C,H,W] in [-1, 1]; labels long [N] (or None); `num_classes` labels 0..K-1;
+    `unlabelled_because`: why images without labels have none, when the layout looks labelled (one class subfolder)."""
 
     images: torch.Tensor
     labels: torch.Tensor | None
     num_classes: int | None
     name: str
+    unlabelled_because: str | None = None
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
@@ -56,7 +58,7 @@ class ImageDataset:
         if n is None:
             return self
         labels = None if self.labels is None else self.labels[:n]
-        return ImageDataset(self.images[:n], labels, self.num_classes, self.name)
+        return ImageDataset(self.images[:n], labels, self.num_classes, self.name, self.unlabelled_because)
 
 
 def load_dataset(name: str, split: str = "train", root: str | Path | None = None,

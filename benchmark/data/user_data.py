@@ -1,8 +1,11 @@
 """The `[data]` section: a built-in dataset or the user's own images (a folder of PNG/JPEG files, class subfolders
-as labels, or an .npy/.npz array), and reference statistics."""
+as labels, or an .npy/.npz array), reference statistics, and the data's own domain classifier (`classifier_file`,
+`check_classifier`)."""
 from __future__ import annotations
 
+import hashlib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +16,9 @@ from benchmark.data.datasets import DATASETS, ImageDataset, load_dataset
 from benchmark.data.value_range import VALUE_RANGES, to_unit_range
 from benchmark.errors import ConfigError
 
-DATA_KEYS = ("name", "path", "reference_stats", "range")
+DATA_KEYS = ("name", "path", "reference_stats", "range", "classifier")
+CLASSIFIER_FILE = "domain_classifier.pt"  # in an image folder; beside an array file as <stem>.domain_classifier.pt
+TRAIN_CLASSIFIER = "python -m benchmark train --what classifier --data"
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 ARRAY_SUFFIXES = (".npy", ".npz")
@@ -27,13 +32,16 @@ class DataSpec:
     `name`: a built-in dataset (digits, fashion, gmm); or `path`: a folder of PNG/JPEG images or an .npy/.npz
     array [N,C,H,W] or [N,H,W,C] (see `load_image_folder`, `load_image_array`). `reference_stats`: an .npz
     with `mu` and `sigma` (clean-fid's format, optionally `n`) of the Inception pool3 features of the reference
-    set; without it the statistics are computed from the data and cached by content hash.
+    set; without it the statistics are computed from the data and cached by content hash. `classifier`: a domain
+    classifier file trained on this data (`python -m benchmark train --what classifier --data PATH --out FILE`);
+    without it the one at `default_classifier_path(path)` serves when it exists.
     """
 
     name: str | None = None
     path: str | None = None
     reference_stats: str | None = None
     value_range: str | None = None  # [data] range of a float array: "0,1", "-1,1" or "0,255" (None: infer or refuse)
+    classifier: str | None = None  # [data] classifier: a DomainClassifier file (None: the default place, if there)
 
     @property
     def label(self) -> str:
@@ -52,6 +60,16 @@ class DataSpec:
     def load_reference_stats(self):
         """The `reference_stats` file as metrics.FeatureStats, or None when none is named."""
         return None if self.reference_stats is None else load_reference_stats(self.reference_stats)
+
+    def classifier_file(self) -> Path | None:
+        """The data's own domain classifier: `classifier` when given, else `default_classifier_path(path)` when
+        that file exists, else None (a built-in dataset: its preset's classifier serves)."""
+        if self.classifier is not None:
+            return Path(self.classifier)
+        if self.path is None:
+            return None
+        default = default_classifier_path(self.path)
+        return default if default.is_file() else None
 
 
 def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> DataSpec:
@@ -82,13 +100,20 @@ def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> Da
     if value_range is not None and name is not None:
         raise ConfigError("data.range", value_range, "only with data.path (a built-in dataset knows its range)",
                           "remove data.range")
+    classifier = section.get("classifier")
+    if classifier is not None:
+        if name is not None:
+            raise ConfigError("data.classifier", classifier, "only with data.path (a built-in dataset uses its "
+                              "preset's classifier)", "remove data.classifier")
+        classifier = _existing(classifier, base_dir, "data.classifier", f"a classifier file written by `"
+                               f"{TRAIN_CLASSIFIER} {path} --out FILE`")
     return DataSpec(name=name, path=path, reference_stats=stats,
-                    value_range=None if value_range is None else value_range.replace(" ", ""))
+                    value_range=None if value_range is None else value_range.replace(" ", ""), classifier=classifier)
 
 
 def _existing(path: object, base_dir: Path | None, field: str, what: str) -> str:
     if not isinstance(path, str) or not path:
-        raise ConfigError(field, path, what)
+        raise ConfigError(field, path, what, f'give a path as a string, e.g. {field.split(".")[-1]} = "..."')
     candidate = Path(path).expanduser()
     if not candidate.is_absolute() and base_dir is not None and (base_dir / candidate).exists():
         candidate = base_dir / candidate
@@ -110,7 +135,8 @@ def load_reference_stats(path: str | Path):
         raise ConfigError("data.reference_stats", str(path), f"an .npz with arrays mu and sigma ({err})",
                           "save it with np.savez(path, mu=mu, sigma=sigma)") from None
     if mu.ndim != 1 or sigma.shape != (mu.size, mu.size):
-        raise ConfigError("data.reference_stats", str(path), f"mu [D] and sigma [D, D], got {mu.shape}, {sigma.shape}")
+        raise ConfigError("data.reference_stats", str(path), f"mu [D] and sigma [D, D], got {mu.shape}, {sigma.shape}",
+                          "save it with np.savez(path, mu=features.mean(0), sigma=np.cov(features, rowvar=False))")
     return FeatureStats(mu=mu, sigma=sigma, n=n)
 
 
@@ -158,11 +184,15 @@ def load_image_folder(folder: Path, classes: list[str] | None = None) -> ImageDa
                           "put the images there or point data.path at the right folder")
     arrays = []
     for file in files:
-        with Image.open(file) as img:
-            grey = img.mode in ("1", "L", "LA", "I", "I;16")
-            if img.mode in ("I", "I;16"):
-                img = img.point(lambda v: v / 256)  # 16-bit grey to 8-bit
-            array = np.asarray(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+        try:
+            with Image.open(file) as img:
+                grey = img.mode in ("1", "L", "LA", "I", "I;16")
+                if img.mode in ("I", "I;16"):
+                    img = img.point(lambda v: v / 256)  # 16-bit grey to 8-bit
+                array = np.asarray(img.convert("L" if grey else "RGB"), dtype=np.uint8)
+        except (OSError, ValueError, SyntaxError) as err:  # truncated, corrupt or not an image (PIL's errors)
+            raise ConfigError("data.path", str(file), f"a readable image ({type(err).__name__}: {err})",
+                              f"remove or re-save {file}") from None
         array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         if arrays and array.shape != arrays[0].shape:
             raise ConfigError("data.path", str(file), f"images of one shape: {files[0].name} is "
@@ -171,7 +201,11 @@ def load_image_folder(folder: Path, classes: list[str] | None = None) -> ImageDa
         arrays.append(array)
     images = torch.from_numpy(np.stack(arrays).astype(np.float32) / 127.5 - 1.0)
     if classes is None:
-        return ImageDataset(images, None, None, folder.name)
+        parents = {f.parent for f in files}
+        single = len(parents) == 1 and next(iter(parents)).parent == folder  # <folder>/<one class>/*.png
+        return ImageDataset(images, None, None, folder.name, unlabelled_because=(
+            f"one class subfolder ({next(iter(parents)).name}/) only: labels need >= 2 class subfolders"
+            if single else None))
     labels = torch.tensor([classes.index(f.parent.name) for f in files], dtype=torch.long)
     return ImageDataset(images, labels, len(classes), folder.name)
 
@@ -187,32 +221,59 @@ def load_image_array(path: Path, split: str, value_range: str | None = None) -> 
     .npz's `labels` array (with its one image array) or `train_labels` / `test_labels` (with `train` / `test`);
     the number of classes is 1 + the largest label in the file.
     """
-    labels, num_classes = None, None
-    if path.suffix.lower() == ".npz":
-        with np.load(path) as blob:
-            keys = [k for k in blob.files if k not in LABEL_KEYS]
-            key = split if split in keys else (keys[0] if len(keys) == 1 else None)
-            if key is None:
-                raise ConfigError("data.path", str(path), f"an .npz with one array or with train/test arrays "
-                                  f"(it holds {', '.join(blob.files)})",
-                                  "save it with np.savez(path, train=..., test=...)")
-            array = blob[key]
-            label_key = "labels" if key not in ("train", "test") else f"{key}_labels"
-            if label_key in blob.files:
-                labels = _checked_labels(path, label_key, blob[label_key], array.shape[0])
-                num_classes = 1 + max(int(blob[k].max()) for k in LABEL_KEYS if k in blob.files and blob[k].size)
-    else:
-        array = np.load(path)
+    labels, num_classes, key = None, None, path.name
+    try:
+        if path.suffix.lower() == ".npz":
+            with np.load(path) as blob:
+                keys = [k for k in blob.files if k not in LABEL_KEYS]
+                key = split if split in keys else (keys[0] if len(keys) == 1 else None)
+                if key is None:
+                    raise ConfigError("data.path", str(path), f"an .npz with one array or with train/test arrays "
+                                      f"(it holds {', '.join(blob.files)})",
+                                      "save it with np.savez(path, train=..., test=...)")
+                array = _array(path, key, blob)
+                label_key = "labels" if key not in ("train", "test") else f"{key}_labels"
+                if label_key in blob.files:
+                    labels = _checked_labels(path, label_key, _array(path, label_key, blob), array.shape[0])
+                    num_classes = 1 + max(int(blob[k].max()) for k in LABEL_KEYS if k in blob.files and blob[k].size)
+        else:
+            array = _array(path, None, None)
+    except ConfigError:
+        raise
+    except (OSError, EOFError, ValueError, zipfile.BadZipFile) as err:  # empty, truncated, not an array file
+        raise ConfigError("data.path", str(path), f"a readable .npy/.npz array file ({type(err).__name__}: {err})",
+                          f"re-save {path.name} with np.save / np.savez (or remove it from data.path)") from None
+    if np.issubdtype(array.dtype, np.floating) and not np.isfinite(array).all():
+        raise ConfigError(f"data.path ({key})", str(path), f"finite image values, but {int((~np.isfinite(array)).sum())} "
+                          f"values of array {key!r} are NaN or infinite",
+                          f"repair or drop those images (np.isfinite) and re-save {path.name}")
     if array.ndim != 4:
-        raise ConfigError("data.path", str(path), f"an array [N,C,H,W] or [N,H,W,C], got shape {array.shape}")
+        raise ConfigError("data.path", str(path), f"an array [N,C,H,W] or [N,H,W,C], got shape {array.shape}",
+                          "save the images as one 4-d array (a single grey image set: images[:, None])")
     if array.shape[1] not in (1, 3) and array.shape[-1] in (1, 3):
         array = array.transpose(0, 3, 1, 2)
     elif array.shape[1] not in (1, 3):
-        raise ConfigError("data.path", str(path), f"1 or 3 channels in dim 1 or dim 3, got shape {array.shape}")
+        raise ConfigError("data.path", str(path), f"1 or 3 channels in dim 1 or dim 3, got shape {array.shape}",
+                          "save grey (1 channel) or RGB (3 channels) images, [N,C,H,W] or [N,H,W,C]")
     array = to_unit_range(array, path, value_range)
     return ImageDataset(torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)), labels, num_classes,
                         path.stem)
 
+
+
+def _array(path: Path, key: str | None, blob) -> np.ndarray:
+    """One array of an .npz (`blob[key]`) or the .npy file; an object array (pickled Python objects, not loaded:
+    unpickling runs code) is a ConfigError naming the array."""
+    try:
+        return np.load(path) if blob is None else blob[key]
+    except ValueError as err:
+        if "allow_pickle" not in str(err):
+            raise
+        name = f"data.path ({key})" if key else "data.path"
+        raise ConfigError(name, str(path), f"a numeric array, but {'array ' + repr(key) if key else 'it'} holds "
+                          "Python objects (dtype object; not loaded, since unpickling runs code)",
+                          "save the images as numbers, e.g. np.savez(path, images=np.asarray(images, dtype=np.uint8))"
+                          ) from None
 
 
 def _checked_labels(path: Path, key: str, labels: np.ndarray, count: int) -> torch.Tensor:
@@ -223,3 +284,71 @@ def _checked_labels(path: Path, key: str, labels: np.ndarray, count: int) -> tor
                           f"(got dtype {labels.dtype}, shape {labels.shape})",
                           "save them with np.savez(path, ..., labels=np.array(labels, dtype=np.int64))")
     return torch.from_numpy(labels.astype(np.int64))
+
+
+# ----------------------------------------------------------------------------- the data's domain classifier
+
+def default_classifier_path(path: str | Path) -> Path:
+    """Where `train --what classifier --data PATH` writes and a run on PATH looks: PATH/domain_classifier.pt for a
+    folder (it moves with the images; not an image, so never read as data), else PATH's sibling
+    <stem>.domain_classifier.pt."""
+    path = Path(path)
+    return path / CLASSIFIER_FILE if path.is_dir() else path.with_name(f"{path.stem}.{CLASSIFIER_FILE}")
+
+
+_FINGERPRINTS: dict[tuple, str] = {}
+
+
+def data_fingerprint(path: str | Path, value_range: str | None = None) -> str:
+    """sha256 of what the images and labels are read from: an array file's bytes, or a folder's sorted (relative
+    path, bytes) of its PNG/JPEG files (class subfolder names included; other files, the classifier among them,
+    left out), plus the declared value range. Memoised per process by the files' sizes and modification times."""
+    path = Path(path).resolve()
+    files = image_files(path) if path.is_dir() else [path]
+    key = (str(path), value_range, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key not in _FINGERPRINTS:
+        digest = hashlib.sha256(f"range={value_range}\n".encode())
+        for file in files:
+            digest.update(f"{file.relative_to(path).as_posix() if path.is_dir() else file.name}\0".encode())
+            with open(file, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+        _FINGERPRINTS[key] = digest.hexdigest()
+    return _FINGERPRINTS[key]
+
+
+_SUMMARIES: dict[str, tuple] = {}
+
+
+def _shape_and_classes(spec: DataSpec) -> tuple[tuple[int, int, int], int | None]:
+    """(sample shape, class count) of the train split, memoised by the data's fingerprint (a run checks its
+    classifier several times; the images are read once)."""
+    key = data_fingerprint(str(spec.path), spec.value_range)
+    if key not in _SUMMARIES:
+        train = spec.load("train")
+        _SUMMARIES[key] = (train.sample_shape, train.num_classes)
+    return _SUMMARIES[key]
+
+
+def check_classifier(spec: DataSpec, classifier, where: str | Path) -> None:
+    """Refuse (ConfigError naming data.classifier, with the command that retrains it) a domain classifier that
+    does not fit the data of `spec`: another channel count or image size (the classifier pads internally, it is
+    never resized silently), another class count, or (when it records one) another data fingerprint."""
+    (c, h, w), num_classes = _shape_and_classes(spec)
+    fix = f"retrain it on this data: `{TRAIN_CLASSIFIER} {spec.path}" + (
+        f" --out {where}`" if spec.classifier is not None else "`")
+    have_hw = tuple(getattr(classifier, "hw", (classifier.image_size,) * 2))
+    problems = []
+    if (classifier.in_channels, *have_hw) != (c, h, w):
+        problems.append(f"it takes {classifier.in_channels}x{have_hw[0]}x{have_hw[1]} images (C x H x W), "
+                        f"the data's are {c}x{h}x{w}")
+    if num_classes is not None and classifier.num_classes != num_classes:
+        problems.append(f"it has {classifier.num_classes} classes, the data {num_classes}")
+    record = getattr(classifier, "trained_on", None) or {}
+    if not problems and record.get("fingerprint") and record["fingerprint"] != data_fingerprint(spec.path,
+                                                                                                spec.value_range):
+        problems.append(f"it was trained on other contents of the data (fingerprint {record['fingerprint'][:12]}, "
+                        f"the data now {data_fingerprint(spec.path, spec.value_range)[:12]}): the data changed since")
+    if problems:
+        raise ConfigError("data.classifier", str(where),
+                          f"a classifier trained on this data, but {'; '.join(problems)}", fix)

@@ -26,10 +26,7 @@ def check_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
     of the same config (resume); raises ConfigError when it is a file or below one, cannot be written, is locked
     by a live run, is a foreign folder, a finished run (without `overwrite`) or an unfinished run of another
     config (without `overwrite`)."""
-    if out.exists() and not out.is_dir():
-        raise ConfigError("--out", str(out), "a directory path, but a file of that name exists",
-                          "choose another --out or remove the file")
-    _check_writable(out)
+    check_out_folder(out)
     saved = out / "config.json"
     if not out.is_dir() or not any(not p.name.startswith(".") for p in out.iterdir()):
         return False  # new or empty (a hidden temporary file of a write killed half-way does not count)
@@ -54,19 +51,34 @@ def check_run_dir(out: Path, config: RunConfig, *, overwrite: bool) -> bool:
     return True
 
 
-def _check_writable(out: Path) -> None:
+def check_out_folder(out: Path, field: str = "--out") -> None:
+    """`out` can become (or is) a folder this process writes: not a file, not a dangling symbolic link, not below a
+    file, writable (ConfigError naming `field`, read-only: nothing is left behind)."""
+    if out.is_symlink() and not out.exists():
+        raise ConfigError(field, str(out), f"a folder path, but it is a symbolic link to {out.readlink()}, which does "
+                          "not exist", "remove the link, create the folder it points to, or choose another " + field)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(field, str(out), "a directory path, but a file of that name exists",
+                          f"choose another {field} or remove the file")
+    _check_writable(out, field)
+
+
+def _check_writable(out: Path, field: str = "--out") -> None:
     """`out` (or the folder it would be created in) must be a folder this process can write: probed by
     creating and removing a hidden temporary folder, so nothing is left."""
     anchor = out
     while not anchor.exists() and anchor != anchor.parent:
+        if anchor.is_symlink():  # a dangling link on the way: mkdir would fail with "File exists"
+            raise ConfigError(field, str(out), f"a folder path, but {anchor} is a symbolic link to "
+                              f"{anchor.readlink()}, which does not exist", f"remove the link or choose another {field}")
         anchor = anchor.parent
     if not anchor.is_dir():
-        raise ConfigError("--out", str(out), f"a folder path, but {anchor} is a file", "choose another --out")
+        raise ConfigError(field, str(out), f"a folder path, but {anchor} is a file", f"choose another {field}")
     try:
         probe = tempfile.mkdtemp(prefix=".uqbench-probe-", dir=anchor)
     except OSError as err:
-        raise ConfigError("--out", str(out), f"a folder this process can write ({anchor}: {err.strerror})",
-                          "choose a writable --out (a read-only or protected file system cannot hold a run)") from None
+        raise ConfigError(field, str(out), f"a folder this process can write ({anchor}: {err.strerror})",
+                          f"choose a writable {field} (a read-only or protected file system cannot hold it)") from None
     Path(probe).rmdir()
 
 

@@ -86,10 +86,51 @@ def load_folder_or_hub(path: str, *, num_classes: int | None = None, last_layer:
             "UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors).")
     from benchmark.models.pipelines import hub_pipeline_folder
 
+    if path.count("/") == 1 and not path.startswith((".", "/", "~")) and Path(path).suffix == "":
+        check_hub_available(path)  # offline or no network: one line now, not minutes of retries
     snapshot = hub_pipeline_folder(path) if path.count("/") == 1 else None  # DiT / SD / PixArt / latent pipelines
     if snapshot is not None:
         return load_folder_or_hub(str(snapshot), num_classes=num_classes, last_layer=last_layer)
     return DiffusersUNet.from_pretrained(path, num_classes=num_classes, last_layer_name=last_layer)
+
+
+def hub_offline() -> bool:
+    """Whether downloads from the hub are switched off (HF_HUB_OFFLINE, read when asked, not at import)."""
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
+def hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub's host opens within `timeout` seconds (no request is sent)."""
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(endpoint)
+    try:
+        socket.create_connection((url.hostname or "", url.port or (443 if url.scheme == "https" else 80)),
+                                 timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def check_hub_available(hub_id: str) -> None:
+    """A hub id loads from the local cache, or is downloaded when downloads are allowed and the hub can be reached;
+    otherwise a ConfigError (exit 2) names model.path and the fix."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if any(isinstance(try_to_load_from_cache(hub_id, name), str)
+           for name in ("model_index.json", "config.json", "unet/config.json")):
+        return
+    fix = "give a local folder (saved with save_pretrained, or downloaded with `hf download " + hub_id + " --local-dir DIR`)"
+    if hub_offline():
+        raise ConfigError("model.path", hub_id, "a local folder, or a hub id in the local cache: HF_HUB_OFFLINE is "
+                          "set, so nothing is downloaded, and the cache does not hold it", fix +
+                          ", or unset HF_HUB_OFFLINE to allow the download")
+    endpoint = os.environ.get("HF_ENDPOINT", "").strip() or constants.ENDPOINT
+    if not hub_reachable(endpoint):
+        raise ConfigError("model.path", hub_id, f"a local folder, or a hub id that can be downloaded, but {endpoint} "
+                          "cannot be reached (no network?) and the local cache does not hold it", fix +
+                          ", or allow downloads (connect to the network, or set HF_ENDPOINT to a reachable mirror)")
 
 
 def _is_unet2d_folder(folder: Path) -> bool:
@@ -142,8 +183,10 @@ def model_spec_from_section(section: dict[str, Any], *, base_dir: Path | None = 
     num_classes = section.get("num_classes")
     if num_classes is not None and (not isinstance(num_classes, int) or isinstance(num_classes, bool)
                                     or num_classes < 1):
-        raise ConfigError("model.num_classes", num_classes, "an integer >= 1 (leave it out for an unconditional model)")
+        raise ConfigError("model.num_classes", num_classes, "an integer >= 1 (leave it out for an unconditional model)",
+                          "set num_classes to the model's number of classes, or remove the key")
     last_layer = section.get("last_layer")
     if last_layer is not None and (not isinstance(last_layer, str) or not last_layer):
-        raise ConfigError("model.last_layer", last_layer, 'a dotted module path such as "conv_out"')
+        raise ConfigError("model.last_layer", last_layer, 'a dotted module path such as "conv_out"',
+                          'e.g. last_layer = "conv_out", or remove the key')
     return ModelSpec(path=path, num_classes=num_classes, last_layer=last_layer)

@@ -57,7 +57,26 @@ def load_baseline(path: Path) -> pd.DataFrame:
     """The baseline CSV, checked (benchmark.report.metrics_file): bad files are ConfigError (exit 2)."""
     from benchmark.report.metrics_file import read_baseline
 
-    return read_baseline(Path(path))
+    frame = read_baseline(Path(path))
+    fix = "point --baseline at a file written by `regress --write-baseline` (see results/baselines/)"
+    for column in ("abs_tol", "rel_tol"):
+        negative = frame.index[frame[column].astype(float) < 0]
+        if len(negative):
+            line = int(negative[0]) + 2  # the header is line 1
+            raise ConfigError("--baseline", str(path), f"tolerances >= 0, but line {line} has {column} = "
+                              f"{float(frame[column].iloc[negative[0]]):g}", f"set {column} >= 0 on line {line}, or {fix}")
+    check_unique_keys(frame, "--baseline", str(path), f"remove the repeated line, or {fix}")
+    return frame
+
+
+def check_unique_keys(frame: pd.DataFrame, field: str, path: str, fix: str) -> None:
+    """One row per (protocol, estimator, metric): a repeated key would be compared twice with different values."""
+    repeated = frame.index[frame.duplicated(KEY, keep="first")]
+    if len(repeated):
+        row = frame.loc[repeated[0]]
+        first = int(frame.index[(frame[KEY] == row[KEY]).all(axis=1)][0]) + 2
+        raise ConfigError(field, path, f"one row per protocol, estimator, metric, but lines {first} and "
+                          f"{int(repeated[0]) + 2} are both {row.protocol}/{row.estimator}/{row.metric}", fix)
 
 
 #: (first word(s) of the metric's base name, (abs_tol, rel_tol)): the cross-machine tolerance of a metric kind (see the
@@ -100,7 +119,10 @@ def regress(baseline_path: Path, run_dir: Path) -> tuple[int, str]:
     if not Path(run_dir).is_dir():
         raise ConfigError("--run", str(run_dir), "a finished run folder", "run the config first")
     baseline = load_baseline(Path(baseline_path))
-    found = compare(baseline, read_metrics(Path(run_dir), columns=REGRESS_COLUMNS))
+    run = read_metrics(Path(run_dir), columns=REGRESS_COLUMNS)
+    check_unique_keys(run, "--run", str(Path(run_dir) / "metrics.csv"), "give a finished run folder (its metrics.csv "
+                      "is written once per run; rerun the config if it was edited)")
+    found = compare(baseline, run)
     if not found:
         return 0, f"OK: {len(baseline)} metrics within tolerance of {baseline_path}"
     lines = [f"REGRESSION: {len(found)} of {len(baseline)} metrics outside tolerance of {baseline_path}:"]

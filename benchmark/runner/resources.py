@@ -168,6 +168,9 @@ def check_labels(model, data, split: str, *, why: str = "", allow_unlabelled: bo
     fix = "put each class's images in a subfolder <data>/<class>/ (sorted names = labels 0..K-1) or use an .npz " \
           "with labels"
     if data.labels is None and not allow_unlabelled:
+        if getattr(data, "unlabelled_because", None):  # e.g. one class subfolder: a conditional model needs its classes
+            raise ConfigError("data", f"{data.name} ({split}): {data.unlabelled_because}", "images of the class-"
+                              f"conditional model's classes ({model.num_classes}), each class in its own subfolder", fix)
         raise ConfigError("data", f"{data.name} ({split}) without class labels", f"labelled images: the model is "
                           f"class-conditional ({model.num_classes} classes)" + (f" and {why}" if why else ""), fix)
     if data.num_classes is not None and data.num_classes > model.num_classes:
