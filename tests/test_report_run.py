@@ -14,7 +14,7 @@ import torch
 from benchmark.cli import main
 from benchmark.publish.validate import validate_run
 from tests.report_runs import copy_run, toy_run, use_toy_preset
-from tests.toy_preset import ToyPreset
+from tests.toy_preset import perturb_toy_weights
 
 
 @pytest.fixture(autouse=True)
@@ -121,15 +121,7 @@ def test_validate_names_what_is_wrong(tmp_path, capsys, change, message):
 def test_validate_notices_other_model_weights(tmp_path, monkeypatch):
     run = copy_run("base", tmp_path / "run")
     assert validate_run(run).ok
-    original = ToyPreset.load_model
-
-    def changed(self):
-        model = original(self)
-        with torch.no_grad():
-            next(model.parameters()).add_(1e-3)
-        return model
-
-    monkeypatch.setattr(ToyPreset, "load_model", changed)
+    perturb_toy_weights(monkeypatch)
     problems = validate_run(run).problems
     assert len(problems) == 1 and "model weights" in problems[0] and "differs" in problems[0]
     shutil.rmtree(run)

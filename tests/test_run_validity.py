@@ -29,7 +29,7 @@ from benchmark.publish.leaderboard import load_runs
 from benchmark.publish.validate import RunValidationError
 from benchmark.publish.validity import check_run
 from tests.helpers import tiny_unet
-from tests.toy_preset import ToyPreset
+from tests.toy_preset import ToyPreset, perturb_toy_weights
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = "tests.toy_preset:ToyPreset"
@@ -238,15 +238,7 @@ def test_other_weights_are_refused_by_the_leaderboard_too(runs, tmp_path, monkey
     """The bug: leaderboard skipped the weights check, so it accepted a run `validate` refused."""
     monkeypatch.setenv("UQBENCH_EXTRA_PRESETS", TOY)
     run = Path(shutil.copytree(runs["extra_preset"], tmp_path / "run"))
-    original = ToyPreset.load_model
-
-    def changed(self):
-        model = original(self)
-        with torch.no_grad():
-            next(model.parameters()).add_(1e-3)
-        return model
-
-    monkeypatch.setattr(ToyPreset, "load_model", changed)
+    perturb_toy_weights(monkeypatch)
     assert main(["validate", str(run)]) == 2
     assert "model weights: preset 'toy' now loads weights whose sha256 differs" in capsys.readouterr().err
     with pytest.raises(RunValidationError, match="model weights: preset 'toy' now loads weights"):

@@ -1,7 +1,6 @@
 """`benchmark train`: a few digits iterations, save/reload through the library's loaders, exact resume."""
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch

@@ -42,3 +42,16 @@ class ToyPreset:
 
     def reference_stats(self, feature: str):
         return None
+
+
+def perturb_toy_weights(monkeypatch, delta: float = 1e-3) -> None:
+    """From now on the toy preset's model has its first parameter shifted by `delta` (other weights than a run's)."""
+    original = ToyPreset.load_model
+
+    def changed(self):
+        model = original(self)
+        with torch.no_grad():
+            next(model.parameters()).add_(delta)
+        return model
+
+    monkeypatch.setattr(ToyPreset, "load_model", changed)
