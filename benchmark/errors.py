@@ -1,6 +1,9 @@
 """Error types of the suite. Every user-facing error names the field and the fix."""
 from __future__ import annotations
 
+import argparse
+import sys
+
 
 class UQBenchError(Exception):
     """Base class of errors caused by bad input; the CLI prints them and exits with code 2."""
@@ -41,3 +44,11 @@ class RunInterrupted(KeyboardInterrupt):
 #: the CLI's exit codes (a contract, documented in the README): success, `regress` found a regression,
 #: bad input (config, CLI arguments, files given), a fault during the run, interrupted by the user
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse with a one-line error (exit 2) that names the fix, instead of the usage block."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {self.prog}: {message}. Fix: see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)

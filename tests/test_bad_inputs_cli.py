@@ -201,7 +201,7 @@ def test_regress_exit_1_means_a_regression_and_a_crash_is_3(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("make, phrase", [
-    (lambda tmp, ref: tmp / "nope", "not a directory"),
+    (lambda tmp, ref: tmp / "nope", "a folder that `python -m benchmark run --out DIR` wrote"),
     (lambda tmp, ref: good_run(tmp), "unfinished: no manifest.json"),
     (lambda tmp, ref: damaged(lambda t: Path(shutil.copytree(ref, t / "copy")), truncate, "metrics.csv")(tmp),
      "metrics.csv"),
@@ -212,4 +212,21 @@ def test_validate_refuses_bad_run_folders_with_one_line(make, phrase, finished_r
     assert main(["validate", str(run), "--skip-weights"]) == 2
     line = capsys.readouterr().err.strip()
     assert "\n" not in line and "Traceback" not in line and str(run) in line and phrase in line, line
+    assert snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("argv, field, fix", [
+    (["validate", "{tmp}/a_file.txt"], "run folder = ", "give that folder"),
+    (["leaderboard", "{tmp}/a_file.txt", "--out", "{tmp}/board"], "run folder = ", "give that folder"),
+    (["leaderboard", "{tmp}/missing", "--out", "{tmp}/board"], "run folder = ", "give that folder"),
+    (["train", "--what", "classifier", "--epochs", "x"], "argument --epochs", "see `python -m benchmark train --help`"),
+    (["train", "--what", "nothing"], "argument --what", "see `python -m benchmark train --help`"),
+], ids=["validate a file", "leaderboard a file", "leaderboard a missing run", "train --epochs x", "train --what"])
+def test_run_arguments_that_are_no_run_and_bad_train_arguments_get_one_line(argv, field, fix, tmp_path, capsys):
+    (tmp_path / "a_file.txt").write_text("not a run")
+    before = snapshot(tmp_path)
+    code = main([a.format(tmp=tmp_path) for a in argv])
+    line = capsys.readouterr().err.strip()
+    assert code == 2 and line.startswith("error: ") and "\n" not in line, line
+    assert field in line and f"Fix: {fix}" in line, line
     assert snapshot(tmp_path) == before

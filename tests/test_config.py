@@ -78,7 +78,8 @@ def test_shipped_configs_parse():
     ({"protocols": {"cost": {"enabled": "false"}}}, "protocols.cost.enabled = 'false' is invalid: true or false"),
     ({"run": {"steps": 50.0}}, "run.steps = 50.0 is invalid: an integer >= 1"),
     ({"run": {"steps": True}}, "run.steps = True is invalid"),
-    ({"run": {"bootstrap": 5}}, "run.bootstrap = 5 is invalid: an integer >= 10. Fix: set bootstrap = 200"),
+    ({"run": {"bootstrap": 5}}, "run.bootstrap = 5 is invalid: an integer in [10, 100000]. Fix: set bootstrap = 200"),
+    ({"run": {"bootstrap": 10**9}}, "run.bootstrap = 1000000000 is invalid: an integer in [10, 100000]"),
     ({"run": {"features": "classifier"}}, "run.features = 'classifier' is invalid: a list of strings"),
     ({"run": {"device": "gpu"}}, "run.device = 'gpu' is invalid"),
     ({"run": {"name": "../../x"}}, "run.name = '../../x' is invalid"),
@@ -132,3 +133,11 @@ def test_the_precision_recall_k_message_gives_a_fix_that_works():
         with pytest.raises(ConfigError, match=re.escape(fix)):
             parse_config({"run": {"preset": "digits", "num_samples": 12, "keep": keep},
                           "protocols": {"precision_recall": {"k": 3}}})
+
+
+def test_run_model_is_only_another_spelling_of_run_preset():
+    """run.model = 5 beside run.preset was silently ignored."""
+    for run in ({"preset": "digits", "model": 5}, {"preset": "digits", "model": "fashion"}, {"model": 5}):
+        with pytest.raises(ConfigError, match=r"run\.model = .* Fix: remove run\.model and set run\.preset"):
+            parse_config({"run": run})
+    assert parse_config({"run": {"model": "digits"}}).preset == "digits"

@@ -15,17 +15,13 @@ import sys
 import traceback
 from pathlib import Path
 
-from benchmark.errors import EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, RunFault, RunInterrupted, UQBenchError
+from benchmark.errors import (EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED, ConfigError, OneLineParser, RunFault,
+                              RunInterrupted, UQBenchError)
 
 TIMING_METRICS = ("seconds_per_sample", "time_ratio")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with a one-line error (exit 2) that names the fix, instead of the usage block."""
-
-    def error(self, message: str):  # type: ignore[override]
-        print(f"error: {self.prog}: {message}. Fix: see `{self.prog} --help`", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
+_Parser = OneLineParser  # the CLI's parsers: one-line errors, exit 2
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -127,14 +123,24 @@ def _leaderboard(args) -> int:
     from benchmark.publish.site import write_leaderboard
 
     check_out_folder(args.out)  # a file, a dangling link or a read-only place: exit 2 before any run is read
+    for run in args.runs:
+        _check_run_folder(run)
     md, page = write_leaderboard(args.runs, args.out)
     print(f"leaderboard: {md}\nsite: {page}")
     return 0
 
 
+def _check_run_folder(run: Path) -> None:
+    """A run argument of validate / leaderboard must be a folder (exit 2 with the fix, before anything is read)."""
+    if not Path(run).is_dir():
+        raise ConfigError("run folder", str(run), "a folder that `python -m benchmark run --out DIR` wrote",
+                          "give that folder (a file or a missing path is not a run)")
+
+
 def _validate(args) -> int:
     from benchmark.publish.validate import validate_run
 
+    _check_run_folder(args.run)
     result = validate_run(args.run, check_weights=not args.skip_weights)
     print(result.describe(), file=sys.stdout if result.ok else sys.stderr)
     return 0 if result.ok else 2

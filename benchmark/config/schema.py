@@ -63,7 +63,7 @@ RUN_FIELDS: dict[str, Field] = {
     "seed": Field("int", 0, low=0),
     "batch_size": Field("int", 50, low=1),
     "features": Field("list[str]", ["classifier"], choices=FEATURES, fix='e.g. run.features = ["classifier"]'),
-    "bootstrap": Field("int", 200, low=10),
+    "bootstrap": Field("int", 200, low=10, high=100_000, fix="set bootstrap = 200 (at most 100000 replicates)"),
     "multiplicity": Field("str", "holm", choices=("holm", "bh", "none"),
                           fix='set run.multiplicity = "holm" (family-wise error, the default), "bh" (false discovery '
                               'rate) or "none"'),
@@ -227,6 +227,9 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     load_plugins(run.get("plugins", []), base_dir=base_dir)  # before [estimators.*] names are checked
     plugins = resolved_plugins(run.get("plugins", ()), base_dir)  # .py paths absolute: config.json reads back anywhere
     typed = {key: check(RUN_FIELDS[key], run[key], f"run.{key}") for key in run if key in RUN_FIELDS}
+    if "model" in run and (not isinstance(run["model"], str) or typed.get("preset") not in (None, run["model"])):
+        raise ConfigError("run.model", run["model"], "a preset name or model folder, and only instead of run.preset "
+                          "(it is another spelling of it)", "remove run.model and set run.preset")
     run_preset = preset or typed.get("preset") or run.get("model")
     model, data_spec, run_preset = _model_and_data(data, run_preset, base_dir)
     if not run_preset and model is None:

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from benchmark.data.datasets import DATASETS
 from benchmark.data.value_range import VALUE_RANGES
-from benchmark.errors import ConfigError, MissingAssetError
+from benchmark.errors import ConfigError, MissingAssetError, OneLineParser
 from benchmark.training import CHECKPOINT, TrainConfig, train_diffusion
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmark train",
+    p = OneLineParser(prog="python -m benchmark train",
                                 description="Train a diffusion UNet or a domain classifier on a built-in dataset, "
                                             "or a domain classifier on your own labelled images (--data).")
     p.add_argument("--what", choices=("diffusion", "classifier", "latent"), default="diffusion",
