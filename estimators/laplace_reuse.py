@@ -58,8 +58,9 @@ class LaplaceChoice:
                 "rejected": dict(self.rejected), "fit_labels": self.fit_labels}
 
 
-def mismatch(path: Path, settings: LaplaceSettings, digest: str) -> str | None:
-    """Why the posterior saved at `path` does not fit `settings` and the weights `digest` (None: it matches)."""
+def mismatch(path: Path, settings: LaplaceSettings, digest: str, prediction_type: str = "epsilon") -> str | None:
+    """Why the posterior saved at `path` does not fit `settings`, the weights `digest` and the model's prediction type
+    (None: it matches; a file saved before the type was recorded counts as epsilon)."""
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unreadable or foreign file: refit rather than fail
@@ -69,7 +70,8 @@ def mismatch(path: Path, settings: LaplaceSettings, digest: str) -> str | None:
     checks = (("weights_digest", state.get("weights_digest"), digest, "model weights sha256"),
               ("num_images", state.get("num_images"), settings.fit_images, "fit_images"),
               ("prior_precision", state.get("prior_precision"), float(settings.prior_precision), "prior_precision"),
-              ("hessian", state.get("hessian"), settings.hessian, "hessian"))
+              ("hessian", state.get("hessian"), settings.hessian, "hessian"),
+              ("prediction_type", state.get("prediction_type", "epsilon"), prediction_type, "prediction_type"))
     for _, saved, wanted, label in checks:
         if saved != wanted:
             return f"{label}: saved {saved!r}, run asks {wanted!r}"
@@ -80,11 +82,12 @@ def choose_posterior(model, settings: LaplaceSettings, candidates: list[Path | N
                                                                                                LaplaceChoice]:
     """(the first matching saved posterior, loaded, or None; the choice so far) among `candidates` in order."""
     digest = weights_digest(model)
+    kind = str(getattr(model, "prediction_type", "epsilon") or "epsilon")
     rejected: dict[str, str] = {}
     for path in candidates:
         if path is None or not path.is_file():
             continue
-        why = mismatch(path, settings, digest)
+        why = mismatch(path, settings, digest, kind)
         if why is None:
             la = LastLayerLaplace(model, prior_precision=settings.prior_precision, hessian=settings.hessian)
             return la.load(path), LaplaceChoice(path, "loaded", settings, digest, rejected)

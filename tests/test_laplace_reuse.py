@@ -42,6 +42,8 @@ def test_a_saved_posterior_is_reused_only_when_every_setting_matches(tmp_path):
     assert la is not None and choice.source == "loaded" and choice.path == path
     la, choice = choose_posterior(other, LaplaceSettings(8), [path])
     assert la is None and choice.source == "fitted" and "weights" in choice.rejected[str(path)]
+    assert "prediction_type: saved 'epsilon', run asks 'v_prediction'" in mismatch(path, LaplaceSettings(8), digest,
+                                                                                   "v_prediction")
 
 
 def test_the_runner_refits_a_mismatching_cache_and_records_it(tmp_path):

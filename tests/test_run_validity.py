@@ -243,6 +243,9 @@ def test_other_weights_are_refused_by_the_leaderboard_too(runs, tmp_path, monkey
     assert "model weights: preset 'toy' now loads weights whose sha256 differs" in capsys.readouterr().err
     with pytest.raises(RunValidationError, match="model weights: preset 'toy' now loads weights"):
         load_runs([run])
+    # the one relaxation, the same for both: --skip-weights
+    assert main(["validate", str(run), "--skip-weights"]) == 0
+    assert main(["leaderboard", str(run), "--out", str(tmp_path / "site"), "--skip-weights"]) == 0
 
 
 def test_a_changed_plugin_file_is_refused_by_both(runs, elsewhere):

@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     board.add_argument("runs", nargs="+", type=Path)
     board.add_argument("--out", type=Path, default=Path("results/leaderboard"),
                        help="site folder (index.html, leaderboard.md, runs/)")
+    board.add_argument("--skip-weights", action="store_true",
+                       help="do not reload each run's model to check its weights (as validate --skip-weights)")
     check = sub.add_parser("validate", help="check that a run folder is complete and unchanged since its run")
     check.add_argument("run", type=Path)
     check.add_argument("--skip-weights", action="store_true", help="do not reload the model to check its weights")
@@ -125,7 +127,7 @@ def _leaderboard(args) -> int:
     check_out_folder(args.out)  # a file, a dangling link or a read-only place: exit 2 before any run is read
     for run in args.runs:
         _check_run_folder(run)
-    md, page = write_leaderboard(args.runs, args.out)
+    md, page = write_leaderboard(args.runs, args.out, check_weights=not args.skip_weights)
     print(f"leaderboard: {md}\nsite: {page}")
     return 0
 

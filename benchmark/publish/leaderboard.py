@@ -107,14 +107,15 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-") or "run"
 
 
-def load_runs(run_dirs: list[Path]) -> list[RunInfo]:
-    """Check (`check_run`, the rule of `validate`) and read every run folder; refuse (RunValidationError, exit 2)
-    the first invalid one with the problem `validate` names first."""
+def load_runs(run_dirs: list[Path], *, check_weights: bool = True) -> list[RunInfo]:
+    """Check (`check_run`, the rule of `validate`, with the same `check_weights` relaxation as `validate
+    --skip-weights`) and read every run folder; refuse (RunValidationError, exit 2) the first invalid one with the
+    problem `validate` names first."""
     runs, names, slugs, weights = [], {}, set(), {}
     dirs = [Path(d) for d in run_dirs]
     counts = pd.Series([d.resolve().name for d in dirs]).value_counts()
     for run_dir in dirs:
-        check = check_run(run_dir, weights_cache=weights)
+        check = check_run(run_dir, check_weights=check_weights, weights_cache=weights)
         check.raise_if_invalid("put on a leaderboard")
         manifest = check.manifest
         name = run_dir.resolve().name

@@ -149,9 +149,10 @@ def _inline_code(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
 
-def write_leaderboard(run_dirs: list[Path], out: Path) -> tuple[Path, Path]:
-    """DIR/leaderboard.md and the static site DIR/index.html (+ run pages); returns both paths."""
-    runs = load_runs(run_dirs)
+def write_leaderboard(run_dirs: list[Path], out: Path, *, check_weights: bool = True) -> tuple[Path, Path]:
+    """DIR/leaderboard.md and the static site DIR/index.html (+ run pages); returns both paths. `check_weights`:
+    False skips reloading each run's model (as `validate --skip-weights`)."""
+    runs = load_runs(run_dirs, check_weights=check_weights)
     boards = build_boards(runs)
     md = ["# Leaderboard", "", "Rows are ranked only within a track (same preset/model, data, sampler, steps, N, "
           "K, protocol settings and suite version). " + READING, ""]
