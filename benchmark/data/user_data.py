@@ -303,16 +303,16 @@ def data_fingerprint(path: str | Path, value_range: str | None = None) -> str:
     """sha256 of what the images and labels are read from: an array file's bytes, or a folder's sorted (relative
     path, bytes) of its PNG/JPEG files (class subfolder names included; other files, the classifier among them,
     left out), plus the declared value range. Memoised per process by the files' sizes and modification times."""
+    from metrics.features import file_sha256
+
     path = Path(path).resolve()
     files = image_files(path) if path.is_dir() else [path]
     key = (str(path), value_range, tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if key not in _FINGERPRINTS:
         digest = hashlib.sha256(f"range={value_range}\n".encode())
         for file in files:
-            digest.update(f"{file.relative_to(path).as_posix() if path.is_dir() else file.name}\0".encode())
-            with open(file, "rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
+            name = file.relative_to(path).as_posix() if path.is_dir() else file.name
+            digest.update(f"{name}\0{file_sha256(file)}\n".encode())
         _FINGERPRINTS[key] = digest.hexdigest()
     return _FINGERPRINTS[key]
 

@@ -36,40 +36,43 @@ def needs_of(config: RunConfig) -> dict[str, Requirements]:
     return {spec.name: requirements_of(estimators.get_class(spec.type)) for spec in config.estimators}
 
 
-def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None = None) -> None:
+def check_needs(config: RunConfig, model, preset, posterior_cache: Path | None = None,
+                needs: dict[str, Requirements] | None = None) -> None:
     """Refuse, before any fit, feature extraction or sampling, an estimator whose needs the model or data lack. The
-    training images (and their labels) a posterior is fitted on are needed only when no saved posterior exists."""
+    training images (and their labels) a posterior is fitted on are needed only when no saved posterior exists.
+    An estimator that reads features (its `feature_extractor`, or a `score_features` method) needs its space."""
+    needs = needs if needs is not None else needs_of(config)
     saved = [p for p in (model_posterior_path(model) if model is not None else None, posterior_cache)
              if p is not None and p.is_file()]
+    labelled_images = False
     for spec in config.estimators:
-        needs = requirements_of(_class(spec.type))
-        images_needed = needs.real_images and not (needs.posterior and saved)
-        lacking = missing_capability(needs, model)
+        wants = needs[spec.name]
+        lacking = missing_capability(wants, model)
         if lacking is not None:
             what, fix = lacking
             raise CapabilityError(f"estimator {spec.name!r} needs a model with {what}, but {type(model).__name__} has "
                                   f"none. Fix: {fix}, or drop [estimators.{spec.name}].")
+        images_needed = wants.real_images and not (wants.posterior and saved)
         if images_needed and (preset is None or getattr(preset, "dataset", None) is None):
             raise ConfigError(f"estimators.{spec.name}", spec.type, "a run with training images (its needs: "
-                              f"{needs.describe()})", "add a [data] section (name or path) or save a fitted "
+                              f"{wants.describe()})", "add a [data] section (name or path) or save a fitted "
                               "posterior next to the model")
-        if needs.labels and images_needed:  # unlabelled data: fit_labels chooses (null class or uniform labels)
-            check_labels(model, preset.load_data("train", n=1), "train", allow_unlabelled=True)
-        space = spec.params.get("features", _default(spec.type, "features"))
-        if needs.feature_extractor and space == "classifier" and preset.load_classifier() is None:
+        labelled_images |= wants.labels and images_needed
+        reads_features = wants.feature_extractor or callable(getattr(_class(spec.type), "score_features", None))
+        if reads_features and feature_space(spec) == "classifier" and preset.load_classifier() is None:
             raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the data provides "
                               "(it has no domain classifier)", 'set features = "inception"')
+    if labelled_images:  # unlabelled data is fine: fit_labels chooses (null class or uniform labels)
+        check_labels(model, preset.load_data("train", n=1), "train", allow_unlabelled=True)
 
 
 def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True,
                       posterior_cache: Path | None = None) -> EstimatorFactory:
-    """The configured estimators, each handed what it declares it needs. The shared posterior comes from next to
-    the model, else from `posterior_cache` when that file matches, else from a fit on the training images (kept in
-    memory until `EstimatorFactory.persist`)."""
-    import estimators
-
-    check_needs(config, model, preset, posterior_cache)
+    """The configured estimators, each handed what it declares it needs (checked first, `check_needs`). The shared
+    posterior comes from next to the model, else from `posterior_cache` when that file matches, else from a fit on
+    the training images (kept in memory until `EstimatorFactory.persist`)."""
     needs = needs_of(config)
+    check_needs(config, model, preset, posterior_cache, needs)
     factory = EstimatorFactory({})
     settings = fit_settings([(s.name, s.params) for s in config.estimators if needs[s.name].posterior])
     if settings is not None:
@@ -82,16 +85,18 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
                   if not (wants.posterior and k in POSTERIOR_FIT_KEYS)}
         if wants.posterior:
             params[wants.posterior] = factory.posterior
-        space = params.get("features", _default(spec.type, "features"))
-        if wants.feature_extractor and space != "pixels":
-            params[wants.feature_extractor] = feature_extractor(preset, space)
-        scores_from_features = callable(getattr(estimators.get_class(spec.type), "score_features", None))
-        if scores_from_features and space == "classifier" and preset.load_classifier() is None:
-            raise ConfigError(f"estimators.{spec.name}.features", "classifier", "a feature space the preset provides "
-                              "(it has no domain classifier)", 'set features = "inception"')
+        if wants.feature_extractor and feature_space(spec) != "pixels":
+            params[wants.feature_extractor] = feature_extractor(preset, feature_space(spec))
         factory.params[spec.name] = params
         factory.types[spec.name] = spec.type
     return factory
+
+
+def feature_space(spec) -> str | None:
+    """The feature space an estimator instance reads: its `features` parameter, else its constructor's default."""
+    from benchmark.config.checks import parameter_rule
+
+    return spec.params.get("features", parameter_rule(_class(spec.type), "features").default)
 
 
 def feature_extractor(preset, space: str):
@@ -182,11 +187,3 @@ def _class(name: str) -> type:
     import estimators
 
     return estimators.get_class(name)
-
-
-def _default(name: str, parameter: str):
-    """The constructor default of `parameter` for the estimator `name` (None when it has no such parameter)."""
-    import inspect
-
-    param = inspect.signature(_class(name).__init__).parameters.get(parameter)
-    return None if param is None or param.default is inspect.Parameter.empty else param.default

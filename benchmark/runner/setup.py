@@ -11,14 +11,14 @@ from benchmark.errors import ConfigError
 from benchmark.execution.features import needs_real_features
 from benchmark.execution.run_dir import FINISHED_MARKER, check_run_dir, prepare_run_dir  # noqa: F401 (re-exported)
 from benchmark.presets.loading import EXTRA_PRESETS_ENV, extra_presets, load_preset  # noqa: F401 (re-exported)
-from benchmark.runner.resources import check_labels, check_needs  # noqa: F401 (check_labels re-exported)
+from benchmark.runner.resources import check_labels
 
 
 def check_before_work(config: RunConfig, model, preset) -> None:
     """Every check that needs no computation, run before any posterior fit, feature extraction or sampling: the
     protocols can run on this data, ranges that depend on the model or the data, the feature spaces exist, the test
-    images have the model's shape (and labels where a protocol needs them), and each estimator's declared needs
-    (benchmark.runner.resources.check_needs, which `estimator_factory` runs again)."""
+    images have the model's shape (and labels where a protocol needs them). Each estimator's declared needs are
+    checked next, first thing in `benchmark.runner.resources.estimator_factory`, still before any fit."""
     check_protocols_can_run(config, preset)
     check_model_ranges(config, model, preset)
     if "classifier" in config.features and preset.load_classifier() is None:
@@ -36,16 +36,14 @@ def check_before_work(config: RunConfig, model, preset) -> None:
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
                               f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
-    check_needs(config, model, preset)
 
 
 def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:
     """Fail on bad input before any file: every estimator observes one sample for one step (a model without the
-    capability an estimator needs, NaN from the network). The checks that need no computation ran before
-    (`check_before_work`); they run again here for callers that skip it."""
+    capability an estimator needs, NaN from the network). The checks that need no computation ran before it
+    (`check_before_work`, then the estimators' needs in `estimator_factory`)."""
     from benchmark.sampling import condition_labels, initial_noise, sample
 
-    check_before_work(config, model, preset)
     idx = torch.zeros(1, dtype=torch.long)
     x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
     y = condition_labels(model, config.seed, idx)
