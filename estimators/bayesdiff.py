@@ -248,15 +248,15 @@ class BayesDiff(UncertaintyEstimator):
         return cov, (var_eps + var_eps_state if self.eps_variance == "total" else var_eps)
 
     def _eps_variance(self, step) -> torch.Tensor:
-        """Var[eps_eff] [B,C,H,W] of the last-layer posterior: Var[eps(x_t, t)], or for DPM-Solver-2
+        """Var[eps_eff] [B,C,H,W] of the last-layer posterior: Var[eps(x_t, t)] from the features of the one
+        evaluation (DDIM, DDPM: no mixing work on the sampling loop's path), or for DPM-Solver-2
         Var[(1 - w) eps(x_t, t) + w eps(u, t_mid)] under one weight draw (LastLayerLaplace.mixture_variance, exact
-        for epsilon, v- and x0-prediction); a stand-in posterior with only `variance_from_features` (an eps model)
-        gets the mixed features (1 - w) phi(x_t, t) + w phi(u, t_mid)."""
+        for epsilon, v- and x0-prediction)."""
         parts = self._feature_parts(step)
-        exact = getattr(self._posterior, "mixture_variance", None)
-        if callable(exact):
-            return exact(parts)
-        return self._posterior.variance_from_features(sum(weight * phi for weight, phi, _ in parts))
+        if len(parts) == 1:
+            _, phi, t = parts[0]
+            return self._posterior.variance_from_features(phi, t)
+        return self._posterior.mixture_variance(parts)
 
     def _feature_parts(self, step) -> list[tuple[float, torch.Tensor, int]]:
         """(weight, last-layer features, timestep) of eps_eff at the trajectory state: [(1, phi(x_t, t), t)], or for

@@ -61,8 +61,11 @@ class ConstantVariance:
     def check_compatible(self, model) -> None:
         return None
 
-    def variance_from_features(self, features: torch.Tensor) -> torch.Tensor:
+    def variance_from_features(self, features: torch.Tensor, t=None) -> torch.Tensor:
         return torch.full_like(features, EPS_VAR)
+
+    def mixture_variance(self, parts) -> torch.Tensor:  # DPM-Solver-2's mixed evaluations: the same constant
+        return torch.full_like(parts[0][1], EPS_VAR)
 
 
 def exact_slope(ab: float, std: torch.Tensor = STD) -> torch.Tensor:

@@ -21,8 +21,10 @@ _ANNOTATED_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str"
 def parameter_rule(cls: type, key: str) -> Field:
     """The typed rule of an estimator parameter from its constructor's annotation (int, float, bool, str,
     tuple[int, int]); other annotations are left to the constructor's own checks."""
-    if key == "fit_images":
-        return Field("int", 500, low=1)
+    if key == "fit_images":  # a setting of the shared posterior's fit (estimators.requirements), not a parameter
+        from estimators.requirements import POSTERIOR_FIT_DEFAULTS
+
+        return Field("int", POSTERIOR_FIT_DEFAULTS["fit_images"], low=1)
     param = inspect.signature(cls.__init__).parameters.get(key)
     annotation = param.annotation if param is not None else None
     kind = _ANNOTATED_KINDS.get(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
