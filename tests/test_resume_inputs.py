@@ -42,7 +42,7 @@ def test_a_resume_refuses_an_edited_plugin_file_and_names_it(tmp_path):
 def test_a_resume_refuses_changed_data_files(tmp_path):
     _, data, config, out, model = _setup(tmp_path)
     np.save(data / "b.npy", np.ones(3))  # one more image in the folder
-    with pytest.raises(ConfigError, match="the data files"):
+    with pytest.raises(ConfigError, match="the data.s images images"):
         check_fingerprint(out, fingerprint(model, None, config))
 
 
@@ -76,4 +76,34 @@ def test_a_factory_models_source_file_is_part_of_the_fingerprint(tmp_path):
     glue.write_text("def make(): return 1\n")
     with pytest.raises(ConfigError, match="the model factory's file factory"):
         check_fingerprint(out, fingerprint(model, None, config))
-    assert "the model's factory" in input_changes(json.loads((out / FINGERPRINT).read_text()))[0]
+    assert "the model factory's file factory" in input_changes(json.loads((out / FINGERPRINT).read_text()))[0]
+
+
+def test_a_deleted_plugin_is_said_to_be_gone_not_changed(tmp_path):
+    """Issue 36: a deleted plug-in file read "changed after the run"; it no longer exists."""
+    plugin, _, _, out, _ = _setup(tmp_path)
+    plugin.unlink()
+    [change] = input_changes(json.loads((out / FINGERPRINT).read_text()))
+    assert change.endswith("no longer exists") and "my_plugin.py" in change and "changed" not in change
+
+
+def test_a_retrained_domain_classifier_is_named_not_the_data_files(tmp_path):
+    """Issue 36: a classifier retrained beside the data stopped a resume with a message blaming "the data files"."""
+    data = tmp_path / "images"
+    data.mkdir()
+    np.save(data / "a.npy", np.zeros(3))
+    classifier = data / "domain_classifier.pt"
+    classifier.write_bytes(b"first")
+    config = SimpleNamespace(plugins=(), source="", data=SimpleNamespace(
+        path=str(data), reference_stats=None, classifier_file=lambda: classifier))
+    out = tmp_path / "run"
+    out.mkdir()
+    model = torch.nn.Linear(2, 2)
+    (out / FINGERPRINT).write_text(json.dumps(fingerprint(model, None, config)))
+    classifier.write_bytes(b"retrained")
+    with pytest.raises(ConfigError) as err:
+        check_fingerprint(out, fingerprint(model, None, config))
+    assert "the data's domain classifier domain_classifier.pt" in str(err.value)
+    assert "the data files" not in str(err.value) and "images images" not in str(err.value)
+    assert input_changes(json.loads((out / FINGERPRINT).read_text())) == [
+        f"the data's domain classifier domain_classifier.pt ({classifier}) changed after the run"]

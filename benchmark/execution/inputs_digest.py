@@ -68,16 +68,27 @@ def files_sha256(files: dict[str, str]) -> dict[str, str]:
             for name, path in files.items()}
 
 
-def data_files(config) -> list[str]:
-    """The `[data]` paths the run reads (path, then reference_stats when given, then the data's own domain
-    classifier when one exists, `DataSpec.classifier_file`); [] for a built-in dataset."""
+def data_file_roles(config) -> dict[str, str]:
+    """{role and file name: resolved path} of the `[data]` files the run reads: the images (`data.path`), the
+    `reference_stats` when given, the data's own domain classifier when one exists (`DataSpec.classifier_file`);
+    {} for a built-in dataset. A refusal names the file by this key."""
     spec = getattr(config, "data", None)
     if spec is None or getattr(spec, "path", None) is None:
-        return []
+        return {}
     classifier = spec.classifier_file() if callable(getattr(spec, "classifier_file", None)) else None
-    return [str(Path(spec.path).resolve())] + ([str(Path(spec.reference_stats).resolve())]
-                                               if getattr(spec, "reference_stats", None) else []) + (
-        [str(Path(classifier).resolve())] if classifier is not None else [])
+    roles = {"images": spec.path, "reference_stats": getattr(spec, "reference_stats", None),
+             "domain classifier": classifier}
+    return {f"{role} {Path(path).name}": str(Path(path).resolve()) for role, path in roles.items() if path is not None}
+
+
+def data_files(config) -> list[str]:
+    """The `[data]` paths the run reads, in the order of `data_file_roles`; [] for a built-in dataset."""
+    return list(data_file_roles(config).values())
+
+
+def data_files_sha256(roles: dict[str, str]) -> dict[str, str]:
+    """{role: sha256 of the file, tree digest of a folder, or "missing"}."""
+    return {role: path_sha256(Path(path)) if Path(path).exists() else "missing" for role, path in roles.items()}
 
 
 def data_sha256(paths: list[str]) -> str | None:
@@ -102,26 +113,37 @@ def source_sha256() -> str:
 def inputs_fingerprint(config) -> dict:
     """The digests above, keyed as in fingerprint.json, with the files they were read from (`validate` re-reads
     them: a finished run whose plug-in or data changed afterwards no longer matches its inputs)."""
-    plugins, data = plugin_files(config), data_files(config)
+    plugins, roles = plugin_files(config), data_file_roles(config)
     source_files = getattr(getattr(config, "model", None), "source_files", None)
-    model = source_files() if callable(source_files) else {}  # a [model] factory: its source, weights, schedule
-    return {"plugins_sha256": files_sha256(plugins), "data_sha256": data_sha256(data),
-            "model_files_sha256": files_sha256(model), "suite_source_sha256": source_sha256(),
-            "plugin_files": plugins, "data_files": data, "model_files": model}
+    model = source_files() if callable(source_files) else {}  # a [model] factory: its source, imports, weights, schedule
+    return {"plugins_sha256": files_sha256(plugins), "data_sha256": data_sha256(list(roles.values())),
+            "data_files_sha256": data_files_sha256(roles), "model_files_sha256": files_sha256(model),
+            "suite_source_sha256": source_sha256(), "plugin_files": plugins, "data_files": list(roles.values()),
+            "data_file_roles": roles, "model_files": model}
 
 
 def input_changes(saved: dict) -> list[str]:
-    """What changed since a run recorded `saved` (its fingerprint.json): plug-in files and data, re-read from
-    the recorded paths; [] for a fingerprint without those entries (an older run)."""
-    changes = []
-    if "plugin_files" in saved:
-        now = files_sha256(saved["plugin_files"])
-        changes += [f"plug-in {name} ({saved['plugin_files'][name]}) changed after the run"
-                    for name in now if now[name] != saved.get("plugins_sha256", {}).get(name)]
-    if "model_files" in saved:
-        now = files_sha256(saved["model_files"])
-        changes += [f"the model's {name} ({saved['model_files'][name]}) changed after the run"
-                    for name in now if now[name] != saved.get("model_files_sha256", {}).get(name)]
-    if saved.get("data_files") and data_sha256(saved["data_files"]) != saved.get("data_sha256"):
+    """What changed since a run recorded `saved` (its fingerprint.json): plug-in files, the model factory's files
+    and the data, re-read from the recorded paths, one line per file ("changed" or "no longer exists"); [] for a
+    fingerprint without those entries (an older run)."""
+    changes = _file_changes(saved, "plugin_files", "plugins_sha256", "plug-in {name} ({path})")
+    changes += _file_changes(saved, "model_files", "model_files_sha256", "the model factory's file {name} ({path})")
+    if "data_file_roles" in saved:
+        now = data_files_sha256(saved["data_file_roles"])
+        changes += [_changed(f"the data's {role} ({path})", now[role]) for role, path in saved["data_file_roles"].items()
+                    if now[role] != saved.get("data_files_sha256", {}).get(role)]
+    elif saved.get("data_files") and data_sha256(saved["data_files"]) != saved.get("data_sha256"):
         changes.append(f"the data ({', '.join(saved['data_files'])}) changed after the run")
     return changes
+
+
+def _file_changes(saved: dict, files_key: str, digest_key: str, what: str) -> list[str]:
+    if files_key not in saved:
+        return []
+    now = files_sha256(saved[files_key])
+    return [_changed(what.format(name=name, path=saved[files_key][name]), now[name])
+            for name in now if now[name] != saved.get(digest_key, {}).get(name)]
+
+
+def _changed(what: str, digest: str) -> str:
+    return f"{what} no longer exists" if digest == "missing" else f"{what} changed after the run"

@@ -132,6 +132,7 @@ def fingerprint(model, posterior_path: Path | None, config: RunConfig | None = N
 #: what each fingerprint key is, for the refusal message
 FINGERPRINT_LABELS = {"model_weights_sha256": "the model's weights", "posterior_sha256": "the fitted last-layer posterior",
                       "plugins_sha256": "a plug-in file", "data_sha256": "the data files",
+                      "data_files_sha256": "the data's",
                       "model_files_sha256": "the model factory's file",
                       "suite_source_sha256": "the suite's own source code"}
 
@@ -140,9 +141,11 @@ def fingerprint_changes(saved: dict, current: dict) -> list[str]:
     """`what (key: old -> new)` for every fingerprint entry that differs; an entry absent from `saved` (a run
     started by an older version) or a posterior that the run had not fitted yet is not a change."""
     changes = []
+    per_file = "data_files_sha256" in saved and "data_files_sha256" in current  # names the data file that changed
     for key, now in current.items():
         before = saved.get(key)
-        if key not in FINGERPRINT_LABELS or key not in saved or (key == "posterior_sha256" and before is None):
+        if key not in FINGERPRINT_LABELS or key not in saved or (key == "posterior_sha256" and before is None) or (
+                key == "data_sha256" and per_file):
             continue
         if isinstance(now, dict) and isinstance(before, dict):
             for name in sorted(set(now) | set(before)):

@@ -104,8 +104,11 @@ class FactorySpec:
             source = target if _is_file(target) else getattr(importlib.util.find_spec(target), "origin", None)
         except (ImportError, ValueError):
             source = None
+        from benchmark.models.import_closure import closure_files
+
         files = {"factory": source, "weights": self.weights, "alphas_cumprod": self.alphas_cumprod}
-        return {k: str(v) for k, v in files.items() if v}
+        imported = {f"import {name}": path for name, path in closure_files(self.factory).items()}
+        return {k: str(v) for k, v in {**files, **imported}.items() if v}
 
 
 # ---------------------------------------------------------------------------------------------- the factory
@@ -114,6 +117,13 @@ def build_network(factory: str):
     and return the nn.Module it gives (ConfigError naming model.factory otherwise)."""
     from torch import nn
 
+    from benchmark.models.import_closure import recording
+
+    with recording(factory, closure_roots(factory), exclude=_factory_file(factory)):
+        return _build_network(factory, nn)
+
+
+def _build_network(factory: str, nn) -> Any:
     function = import_factory(factory)
     try:
         parameters = inspect.signature(function).parameters.values()
@@ -175,6 +185,26 @@ def _with_folder_on_path(factory: str, call: Callable[[], Any]) -> Any:
         return call()
     finally:
         sys.path.remove(folder)
+
+
+def closure_roots(factory: str) -> list[Path]:
+    """Where the factory's own code lives: the factory file's folder, or a factory module's top-level package
+    folder (none for a module that cannot be found)."""
+    target = factory.rpartition(":")[0]
+    if _is_file(target):
+        return [Path(target).parent]
+    try:
+        spec = importlib.util.find_spec(target.partition(".")[0])
+    except (ImportError, ValueError):
+        return []
+    locations = list(getattr(spec, "submodule_search_locations", None) or [])
+    origin = getattr(spec, "origin", None)
+    return [Path(p) for p in locations] or ([Path(origin).parent] if origin and Path(origin).is_file() else [])
+
+
+def _factory_file(factory: str) -> Path | None:
+    target = factory.rpartition(":")[0]
+    return Path(target).resolve() if _is_file(target) else None
 
 
 def _is_file(target: str) -> bool:

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmark.errors import UQBenchError
 from benchmark.execution.checksums import file_sha256
-from benchmark.protocols.table import COLUMNS
+from benchmark.protocols.table import COLUMNS, LEGACY_COLUMNS
 from benchmark.report.manifest import MANIFEST, model_sha256
 
 REQUIRED_KEYS = ("status", "config", "suite_version", "protocol_versions", "sha256", "estimators", "track")
@@ -60,7 +61,9 @@ class RunValidity:
         if not self.ok:
             more = f" (and {len(self.problems) - 1} more: run `python -m benchmark validate {self.run_dir}`)" \
                 if len(self.problems) > 1 else ""
-            raise RunValidationError(f"{self.run_dir} cannot be {purpose}: {self.problems[0]}{more}")
+            raise RunValidationError(f"{self.run_dir} cannot be {purpose}: {self.problems[0]}{more}. Fix: finish it "
+                                     "(the command that started it resumes an unfinished run) or re-run its config, "
+                                     "or leave the folder out")
 
 
 def check_run(run_dir: Path, *, check_weights: bool = True, weights_cache: dict[str, Any] | None = None
@@ -80,10 +83,12 @@ def check_run(run_dir: Path, *, check_weights: bool = True, weights_cache: dict[
     result.frame, problems = _check_metrics(run_dir, manifest)
     if not any(p.startswith("metrics.csv ") for p in files):  # a changed file: its checksum says it once
         result.problems += problems
-    config, problem = saved_config(manifest)
+    config, problem = saved_config(manifest, model_files=check_weights)
     if problem:
         result.problems.append(problem)
-    result.problems += _check_inputs(run_dir)
+    named = " ".join(result.problems)  # a file a line above already names (a missing plug-in) is not said twice
+    result.problems += [p for p in _check_inputs(run_dir, model_files=check_weights)
+                        if not any(path in named for path in re.findall(r"\((/[^()]*)\)", p))]
     if config is not None and check_weights and manifest.get("model_sha256"):
         result.problems += _check_weights(config, manifest, weights_cache)
         result.weights_checked = True
@@ -112,11 +117,13 @@ def _read_manifest(run_dir: Path, problems: list[str]) -> dict[str, Any] | None:
     return manifest
 
 
-def saved_config(manifest: dict[str, Any]):
+def saved_config(manifest: dict[str, Any], *, model_files: bool = True):
     """(RunConfig, None) of the config a manifest records, read back as the run read it, or (None, problem).
 
     A `[model]` run saves `run.preset = ""` beside its [model] section: that empty preset is no preset. Plug-in
-    paths are recorded resolved; older runs' relative ones resolve against the folder of `config_file`."""
+    paths are recorded resolved; older runs' relative ones resolve against the folder of `config_file`. A
+    `[model]` whose files are not on this machine (a run copied from another one) is a problem only with
+    `model_files` (validate without --skip-weights, which is then suggested)."""
     from benchmark.config import parse_config
 
     data = copy.deepcopy(manifest["config"])
@@ -127,7 +134,12 @@ def saved_config(manifest: dict[str, Any]):
     try:
         config = parse_config(data, source=str(source))  # its preset is looked up with the weights (_check_weights)
     except UQBenchError as err:
-        return None, f"config.json cannot be read back as the run's config: {' '.join(str(err).split())}"
+        field = str(getattr(err, "field", ""))
+        if field.startswith("model.") and not model_files:
+            return None, None
+        hint = " (a run from another machine: `validate --skip-weights` checks it without the model's files)" \
+            if field.startswith("model.") else ""
+        return None, f"config.json cannot be read back as the run's config: {' '.join(str(err).split())}{hint}"
     return config, None
 
 
@@ -160,20 +172,22 @@ def _check_metrics(run_dir: Path, manifest: dict[str, Any]):
 
     if not (run_dir / "metrics.csv").is_file():
         return None, []  # reported by _check_files
+    header = (run_dir / "metrics.csv").read_text().partition("\n")[0].strip().split(",")
     try:
         frame = read_metrics(run_dir, "RUN_DIR")
     except UQBenchError as err:
         return None, [f"metrics.csv cannot be read: {' '.join(str(err).split())}"]
-    if list(frame.columns) != COLUMNS:
-        return None, [f"metrics.csv has columns {list(frame.columns)}, expected {COLUMNS}"]
+    if header not in (COLUMNS, LEGACY_COLUMNS):  # a run written before `detectable_effect` stays valid
+        return None, [f"metrics.csv has columns {header}, expected {COLUMNS}"]
     unknown = sorted(set(frame.protocol) - set(manifest["protocol_versions"]))
     if unknown:
         return None, [f"metrics.csv has rows of protocols without a recorded version: {', '.join(unknown)}"]
     return frame, []
 
 
-def _check_inputs(run_dir: Path) -> list[str]:
-    """The plug-in files and data the run read (fingerprint.json) must still hash to what the run recorded."""
+def _check_inputs(run_dir: Path, *, model_files: bool = True) -> list[str]:
+    """The plug-in files and data the run read (fingerprint.json) must still hash to what the run recorded (the
+    model factory's files too, unless `model_files` is False: validate --skip-weights)."""
     from benchmark.execution.inputs_digest import input_changes
 
     path = run_dir / "fingerprint.json"
@@ -183,6 +197,8 @@ def _check_inputs(run_dir: Path) -> list[str]:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return ["fingerprint.json is not valid JSON (the run's record of its inputs)"]
+    if not model_files:
+        saved = {k: v for k, v in saved.items() if k not in ("model_files", "model_files_sha256")}
     return [f"inputs: {change} (re-run the config, into a new --out or with --overwrite)"
             for change in input_changes(saved)]
 
@@ -204,7 +220,8 @@ def _check_weights(config, manifest: dict[str, Any], cache: dict[str, Any] | Non
             if cache is not None:
                 cache[key] = digest
     except UQBenchError as err:
-        return [f"model weights: cannot load the model of {_what(name)} to check them ({' '.join(str(err).split())})"]
+        return [f"model weights: cannot load the model of {_what(name)} to check them ({' '.join(str(err).split())}; "
+                "a run from another machine: `validate --skip-weights` checks everything else)"]
     if digest != manifest["model_sha256"]:
         return [f"model weights: {_what(name)} now loads weights whose sha256 differs from the run's "
                 "(retrained or replaced after the run)"]
