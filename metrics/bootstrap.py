@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from benchmark.errors import ConfigError
+from metrics.fid_decomposition import FIDTerms
 from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats
 
 
@@ -52,6 +53,9 @@ class ConfidenceInterval:
     alpha: float
     method: str = "percentile"
     p_value: float = math.nan  # two-sided p-value of "the difference is 0", where the row is a test (else NaN)
+    #: where the row is a test: the smallest |effect| its test detects with 80 % power at the raw 5 % level, from
+    #: the null spread the test computed (metrics.significance.detectable_effect); NaN otherwise
+    detectable: float = math.nan
 
     def contains(self, x: float) -> bool:
         return self.low <= x <= self.high
@@ -230,6 +234,10 @@ class FixedReferenceFID:
         return self(np.ones(self.centred.shape[0], dtype=np.int64))
 
     def __call__(self, counts: np.ndarray) -> float:
+        return self.terms(counts).total
+
+    def terms(self, counts: np.ndarray) -> FIDTerms:
+        """The FID of the resample split into its terms (metrics.fid_decomposition); `total` is the FID."""
         total, drawn, weights = drawn_rows(counts)
         if self.gram is not None:
             pair = np.ix_(drawn, drawn)
@@ -249,7 +257,7 @@ class FixedReferenceFID:
             gap_squared = gap @ gap
         cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (total - 1), 0.0, None)).sum()
         trace = (weights @ self.squared_norms[drawn] - total * shift_squared) / (total - 1)
-        return float(gap_squared + self.reference_trace + trace - 2.0 * cross)
+        return FIDTerms(float(gap_squared), float(trace), self.reference_trace, -2.0 * float(cross))
 
 
 def _resampled_fid(reference: CountWeightedStatistics, reference_counts: np.ndarray, subsets,
@@ -385,4 +393,7 @@ def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, 
     ci = scheme_interval(value, replicates, alpha, scheme, a.shape[0], interval)
     spread = float(np.std(replicates, ddof=1)) * SCHEMES[scheme][1](a.shape[0])
     ci.p_value = float(math.erfc(abs(value) / spread / math.sqrt(2.0))) if spread > 0 else float(value == 0)
+    from metrics.significance import detectable_effect  # (significance builds on this module's interval type)
+
+    ci.detectable = detectable_effect(spread)
     return ci

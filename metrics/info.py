@@ -36,6 +36,12 @@ _DELTA = ("randomization test against R random subsets of the same size from the
 _PAIRED_SETS = ("paired subsampling interval (sample indices shared by the two sets of equal size): covers the "
                 "difference of expected FIDs at this size; p_value: normal test of 0 with the rescaled spread")
 _RANDOM_MEAN = "mean FID of R random K-subsets; the interval is the 2.5-97.5 % range of the R values (not a CI)"
+_TERM = ("one term of FID, {}, of the kept K minus its mean over the same R random K-subsets as delta_vs_random "
+         "(the mean, trace and cross terms sum to it); interval and p_value: randomization test against those R "
+         "values (log scale where the term is positive), covering the filter's expected change of the term")
+_REAL_SET = ("{} of the kept K against the real test features minus its mean over the same R random K-subsets as "
+             "delta_vs_random; interval and p_value: randomization test against those R values (linear scale), "
+             "covering the filter's expected change at this size")
 _FID_INF = ("shifted bootstrap of the 1/n extrapolation (fit averaged over 4 subset draws; reported only where "
             "metrics.fid_infinity.is_sound): covers the Fréchet distance between the generated distribution and "
             "the fixed reference statistics")
@@ -71,6 +77,13 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "removed_share_of_class": MetricInfo("none", ""),
     "fid_infinity_all": MetricInfo("none", _FID_INF),
     "fid_infinity_kept": MetricInfo("lower", _FID_INF),
+    # filtered_fid: what a filter's ΔFID is made of (benchmark/protocols/fidelity_diversity.py)
+    "fid_mean_term_delta_vs_random": MetricInfo("lower", _TERM.format("||mu_kept - mu_real||^2 (fidelity)")),
+    "fid_trace_term_delta_vs_random": MetricInfo("none", _TERM.format("tr(S_kept): lower = a narrower kept set")),
+    "fid_cross_term_delta_vs_random": MetricInfo("none", _TERM.format("-2 tr((S_kept S_real)^1/2)")),
+    "kid_delta_vs_random": MetricInfo("lower", _REAL_SET.format("KID (unbiased MMD², cubic kernel)")),
+    "density_delta_vs_random": MetricInfo("higher", _REAL_SET.format("density (Naeem et al. 2020, k = 5)")),
+    "coverage_delta_vs_random": MetricInfo("higher", _REAL_SET.format("coverage (Naeem et al. 2020, k = 5)")),
     # precision_recall
     "precision": MetricInfo("higher", _PR),
     "recall": MetricInfo("higher", _PR),
@@ -79,8 +92,14 @@ METRIC_INFO: dict[str, MetricInfo] = {
     # sparsification
     "ause": MetricInfo("lower", _MEAN),
     "aurg": MetricInfo("higher", _T_MEAN),
-    "ause_delta_vs_random": MetricInfo("lower", _T_PAIRED),
-    "ause_delta_vs_local_variance": MetricInfo("lower", _T_PAIRED),
+    "ause_delta_vs_random": MetricInfo("lower", _T_PAIRED),  # runs written before the trivial-baseline verdicts
+    "ause_delta_vs_baseline": MetricInfo("lower", _T_PAIRED),  # ause_delta_vs_<trivial baseline>, one per baseline
+    "ause_delta_vs_trivial": MetricInfo("lower", _T_PAIRED + " against the trivial baseline with the lowest mean AUSE "
+                                        "on the same images (the sparsification verdict)"),
+    "partial_spearman_given_trivial": MetricInfo(
+        "higher", "t interval over images of the per-image partial Spearman correlation of map and expected error "
+                  "given every trivial baseline's map: covers its population mean; p_value: one-sample t-test of 0 "
+                  "(no information beyond the trivial maps)"),
     "ause_pooled": MetricInfo("lower", ""),
     "aurg_pooled": MetricInfo("higher", ""),
     "rmse": MetricInfo("none", ""),
@@ -124,6 +143,8 @@ def base_metric_name(name: str) -> str:
     """`delta_vs_random_at_keep_0.50[inception]` -> `delta_vs_random_at_keep`; `auroc_lowest_10pct_density`
     -> `auroc_lowest_density` (the feature space, kept fraction and percent parameters removed)."""
     stripped = _SUFFIX.sub("", name)
+    if stripped.startswith("ause_delta_vs_") and stripped not in METRIC_INFO:
+        return "ause_delta_vs_baseline"
     if _AT_KEEP.search(stripped):
         stripped = _AT_KEEP.sub("", stripped) + "_at_keep"
     return _CLASS_INDEX.sub("_of_class", _PERCENT.sub("", stripped))

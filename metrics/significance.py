@@ -21,6 +21,15 @@ expectation, never with one random draw (which would shift every verdict by the 
 - a mean of paired per-item differences (per-image AUSE of an estimator minus the floor's, per-image AURG
   against 0): `paired_t_test`, the one-sample t-test of the mean (scipy.stats.ttest_1samp) with its t interval.
 
+Each test also reports its *minimum detectable effect* (`detectable_effect`): the smallest |effect| that it rejects
+with probability POWER = 80 % at the raw level alpha = 5 %, from the null spread it already computed (Cohen 1988):
+    MDE = (q_{1 - alpha/2} + q_{POWER}) * se,
+q the t quantiles of the test's degrees of freedom (normal for the hypergeometric test), se the test's standard
+error (randomization: sd(f) sqrt(1 + 1/R); paired t: sd(d) / sqrt(n); hypergeometric: the finite-population sd).
+A log-scale randomization test reports the decrease of the statistic it detects, mean(f) - exp(mean(log f) - (q +
+q) se_log). `detectable_at_level` moves an MDE to a stricter level (a family's Bonferroni level alpha / m) with the
+normal quantiles. A verdict of "not distinguishable" is then read as "could not have seen an effect below MDE".
+
 `adjust` controls the error over a family of m p-values: Holm (1979) for the family-wise error rate,
 Benjamini & Hochberg (1995) for the false discovery rate. Plain 95 % intervals stay unadjusted; only the
 verdicts built on the p-values are.
@@ -39,6 +48,24 @@ from metrics.bootstrap import ConfidenceInterval
 MULTIPLICITY = {"holm": "family-wise error rate (Holm 1979)",
                 "bh": "false discovery rate (Benjamini-Hochberg 1995)",
                 "none": "nothing: each verdict is a separate 5 % test"}
+
+
+POWER = 0.80
+
+
+def detectable_effect(scale: float, dof: float | None = None, alpha: float = 0.05, power: float = POWER) -> float:
+    """MDE = (q_{1-alpha/2} + q_{power}) * scale: the |effect| a two-sided test of standard error `scale` rejects
+    with probability `power` at level `alpha` (q: Student t quantiles with `dof` degrees of freedom, normal when
+    dof is None)."""
+    law = stats.norm if dof is None else stats.t(dof)
+    return float((law.ppf(1.0 - alpha / 2.0) + law.ppf(power)) * scale)
+
+
+def detectable_at_level(mde: float, alpha: float, base_alpha: float = 0.05, power: float = POWER) -> float:
+    """An MDE computed at `base_alpha` moved to level `alpha` (e.g. a family's Bonferroni level 0.05 / m):
+    mde * (z_{1-alpha/2} + z_power) / (z_{1-base_alpha/2} + z_power) (normal approximation of the test)."""
+    z = stats.norm
+    return float(mde * (z.ppf(1.0 - alpha / 2.0) + z.ppf(power)) / (z.ppf(1.0 - base_alpha / 2.0) + z.ppf(power)))
 
 
 def _two_sided(p_low: float, p_high: float) -> float:
@@ -68,14 +95,16 @@ def randomization_test(value: float, null_values: Sequence[float], alpha: float 
     method = "randomization (log scale)" if use_log else "randomization"
     if scale == 0.0:
         p = 1.0 if observed == centre else 0.0
-        return ConfidenceInterval(delta, delta, delta, int(null.size), alpha, method, p_value=p)
+        return ConfidenceInterval(delta, delta, delta, int(null.size), alpha, method, p_value=p, detectable=0.0)
     half = float(stats.t.ppf(1.0 - alpha / 2.0, dof)) * scale
     p = float(2.0 * stats.t.sf(abs(observed - centre) / scale, dof))
     accept_low, accept_high = centre - half, centre + half
+    mde = detectable_effect(scale, dof)
     if use_log:
         accept_low, accept_high = math.exp(accept_low), math.exp(accept_high)
+        mde = float(null.mean()) - math.exp(centre - mde)  # the decrease it detects (module doc)
     return ConfidenceInterval(delta, float(value) - accept_high, float(value) - accept_low, int(null.size), alpha,
-                              method, p_value=p)
+                              method, p_value=p, detectable=mde)
 
 
 def permutation_p_value(value: float, null_values: Sequence[float]) -> float:
@@ -103,7 +132,7 @@ def hypergeometric_test(inside: np.ndarray, kept: np.ndarray, alpha: float = 0.0
     sd = math.sqrt(share * (1.0 - share) * total / max(total - 1, 1) * (1.0 / size - 1.0 / total))
     half = float(stats.norm.ppf(1.0 - alpha / 2.0)) * sd
     return ConfidenceInterval(delta, max(-1.0, delta - half), min(1.0, delta + half), 0, alpha, "hypergeometric",
-                              p_value=p)
+                              p_value=p, detectable=detectable_effect(sd))
 
 
 def paired_t_test(differences: Sequence[float], alpha: float = 0.05) -> ConfidenceInterval:
@@ -115,10 +144,12 @@ def paired_t_test(differences: Sequence[float], alpha: float = 0.05) -> Confiden
         raise ValueError(f"{d.size} finite differences: at least 2 are needed for a paired test")
     mean, se = float(d.mean()), float(d.std(ddof=1)) / math.sqrt(d.size)
     if se == 0.0:
-        return ConfidenceInterval(mean, mean, mean, int(d.size), alpha, "t", p_value=1.0 if mean == 0 else 0.0)
+        return ConfidenceInterval(mean, mean, mean, int(d.size), alpha, "t", p_value=1.0 if mean == 0 else 0.0,
+                                  detectable=0.0)
     half = float(stats.t.ppf(1.0 - alpha / 2.0, d.size - 1)) * se
     p = float(2.0 * stats.t.sf(abs(mean) / se, d.size - 1))
-    return ConfidenceInterval(mean, mean - half, mean + half, int(d.size), alpha, "t", p_value=p)
+    return ConfidenceInterval(mean, mean - half, mean + half, int(d.size), alpha, "t", p_value=p,
+                              detectable=detectable_effect(se, d.size - 1))
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:

@@ -34,9 +34,9 @@ ROWS = [
     ("sparsification", "good", "ause", 0.1, 0.09, 0.11),
     ("sparsification", "bad", "ause", 0.5, 0.45, 0.55),
     ("sparsification", "meh", "ause", 0.3, 0.25, 0.35),
-    ("sparsification", "good", "ause_delta_vs_random", -0.2, -0.22, -0.18, 1e-5),
-    ("sparsification", "bad", "ause_delta_vs_random", 0.2, 0.15, 0.25, 1e-4),
-    ("sparsification", "meh", "ause_delta_vs_random", 0.0, -0.05, 0.05, 0.9),
+    ("sparsification", "good", "ause_delta_vs_trivial", -0.2, -0.22, -0.18, 1e-5),
+    ("sparsification", "bad", "ause_delta_vs_trivial", 0.2, 0.15, 0.25, 1e-4),
+    ("sparsification", "meh", "ause_delta_vs_trivial", 0.0, -0.05, 0.05, 0.9, 0.07),
     ("sparsification", "good", "ause_pooled", 0.1, NAN, NAN),
     ("sparsification", "bad", "ause_pooled", 0.5, NAN, NAN),
     ("sparsification", "random", "ause_pooled", 0.3, NAN, NAN),
@@ -49,7 +49,8 @@ ROWS = [
 
 
 def _frame() -> pd.DataFrame:
-    return pd.DataFrame([(*r[:6], 24, 0, r[6] if len(r) > 6 else NAN) for r in ROWS], columns=COLUMNS)
+    return pd.DataFrame([(*r[:6], 24, 0, r[6] if len(r) > 6 else NAN, r[7] if len(r) > 7 else NAN) for r in ROWS],
+                        columns=COLUMNS)
 
 
 def _report() -> str:
@@ -86,9 +87,13 @@ def test_headline_comes_first_with_arrows_bold_winner_and_reference_rows_apart()
 def test_findings_state_which_estimators_beat_or_lose_to_random():
     findings = _section(_report(), "Findings")
     line = {n: next(li for li in findings.splitlines() if li.startswith(f"- `{n}`")) for n in ("good", "bad", "meh")}
-    assert "**beats random**" in line["good"] and "ΔAUSE vs random ↓: -0.2 [-0.22, -0.18], adjusted p = 6e-05" in line["good"]
-    assert "**worse than random**" in line["bad"] and "ΔFID vs random K [classifier] ↓: 2 [1, 3], adjusted p = 0.003" in line["bad"]
-    assert "not distinguishable from random" in line["meh"]
+    assert "**beats the floor**" in line["good"] and "ΔAUSE vs best trivial ↓: -0.2 [-0.22, -0.18], adjusted p = 6e-05" in line["good"]
+    assert "**worse than the floor**" in line["bad"] and "ΔFID vs random K [classifier] ↓: 2 [1, 3], adjusted p = 0.003" in line["bad"]
+    assert "not distinguishable from the floor" in line["meh"]
+    # a "not distinguishable" quotes what it could have seen: the raw-level MDE 0.07 moved to Holm's alpha / 6
+    from scipy.stats import norm
+    family_mde = 0.07 * (norm.ppf(1 - 0.05 / 12) + norm.ppf(0.8)) / (norm.ppf(0.975) + norm.ppf(0.8))
+    assert f"ΔAUSE vs best trivial ↓ (could not see |Δ| < {family_mde:.3g})" in line["meh"]
     assert "extra NFE" not in findings  # cost is no verdict
     # the family is named with its size and method; the floor's own tests are a check, outside the family
     assert "the family is 6 tests of ranked estimators" in findings and "holm" in findings
@@ -163,7 +168,7 @@ def test_protocol_baseline_rows_are_references_and_dotted_metrics_get_their_own_
     rows = [("augmentation", "bayesdiff", "vendi[classifier]", 3.0, 2.9, 3.1),
             ("augmentation", "redraw", "vendi[classifier]", 5.0, 4.9, 5.1),
             ("augmentation", "bayesdiff", "delta_vs_redraw.vendi[classifier]", -2.0, -2.2, -1.8)]
-    frame = pd.DataFrame([(*r, 8, 0, NAN) for r in rows], columns=COLUMNS)
+    frame = pd.DataFrame([(*r, 8, 0, NAN, NAN) for r in rows], columns=COLUMNS)
     config = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
                            "protocols": {"cost": {}}})
     records = {"bayesdiff": EstimatorRecord("bayesdiff", "epistemic", False, {}),
@@ -230,7 +235,7 @@ def test_class_confound_is_flagged_when_the_verdict_changes_within_classes():
             ("filtered_fid", "good", "kept_class_tvd", 0.3, NAN, NAN, 1e-6),
             ("filtered_fid", "meh", "kept_class_tvd", 0.02, NAN, NAN, 0.8),
             ("filtered_fid", "random", "kept_class_tvd", 0.03, NAN, NAN, 1e-9)]  # a reference row: never flagged
-    frame = pd.DataFrame([(*r[:6], 24, 0, r[6]) for r in rows], columns=COLUMNS)
+    frame = pd.DataFrame([(*r[:6], 24, 0, r[6], NAN) for r in rows], columns=COLUMNS)
     is_reference = lambda name: name == "random"  # noqa: E731
     fam = verdicts.family(frame, is_reference)
     lines = findings.class_confound_lines(frame, fam, is_reference)

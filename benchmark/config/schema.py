@@ -25,6 +25,7 @@ from benchmark.config.fields import Field, check, default_of
 from benchmark.config.fields import located as _located
 from benchmark.config.fields import no_unknown as _no_unknown
 from benchmark.config.fields import table as _table
+from benchmark.config.seeds import check_seeds, with_seeds
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
@@ -33,13 +34,13 @@ FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
             "guidance_scale", "prompts", "prompts_file", "pixel_maps", "decoder_mc_samples",  # these 5: issue 13
-            "multiplicity"}
+            "multiplicity", "seeds"}  # seeds: replicate runs (benchmark.config.seeds)
 SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5,
                      "random_subsets": 100},
     "precision_recall": {"k": 3},
-    "sparsification": {"num_images": 64, "noise_fraction": 0.5, "fractions": 50},
+    "sparsification": {"num_images": 64, "noise_fraction": 0.5, "fractions": 50, "noise_draws": 4},
     "guidance": {"num_samples": 60, "m": 5, "percentile": 95.0, "strength": 1.0, "window": [45, 49],
                  "center": "mean", "clip_x0": False, "thresholds": "per_image", "calibration_samples": 100},
     "cost": {},
@@ -92,6 +93,8 @@ PROTOCOL_RULES: dict[str, Field] = {
     "sparsification.num_images": Field("int", low=1),
     "sparsification.noise_fraction": Field("float", low=0, high=1, open_low=True, open_high=True),
     "sparsification.fractions": Field("int", low=2),
+    "sparsification.noise_draws": Field("int", low=1, high=64, fix="set protocols.sparsification.noise_draws = 4 "
+                                        "(noise draws per image: the target is the expected error over them)"),
     "guidance.num_samples": Field("int", low=2),
     "guidance.m": Field("int", low=2),
     "guidance.percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
@@ -144,6 +147,7 @@ class RunConfig:
     pixel_maps: str = "upsample"  # pixel-space maps of a latent model: "upsample" or "decoder_mc"
     decoder_mc_samples: int = 8  # K decoded draws per sample for "decoder_mc"
     multiplicity: str = "holm"  # how the report's verdicts control their error: holm | bh | none
+    seeds: tuple[int, ...] = ()  # run.seeds: replicates, one run per seed (benchmark.runner.replicates); () = one run
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -157,9 +161,9 @@ class RunConfig:
         if self.plugins:
             out["run"]["plugins"] = list(self.plugins)
         for key, default in (("guidance_scale", 1.0), ("prompts", ()), ("prompts_file", None),
-                             ("pixel_maps", "upsample"), ("decoder_mc_samples", 8)):
+                             ("pixel_maps", "upsample"), ("decoder_mc_samples", 8), ("seeds", ())):
             if getattr(self, key) != default:
-                out["run"][key] = list(getattr(self, key)) if key == "prompts" else getattr(self, key)
+                out["run"][key] = list(getattr(self, key)) if key in ("prompts", "seeds") else getattr(self, key)
         for section in ("model", "data"):
             if getattr(self, section) is not None:
                 out[section] = {("range" if k == "value_range" else k): v  # as written in the [data] table
@@ -227,6 +231,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     load_plugins(run.get("plugins", []), base_dir=base_dir)  # before [estimators.*] names are checked
     plugins = resolved_plugins(run.get("plugins", ()), base_dir)  # .py paths absolute: config.json reads back anywhere
     typed = {key: check(RUN_FIELDS[key], run[key], f"run.{key}") for key in run if key in RUN_FIELDS}
+    seeds = _seeds(run)
     if "model" in run and (not isinstance(run["model"], str) or typed.get("preset") not in (None, run["model"])):
         raise ConfigError("run.model", run["model"], "a preset name or model folder, and only instead of run.preset "
                           "(it is another spelling of it)", "remove run.model and set run.preset")
@@ -254,13 +259,25 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
                            steps, n)
     check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
     _check_application_needs(protocols, estimators)
-    return RunConfig(
+    config = RunConfig(
         preset=str(run_preset or ""), model=model, data=data_spec, plugins=plugins, sampler=sampler, steps=steps,
         num_samples=n, keep=keep,
         seed=value("seed"), batch_size=value("batch_size"), features=features,
         bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
         multiplicity=value("multiplicity"), name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
         **_conditioning(typed, base_dir))
+    return with_seeds(config, seeds) if seeds else config
+
+
+def _seeds(run: dict[str, Any]) -> tuple[int, ...]:
+    """run.seeds checked (benchmark.config.seeds); it replaces run.seed, so not both."""
+    if "seeds" not in run:
+        return ()
+    seeds = check_seeds(run["seeds"])
+    if "seed" in run:
+        raise ConfigError("run.seeds", run["seeds"], "either run.seed or run.seeds, not both",
+                          "remove run.seed (each replicate runs with one seed of run.seeds)")
+    return seeds
 
 
 def _conditioning(typed: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:

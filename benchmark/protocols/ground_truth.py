@@ -34,6 +34,8 @@ test of AUROC = 0.5 (scipy.stats.mannwhitneyu, two-sided), which the report's ve
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from scipy.stats import chi2, mannwhitneyu, spearmanr
@@ -58,6 +60,7 @@ from benchmark.protocols.ground_truth_targets import (  # noqa: F401
 )
 from benchmark.protocols.table import MetricRow, row_from_ci
 from estimators.base import COMMON_PARAMETERS
+from metrics.significance import detectable_effect
 from metrics import bootstrap_ci
 from metrics.bootstrap import ConfidenceInterval, percentile_interval
 
@@ -127,6 +130,7 @@ def _usefulness_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         score = gen.scores[name].numpy()
         rho = bootstrap_ci(spearman, score, neg_log_p, n_boot=inputs.config.bootstrap, seed=inputs.seed)
         rho.p_value = spearman_p_value(score, neg_log_p)
+        rho.detectable = detectable_effect(1.0 / math.sqrt(max(len(score) - 1, 1)))  # null sd of Spearman's rho
         rows.append(row_from_ci(NAME, name, "spearman_score_vs_neg_log_density", rho, len(score), inputs.seed))
         for metric, label in labels:
             ci = auroc_ci(label, score, inputs.config.bootstrap, inputs.seed)
@@ -247,6 +251,8 @@ def auroc_ci(label: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> Co
         replicates.append(auroc(label[idx], score[idx]))
     ci = percentile_interval(value, replicates, 0.05)
     ci.p_value = float(mannwhitneyu(score[pos], score[neg], alternative="two-sided").pvalue)  # H0: AUROC = 0.5
+    # null sd of the AUROC (the Mann-Whitney U / (n1 n2) without ties): sqrt((n1 + n2 + 1) / (12 n1 n2))
+    ci.detectable = detectable_effect(math.sqrt((pos.size + neg.size + 1) / (12.0 * pos.size * neg.size)))
     return ci
 
 

@@ -6,7 +6,9 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
-COLUMNS = ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed", "p_value"]
+COLUMNS = ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed", "p_value", "detectable_effect"]
+#: the columns of runs written before `detectable_effect` (still valid to read, validate and put on a board)
+LEGACY_COLUMNS = COLUMNS[:-1]
 
 
 @dataclass(frozen=True)
@@ -20,6 +22,9 @@ class MetricRow:
     n: int = 0
     seed: int = 0
     p_value: float = math.nan  # two-sided p of the row's test against the floor (unadjusted); NaN: not a test
+    #: the smallest |effect| the row's test detects with 80 % power at the raw 5 % level (metrics.significance
+    #: .detectable_effect, from the test's own null spread); NaN: not a test
+    detectable_effect: float = math.nan
 
 
 #: estimator name of rows that record a configured measurement that could not be made, and why
@@ -34,11 +39,16 @@ NOT_RUN_REASONS = {
     "no_real_features": "only reference statistics of the real images are committed for this feature space, and "
                         "precision/recall needs the real features themselves. Fix: give the real images through a "
                         "[data] section, or use a feature space with real features (e.g. classifier)",
+    "no_real_features_kid_coverage": "only reference statistics of the real images are committed for this feature "
+                                     "space, and KID, density and coverage need the real features themselves (the "
+                                     "FID terms are reported). Fix: give the real images through a [data] section, "
+                                     "or read them in a feature space with real features (e.g. classifier)",
 }
 
 
 #: what part of the protocol a NOT_RUN reason concerns (shown after the protocol's name), when not all of it
-NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows"}
+NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows",
+                    "no_real_features_kid_coverage": "'s KID, density and coverage rows"}
 
 
 def not_run_row(protocol: str, reason: str, space: str, seed: int = 0) -> MetricRow:
@@ -62,7 +72,7 @@ def not_run_lines(frame: pd.DataFrame) -> list[str]:
 def row_from_ci(protocol: str, estimator: str, metric: str, ci, n: int, seed: int) -> MetricRow:
     """A row from a metrics.ConfidenceInterval (value, low, high, and its p_value where it is a test)."""
     return MetricRow(protocol, estimator, metric, float(ci.value), float(ci.low), float(ci.high), int(n), int(seed),
-                     float(getattr(ci, "p_value", math.nan)))
+                     float(getattr(ci, "p_value", math.nan)), float(getattr(ci, "detectable", math.nan)))
 
 
 def to_frame(rows: list[MetricRow]) -> pd.DataFrame:

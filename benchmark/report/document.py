@@ -67,8 +67,9 @@ def render_report(data: ReportData) -> str:
     lines = [f"# diffusion-uq-bench report: {cfg.name}", "",
              f"{report_tables.source_label(cfg)} · sampler `{cfg.sampler}`, {cfg.steps} steps · N = {cfg.num_samples} "
              f"samples, K = {cfg.keep} kept · seed {cfg.seed} · features {', '.join(spaces)}. Values: point "
-             f"estimate [95 % interval]; ↑ higher is better, ↓ lower is better; **bold**: beats the random floor "
-             f"after the run's multiplicity adjustment ({cfg.multiplicity}, see Findings).", "",
+             f"estimate [95 % interval]; ↑ higher is better, ↓ lower is better; **bold**: beats the floor (the `random` "
+             f"floor; on sparsification the best trivial baseline) after the run's multiplicity adjustment "
+             f"({cfg.multiplicity}, see Findings).", "",
              *replicates_lines(cfg), ""]
     fam = verdicts.family(frame, roles.is_reference, cfg.multiplicity)
     headline, names = report_tables.headline_table(frame, roles, spaces, fam)
@@ -144,8 +145,8 @@ def replicates_lines(cfg: RunConfig) -> list[str]:
                         f"{subsets} random K-subsets (their mean is the baseline)",
         "precision_recall": f"precision/recall: {bootstrap_replicates('', cfg.bootstrap // 2)} bootstrap replicates "
                             "(percentile); Δprecision vs random: exact hypergeometric test",
-        "sparsification": f"AUSE: {cfg.bootstrap} bootstrap replicates over images; AURG and ΔAUSE vs random: t "
-                          "intervals and t-tests over images",
+        "sparsification": f"AUSE: {cfg.bootstrap} bootstrap replicates over images; AURG, ΔAUSE vs the trivial "
+                          "baselines and the partial ρ given them: t intervals and t-tests over images",
         "guidance": f"guided vs placebo (the verdict) and vs plain: {fid} paired subsamples",
         "ground_truth": f"ground truth: {cfg.bootstrap} bootstrap replicates over samples; tests of ρ = 0 "
                         "(Spearman) and AUROC = 0.5 (Mann-Whitney)",

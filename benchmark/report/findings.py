@@ -1,10 +1,12 @@
-"""The report's "findings": which estimators beat the `random` floor, which are worse, at a stated error rate.
+"""The report's "findings": which estimators beat the floor, which are worse, at a stated error rate.
 
-Generated from the run's family of tests against the floor (benchmark.report.verdicts): every headline test of
-every ranked estimator, adjusted together by `run.multiplicity` (Holm by default). An estimator is
-- *better than random* on a metric when its adjusted p-value is <= 5 % and the effect is on the better side;
-- *worse than random* in the mirror case;
-- not distinguishable otherwise.
+Generated from the run's family of verdict tests (benchmark.report.verdicts): every headline test of every ranked
+estimator, against the `random` floor or, on sparsification, the best trivial baseline, adjusted together by
+`run.multiplicity` (Holm by default). An estimator is
+- *better than the floor* on a metric when its adjusted p-value is <= 5 % and the effect is on the better side;
+- *worse than the floor* in the mirror case;
+- not distinguishable otherwise, which is a statement about the run's size as much as about the estimator: the line
+  quotes the smallest effect the test could have seen (80 % power at the family's strictest level).
 The text names the family, its size and the method, and reports the `random` row's own tests as a check of the
 null (each is one draw of a no-information score). Cost metrics are not verdicts and are left out.
 """
@@ -28,6 +30,12 @@ def _label(v: Verdict) -> str:
     return metric_info.label(v.metric)
 
 
+def _unseen(fam: Family, v: Verdict) -> str:
+    """"label (could not see |Δ| < MDE)", the MDE at the family's strictest level (plain label without one)."""
+    mde = fam.detectable(v)
+    return f"{_label(v)} (could not see |Δ| < {mde:.3g})" if math.isfinite(mde) else _label(v)
+
+
 def findings_lines(fam: Family, order: list[str], negatable: set[str] = frozenset()) -> list[str]:
     """Markdown bullet lines, one per ranked estimator (in `order`), plus how to read them."""
     by_name: dict[str, list[Verdict]] = {}
@@ -41,23 +49,25 @@ def findings_lines(fam: Family, order: list[str], negatable: set[str] = frozense
         better = [v for v in by_name[name] if v.outcome > 0]
         worse = [v for v in by_name[name] if v.outcome < 0]
         unclear = [v for v in by_name[name] if v.outcome == 0]
-        head = ("**beats random**" if better and not worse else "**worse than random**" if worse and not better
-                else "mixed" if better else "not distinguishable from random")
+        head = ("**beats the floor**" if better and not worse else "**worse than the floor**" if worse and not better
+                else "mixed" if better else "not distinguishable from the floor")
         parts = []
         if better:
             parts.append("better on " + "; ".join(f"{_label(v)}: {_evidence(v)}" for v in better))
         if worse:
             parts.append("worse on " + "; ".join(f"{_label(v)}: {_evidence(v)}" for v in worse))
         if unclear:
-            parts.append("no significant difference on " + ", ".join(_label(v) for v in unclear))
+            parts.append("no significant difference on " + ", ".join(_unseen(fam, v) for v in unclear))
         line = f"- `{name}` {head} — " + "; ".join(parts) + "."
         if worse and not better and name in negatable:
             line += (" Its score may be ordered the other way round from what the protocols assume: test the "
                      "inverted score as its own row (`negate = true` in a separate `[estimators.<name>]` table).")
         lines.append(line)
     lines += ["", f"Verdicts: the family is {fam.description()}. Each test compares with the floor's expectation "
-                  "(the mean over random K-subsets, a map or score without information), not with one random draw; "
-                  "the 95 % intervals shown are not adjusted."]
+                  "(the mean over random K-subsets, a map or score without information, or the best trivial map on "
+                  "the same images), not with one random draw; the 95 % intervals shown are not adjusted. \"could not "
+                  "see |Δ| < x\": the effect the test detects with 80 % power at the family's strictest level "
+                  "(metrics.significance.detectable_effect)."]
     if fam.floor_checks:
         hits = sum(v.p_value <= ALPHA for v in fam.floor_checks)
         lines.append(f"Check of the null: the `random` row's own {len(fam.floor_checks)} tests give {hits} "

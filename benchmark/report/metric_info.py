@@ -16,6 +16,8 @@ HIGHER_WORDS = frozenset({"precision", "recall", "f1", "aurg", "spearman", "pear
 LOWER_WORDS = frozenset({"fid", "kid", "delta", "ause", "rmse", "mse", "mae", "error", "ece", "nfe", "seconds",
                          "time"})
 COST_WORDS = frozenset({"nfe", "seconds", "time"})
+#: metrics whose sign is neither better nor worse (parts of a difference read for what they are made of): no arrow
+NO_DIRECTION = frozenset({"fid_trace_term_delta_vs_random", "fid_cross_term_delta_vs_random"})
 #: run settings some protocols record as rows (shown in the settings table, never as a result)
 SETTING_METRICS = frozenset({"start_timestep", "matched_steps"})
 LABELS = {
@@ -32,7 +34,16 @@ LABELS = {
     "precision_delta_vs_random": "Δprecision vs random K",
     "ause_delta_vs_random": "ΔAUSE vs random",
     "ause_delta_vs_local_variance": "ΔAUSE vs local_variance",
+    "ause_delta_vs_gradient_magnitude": "ΔAUSE vs gradient_magnitude",
+    "ause_delta_vs_trivial": "ΔAUSE vs best trivial",
+    "partial_spearman_given_trivial": "partial ρ(map, error | trivial maps)",
     "delta_vs_random_stratified": "ΔFID vs random K, filter within classes",
+    "fid_mean_term_delta_vs_random": "ΔFID mean term vs random K",
+    "fid_trace_term_delta_vs_random": "ΔFID trace term tr(S) vs random K",
+    "fid_cross_term_delta_vs_random": "ΔFID cross term vs random K",
+    "kid_delta_vs_random": "ΔKID vs random K",
+    "density_delta_vs_random": "Δdensity vs random K",
+    "coverage_delta_vs_random": "Δcoverage vs random K",
     "kept_class_tvd": "class shift of the kept (TVD)",
     "fid_infinity_kept": "FID∞ of kept K",
     "fid_infinity_all": "FID∞ of all N",
@@ -102,6 +113,8 @@ def direction(metric: str) -> int:
     without a `.<measure>` it is a difference of FIDs (`delta_vs_random`: lower is better).
     """
     base = parse(metric).base
+    if base in NO_DIRECTION:
+        return 0
     head, sep, rest = base.partition("delta_vs_")
     if sep:  # `[procedure.]delta_vs_<baseline>.<measure>`, or `<measure>_delta_vs_<baseline>`
         _, dot, measured = rest.partition(".")

@@ -13,12 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from benchmark.errors import ConfigError
-from benchmark.protocols.table import COLUMNS
+from benchmark.protocols.table import COLUMNS, LEGACY_COLUMNS
 
 BASELINE_COLUMNS = ["protocol", "estimator", "metric", "value", "abs_tol", "rel_tol"]
 KEY_COLUMNS = ["protocol", "estimator", "metric"]
 #: numeric columns (empty = NaN is allowed: an interval a metric does not have)
-NUMERIC_COLUMNS = ("value", "ci_low", "ci_high", "n", "seed", "p_value", "abs_tol", "rel_tol")
+NUMERIC_COLUMNS = ("value", "ci_low", "ci_high", "n", "seed", "p_value", "detectable_effect", "abs_tol", "rel_tol")
 
 
 def read_table(path: Path, columns: list[str], field: str, *, fix: str) -> pd.DataFrame:
@@ -78,10 +78,15 @@ def read_table(path: Path, columns: list[str], field: str, *, fix: str) -> pd.Da
 REGRESS_COLUMNS = KEY_COLUMNS + ["value"]
 
 
-def read_metrics(run_dir: Path, field: str = "--run", columns: list[str] = COLUMNS) -> pd.DataFrame:
-    """A finished run's metrics.csv with at least `columns` (default: all of benchmark.protocols.table.COLUMNS)."""
-    return read_table(Path(run_dir) / "metrics.csv", columns, field,
-                      fix="give a finished run folder (python -m benchmark run ... writes metrics.csv), or re-run it")
+def read_metrics(run_dir: Path, field: str = "--run", columns: list[str] = LEGACY_COLUMNS) -> pd.DataFrame:
+    """A finished run's metrics.csv with at least `columns` (default: every column of benchmark.protocols.table
+    .COLUMNS but `detectable_effect`, which a run written before it lacks: it is then added as NaN, "not
+    recorded")."""
+    frame = read_table(Path(run_dir) / "metrics.csv", columns, field,
+                       fix="give a finished run folder (python -m benchmark run ... writes metrics.csv), or re-run it")
+    if "detectable_effect" not in frame.columns and list(frame.columns) == LEGACY_COLUMNS:
+        frame["detectable_effect"] = float("nan")
+    return frame
 
 
 def read_baseline(path: Path) -> pd.DataFrame:

@@ -22,6 +22,7 @@ HEADLINE = (
     ("precision_recall", "precision", False),
     ("sparsification", "ause", False),
     ("sparsification", "aurg", False),
+    ("sparsification", "partial_spearman_given_trivial", False),
     ("ground_truth", "spearman_score_vs_neg_log_density", False),
     ("ground_truth", "auroc_lowest_*", False),
     ("ground_truth", "auroc_between_mode", False),

@@ -1,11 +1,15 @@
-"""The run's verdicts against the `random` floor, with their error rate controlled over the run's family.
+"""The run's verdicts against the floor, with their error rate controlled over the run's family.
 
-A *test against the floor* is a metrics.csv row with a p-value (metrics.significance): a filter's
+A *verdict test* is a metrics.csv row with a p-value (metrics.significance), one per question: a filter's
 `delta_vs_random[space]` (FID of the kept K minus the mean over R random K-subsets, randomization test) and
-`precision_delta_vs_random[space]` (exact hypergeometric test), `aurg` (one-sample t-test of 0: a map without
-information has expected AURG 0), `ause_delta_vs_random` (paired t-test against the `random` map on the same
-images), and on the mixture `spearman_score_vs_neg_log_density` (Spearman's test of rho = 0) and the `auroc_*`
-rows (Mann-Whitney test of AUROC = 0.5).
+`precision_delta_vs_random[space]` (exact hypergeometric test); on sparsification, where trivial maps of the image
+(local variance, gradient magnitude: `trivial_baseline` estimators) already rank the error's structure, the floor is
+the best trivial baseline: `ause_delta_vs_trivial` (paired t-test over images) and the structure-controlled
+`partial_spearman_given_trivial` (one-sample t-test of 0), and only a run without trivial baselines falls back to
+`aurg` against `random` (one-sample t-test of 0; ΔAUSE vs `random` is -AURG up to a constant, never a second test);
+on the mixture `spearman_score_vs_neg_log_density` (Spearman's test of rho = 0) and the `auroc_*` rows (Mann-Whitney
+test of AUROC = 0.5). Each verdict carries the test's minimum detectable effect (80 % power at the raw 5 % level,
+and `Family.detectable` at the family's strictest level).
 
 The *family* is every such test of every ranked estimator in the run's headline (reference rows such as `random`
 and oracles are not in it). Its p-values are adjusted together by `run.multiplicity` (default "holm": the
@@ -26,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.report import metric_info
-from metrics.significance import MULTIPLICITY, adjust
+from metrics.significance import MULTIPLICITY, adjust, detectable_at_level
 
 ALPHA = 0.05
 FLOOR = "random"
@@ -34,13 +38,16 @@ FLOOR = "random"
 TESTS = (
     ("filtered_fid", "delta_vs_random"),
     ("precision_recall", "precision_delta_vs_random"),
-    ("sparsification", "aurg"),
-    ("sparsification", "ause_delta_vs_random"),
+    ("sparsification", "aurg"),  # only without trivial baselines (`_superseded`)
+    ("sparsification", "ause_delta_vs_trivial"),
+    ("sparsification", "partial_spearman_given_trivial"),
     ("ground_truth", "spearman_score_vs_neg_log_density"),
     ("ground_truth", "auroc_*"),
 )
+#: a test left out of the family where the same estimator has the stronger test of the same question
+SUPERSEDED_BY = {("sparsification", "aurg"): "ause_delta_vs_trivial"}
 #: headline columns shown as raw values whose verdict is another row's test (column base -> test base)
-TEST_OF = {"precision": "precision_delta_vs_random", "ause": "ause_delta_vs_random"}
+TEST_OF = {"precision": "precision_delta_vs_random", "ause": "ause_delta_vs_trivial"}
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,7 @@ class Verdict:
     p_value: float
     adjusted_p: float
     outcome: int
+    detectable: float = math.nan  # |effect| the test sees with 80 % power at the raw 5 % level (NaN: not recorded)
 
 
 @dataclass(frozen=True)
@@ -81,10 +89,18 @@ class Family:
                 return v.outcome
         return 0
 
+    def detectable(self, v: Verdict) -> float:
+        """The |effect| the verdict's test sees with 80 % power at the family's strictest level (ALPHA / size for
+        Holm and BH, whose first step is Bonferroni's; ALPHA for "none")."""
+        level = ALPHA if self.method == "none" else ALPHA / max(self.size, 1)
+        return detectable_at_level(v.detectable, level) if math.isfinite(v.detectable) else math.nan
+
     def description(self) -> str:
-        """One sentence naming the family, its size and the method."""
-        return (f"{self.size} tests of ranked estimators against the `random` floor (every estimator × every "
-                f"headline test); adjusted by {self.method}: {MULTIPLICITY[self.method]}, at {ALPHA:.0%}")
+        """One sentence naming the family, its size, its members and the method."""
+        names = ", ".join(sorted({metric_info.label(v.metric, with_arrow=False) for v in self.verdicts}))
+        return (f"{self.size} tests of ranked estimators, one per question (every estimator × {names}): against the "
+                f"`random` floor, and on sparsification against the best trivial baseline; adjusted by {self.method}: "
+                f"{MULTIPLICITY[self.method]}, at {ALPHA:.0%}")
 
 
 def is_test(protocol: str, metric: str) -> bool:
@@ -114,6 +130,8 @@ def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
     if "p_value" not in frame.columns:
         return Family((), method)
     rows = [r for r in frame.itertuples() if is_test(r.protocol, r.metric) and math.isfinite(float(r.p_value))]
+    present = {(r.protocol, r.estimator, metric_info.parse(r.metric).base) for r in rows}
+    rows = [r for r in rows if not _superseded(r, present)]
     members = [r for r in rows if not is_reference(r.estimator)]
     adjusted = adjust([float(r.p_value) for r in members], method) if members else np.array([])
     verdicts = tuple(_verdict(r, p) for r, p in zip(members, adjusted))
@@ -121,8 +139,14 @@ def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
     return Family(verdicts, method, checks)
 
 
+def _superseded(row, present: set[tuple[str, str, str]]) -> bool:
+    """True for a test whose question the same estimator's stronger test answers (SUPERSEDED_BY)."""
+    stronger = SUPERSEDED_BY.get((row.protocol, metric_info.parse(row.metric).base))
+    return stronger is not None and (row.protocol, row.estimator, stronger) in present
+
+
 def _verdict(row, adjusted_p: float) -> Verdict:
     value = float(row.value)
     outcome = _outcome(_direction(row.metric), _effect(row.metric, value), adjusted_p)
     return Verdict(row.protocol, row.estimator, row.metric, value, float(row.ci_low), float(row.ci_high),
-                   float(row.p_value), float(adjusted_p), outcome)
+                   float(row.p_value), float(adjusted_p), outcome, float(getattr(row, "detectable_effect", math.nan)))
