@@ -7,10 +7,14 @@ What each interval covers is in `metrics.METRIC_INFO` (FID_N: E[FID_N]; FID∞: 
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from metrics import fid_bootstrap, fid_infinity_bootstrap, paired_sets_fid_difference
 from metrics.bootstrap import ConfidenceInterval, FixedReferenceFID
+from metrics.class_balance import class_matched_subsets
+from metrics.fid_decomposition import DELTA_TERMS, FIDTerms, term_values
 from metrics.filtered import keep_lowest, random_subset, random_subsets  # noqa: F401 - re-exported for the protocols
 from metrics.significance import randomization_test
 
@@ -51,27 +55,86 @@ class RandomBaseline:
     pool; the p-value and the test-inversion interval come from the measured spread of FID over random K-subsets).
     `spread_ci(keep)` = the mean of the R FIDs with the 2.5 and 97.5 percentiles of the R values: the range a
     no-information filter's FID falls in. Every FID evaluates 0/1 counts on one `FixedReferenceFID` of the pool.
+    `terms_cis(mask)`: the same comparison for each term of FID (metrics.fid_decomposition; the three deltas sum to
+    delta_ci's); `statistic_ci(name, statistic, mask)`: for any other statistic of a subset (KID, density,
+    coverage), on the same R subsets, its values on them computed once per name and subset size.
+    `stratified(labels)`: the baseline of a filter applied within classes, whose R random subsets hold the kept
+    set's count of every class (`metrics.class_balance.class_matched_subsets`), drawn uniformly within each class.
     """
 
-    def __init__(self, pool: np.ndarray, reference, seed: int, count: int = DEFAULT_RANDOM_SUBSETS) -> None:
+    def __init__(self, pool: np.ndarray, reference, seed: int, count: int = DEFAULT_RANDOM_SUBSETS, *,
+                 labels: np.ndarray | None = None, fid: FixedReferenceFID | None = None) -> None:
         self.pool, self.reference, self.seed, self.count = pool, reference, seed, int(count)
-        self._fid = FixedReferenceFID(reference, pool)
-        self._null: dict[int, np.ndarray] = {}
+        self.labels = None if labels is None else np.asarray(labels).astype(np.int64).reshape(-1)
+        self._fid = fid if fid is not None else FixedReferenceFID(reference, pool)
+        self._masks: dict[tuple, np.ndarray] = {}
+        self._terms: dict[tuple, list[FIDTerms]] = {}
+        self._values: dict[tuple, np.ndarray] = {}
+        self._by_class: dict[bytes, RandomBaseline] = {}
+
+    def stratified(self, labels: np.ndarray) -> "RandomBaseline":
+        """The class-matched baseline of this pool (class docstring), sharing its FID evaluator; one per labels."""
+        labels = np.asarray(labels).astype(np.int64).reshape(-1)
+        key = labels.tobytes()
+        if key not in self._by_class:
+            self._by_class[key] = RandomBaseline(self.pool, self.reference, self.seed, self.count, labels=labels,
+                                                 fid=self._fid)
+        return self._by_class[key]
+
+    def _key(self, mask: np.ndarray) -> tuple:
+        """What fixes the random subsets a kept mask is compared with: its size, or its count in every class."""
+        mask = np.asarray(mask, dtype=bool)
+        if self.labels is None:
+            return (int(mask.sum()),)
+        return tuple(int(np.sum(mask & (self.labels == c))) for c in np.unique(self.labels))
+
+    def null_masks(self, mask: np.ndarray) -> np.ndarray:
+        """Boolean masks [R, N] of the random subsets `mask` is compared with (its size; with labels, its classes)."""
+        key = self._key(mask)
+        if key not in self._masks:
+            self._masks[key] = (random_subsets(self.pool.shape[0], key[0], self.seed, self.count) if self.labels is None
+                                else class_matched_subsets(self.labels, mask, self.seed, self.count))
+        return self._masks[key]
+
+    def null_terms(self, mask: np.ndarray) -> list[FIDTerms]:
+        """The FID terms of each of the R random subsets `mask` is compared with."""
+        key = self._key(mask)
+        if key not in self._terms:
+            self._terms[key] = [self._fid.terms(m.astype(np.int64)) for m in self.null_masks(mask)]
+        return self._terms[key]
 
     def fid(self, mask: np.ndarray) -> float:
         """FID(pool[mask]) against the reference."""
         return self._fid(np.asarray(mask, dtype=np.int64))
 
     def null_fids(self, keep: int) -> np.ndarray:
-        """FIDs [R] of the R random K-subsets (K = keep)."""
-        if keep not in self._null:
-            masks = random_subsets(self.pool.shape[0], keep, self.seed, self.count)
-            self._null[keep] = np.array([self.fid(mask) for mask in masks])
-        return self._null[keep]
+        """FIDs [R] of the R random K-subsets (K = keep) of the uniform baseline."""
+        return self._null_fids(np.arange(self.pool.shape[0]) < keep)
+
+    def _null_fids(self, mask: np.ndarray) -> np.ndarray:
+        return np.array([terms.total for terms in self.null_terms(mask)])
 
     def delta_ci(self, mask: np.ndarray) -> ConfidenceInterval:
-        """FID(pool[mask]) - mean FID of random subsets of the same size, with its randomization test."""
-        return randomization_test(self.fid(mask), self.null_fids(int(mask.sum())), log_scale=True)
+        """FID(pool[mask]) - mean FID of the random subsets it is compared with, with its randomization test."""
+        return randomization_test(self.fid(mask), self._null_fids(mask), log_scale=True)
+
+    def terms_cis(self, mask: np.ndarray) -> dict[str, ConfidenceInterval]:
+        """{term: term(pool[mask]) - its mean over the random subsets} for the terms of FID that a difference keeps
+        (mean, trace, cross: metrics.fid_decomposition), each with its randomization test (log scale where the
+        term is positive); the three values sum to delta_ci(mask).value."""
+        kept, null = self._fid.terms(np.asarray(mask, dtype=np.int64)), self.null_terms(mask)
+        return {name: randomization_test(getattr(kept, name), term_values(null, name), log_scale=True)
+                for name in DELTA_TERMS}
+
+    def statistic_ci(self, name: str, statistic: Callable[[np.ndarray], np.ndarray], mask: np.ndarray
+                     ) -> ConfidenceInterval:
+        """statistic(kept) - mean statistic over the random subsets, with the randomization test on the linear scale.
+        `statistic` maps boolean masks [R, N] to values [R]; its null values are cached under (name, subset key)."""
+        key = (name,) + self._key(mask)
+        if key not in self._values:
+            self._values[key] = np.asarray(statistic(self.null_masks(mask)), dtype=np.float64)
+        value = float(np.asarray(statistic(np.asarray(mask, dtype=bool)[None]))[0])
+        return randomization_test(value, self._values[key])
 
     def spread_ci(self, keep: int) -> ConfidenceInterval:
         null = self.null_fids(keep)

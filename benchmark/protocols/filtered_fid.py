@@ -15,8 +15,13 @@ Rows per feature space:
                `metrics.fid_infinity.is_sound`, else a "(not run)" row says why), and the curve
                delta_vs_random_at_keep_<f> = FID(lowest f N) - mean FID(random f N) over kept fractions f < 1;
                with class labels (a conditional model): delta_vs_random_stratified (the filter applied within each
-               class in proportion to its size, against the same random K-subsets: removes bad samples, or removes
-               a class?) and, once per filter, kept_class_tvd (chi-square p) and removed_share_of_class_<c>.
+               class in proportion to its size, against R random K-subsets with the same count in every class,
+               drawn uniformly within each class: removes bad samples, or removes a class?) and, once per filter,
+               kept_class_tvd (chi-square p) and removed_share_of_class_<c>;
+               beside ΔFID, whether the filter removes bad samples or removes spread (benchmark.protocols.
+               fidelity_diversity): ΔFID split into its mean, trace and cross terms, and ΔKID, Δdensity and
+               Δcoverage against the real test features (a "(not run)" row where the space has none), each against
+               the same R random K-subsets.
 What every interval covers is in `metrics.METRIC_INFO`. The `random` estimator is a filter like any other
 here: its delta is one draw from the null law, centred on 0 (how often chance alone looks significant is
 measured by bench/calibration_bench.py).
@@ -30,6 +35,7 @@ import numpy as np
 
 from benchmark.execution.features import GENERATED, REAL_TEST, every_space
 from benchmark.protocols.base import ProtocolInputs
+from benchmark.protocols.fidelity_diversity import NO_REAL_FEATURES, RealSetJudges, character_rows
 from benchmark.protocols.fid_utils import (
     DEFAULT_RANDOM_SUBSETS,
     MIN_REPLICATES,
@@ -50,8 +56,9 @@ FID_INFINITY_DRAWS = 4  # independent subset draws averaged per FID∞ fit
 
 
 def features_read(params: dict, config) -> set[tuple[str, str]]:
-    """(space, split) pairs of the run's features this protocol reads: the generated samples' features against the
-    real test set's statistics, in every space."""
+    """(space, split) pairs of the run's features this protocol reads, in every space: the generated samples'
+    features against the real test set's statistics (FID), and its features themselves where the run computes them
+    (KID, density, coverage; a space with committed statistics only gets a "(not run)" row for those)."""
     return every_space(config, GENERATED, REAL_TEST)
 
 
@@ -66,15 +73,17 @@ def parts(inputs: ProtocolInputs, params: dict) -> list[Part]:
     for space, feats in inputs.fake_features.items():
         baseline = RandomBaseline(feats, inputs.reference_stats[space], inputs.config.seed,
                                   int(params.get("random_subsets", DEFAULT_RANDOM_SUBSETS)))
+        real = inputs.real_features.get(space)
+        judges = None if real is None else RealSetJudges(feats, real)
         cost = feats.shape[1] / 200  # rough seconds of one filter's rows (a 2048-d space: ~10 s on one CPU thread)
-        out.append(Part(partial(_reference_rows, inputs, params, space, baseline), cost))
-        out += [Part(partial(_filter_rows, inputs, params, space, name, baseline), cost)
+        out.append(Part(partial(_reference_rows, inputs, params, space, baseline, judges), cost))
+        out += [Part(partial(_filter_rows, inputs, params, space, name, baseline, judges), cost)
                 for name in inputs.estimator_names]
     return out
 
 
 def _reference_rows(inputs: ProtocolInputs, params: dict, space: str, baseline: RandomBaseline,
-                    artifacts: dict) -> list[MetricRow]:
+                    judges: RealSetJudges | None, artifacts: dict) -> list[MetricRow]:
     """FID of all N (and its FID∞) and the mean FID of the R random K-subsets: reference figures."""
     cfg, gen = inputs.config, inputs.generation
     feats, ref, seed = inputs.fake_features[space], inputs.reference_stats[space], cfg.seed
@@ -85,6 +94,8 @@ def _reference_rows(inputs: ProtocolInputs, params: dict, space: str, baseline: 
     rows += _fid_infinity_rows(params, ALL, "fid_infinity_all", space, feats, ref, seed, cfg.keep)
     if int(params.get("fid_infinity_points", 5)) and not is_sound(cfg.keep, feats.shape[1]):
         rows.append(not_run_row(NAME, "fid_infinity_unsound", space, seed))
+    if judges is None:
+        rows.append(not_run_row(NAME, NO_REAL_FEATURES, space, seed))
     return rows
 
 
@@ -103,8 +114,9 @@ def _fid_infinity_rows(params: dict, name: str, metric: str, space: str, feats, 
 
 
 def _filter_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, baseline: RandomBaseline,
-                 artifacts: dict) -> list[MetricRow]:
-    """One filter's kept-K FID, its difference to the mean of the random K-subsets, its FID∞ and its ΔFID curve."""
+                 judges: RealSetJudges | None, artifacts: dict) -> list[MetricRow]:
+    """One filter's kept-K FID, its difference to the mean of the random K-subsets with what it is made of
+    (fidelity_diversity), its FID∞ and its ΔFID curve."""
     cfg, gen = inputs.config, inputs.generation
     feats, ref, keep, seed = inputs.fake_features[space], inputs.reference_stats[space], cfg.keep, cfg.seed
     n_boot = bootstrap_replicates(space, cfg.bootstrap)
@@ -112,6 +124,7 @@ def _filter_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, ba
     mask = keep_lowest(scores, keep)
     rows = [row_from_ci(NAME, name, f"fid_kept[{space}]", fid_ci(feats[mask], ref, n_boot, seed), keep, seed),
             row_from_ci(NAME, name, f"delta_vs_random[{space}]", baseline.delta_ci(mask), keep, seed)]
+    rows += character_rows(NAME, baseline, judges, mask, name, space, seed)
     rows += _fid_infinity_rows(params, name, "fid_infinity_kept", space, feats[mask], ref, seed, keep)
     labels = getattr(gen, "y", None)
     if labels is not None:
@@ -126,12 +139,12 @@ def _filter_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, ba
 def _class_rows(baseline: RandomBaseline, labels: np.ndarray, scores: np.ndarray, mask: np.ndarray, name: str,
                 space: str, *, first_space: bool, seed: int) -> list[MetricRow]:
     """Does the filter remove bad samples or a class (metrics.class_balance)? delta_vs_random_stratified: the filter
-    applied within each class in proportion to the class sizes, FID minus the mean of the R random K-subsets
-    (randomization test); kept_class_tvd (once, in the first space): how far the kept samples' class histogram is
+    applied within each class in proportion to the class sizes, FID minus the mean of R random K-subsets with the
+    same count in every class (RandomBaseline.stratified; randomization test); kept_class_tvd (once, in the first space): how far the kept samples' class histogram is
     from all samples', with the chi-square p, and removed_share_of_class_<c> of the most removed class."""
     keep = int(mask.sum())
     stratified = keep_lowest_stratified(scores, labels, keep)
-    rows = [row_from_ci(NAME, name, f"delta_vs_random_stratified[{space}]", baseline.delta_ci(stratified), keep, seed)]
+    rows = [row_from_ci(NAME, name, f"delta_vs_random_stratified[{space}]", baseline.stratified(labels).delta_ci(stratified), keep, seed)]
     if first_space:
         test = removal_class_test(labels, mask)
         rows.append(MetricRow(NAME, name, "kept_class_tvd", test.tvd, n=keep, seed=seed, p_value=test.p_value))
