@@ -46,6 +46,9 @@ TESTS = (
 )
 #: a test left out of the family where the same estimator has the stronger test of the same question
 SUPERSEDED_BY = {("sparsification", "aurg"): "ause_delta_vs_trivial"}
+#: degrees of freedom of a protocol's verdict tests from the row's n (absent: a normal test): t-tests over the n
+#: images; the randomization tests' t law has R - 1 >= 99 degrees of freedom (99 is the conservative choice)
+TEST_DOF = {"sparsification": lambda n: max(int(n) - 1, 1), "filtered_fid": lambda n: 99}
 #: headline columns shown as raw values whose verdict is another row's test (column base -> test base)
 TEST_OF = {"precision": "precision_delta_vs_random", "ause": "ause_delta_vs_trivial"}
 
@@ -65,6 +68,7 @@ class Verdict:
     adjusted_p: float
     outcome: int
     detectable: float = math.nan  # |effect| the test sees with 80 % power at the raw 5 % level (NaN: not recorded)
+    n: int = 0  # the row's n (images for the paired t-tests)
 
 
 @dataclass(frozen=True)
@@ -91,9 +95,12 @@ class Family:
 
     def detectable(self, v: Verdict) -> float:
         """The |effect| the verdict's test sees with 80 % power at the family's strictest level (ALPHA / size for
-        Holm and BH, whose first step is Bonferroni's; ALPHA for "none")."""
+        Holm and BH, whose first step is Bonferroni's; ALPHA for "none"), with the test's own quantiles
+        (`TEST_DOF`)."""
         level = ALPHA if self.method == "none" else ALPHA / max(self.size, 1)
-        return detectable_at_level(v.detectable, level) if math.isfinite(v.detectable) else math.nan
+        if not math.isfinite(v.detectable):
+            return math.nan
+        return detectable_at_level(v.detectable, level, dof=TEST_DOF.get(v.protocol, lambda n: None)(v.n))
 
     def description(self) -> str:
         """One sentence naming the family, its size, its members and the method."""
@@ -149,4 +156,5 @@ def _verdict(row, adjusted_p: float) -> Verdict:
     value = float(row.value)
     outcome = _outcome(_direction(row.metric), _effect(row.metric, value), adjusted_p)
     return Verdict(row.protocol, row.estimator, row.metric, value, float(row.ci_low), float(row.ci_high),
-                   float(row.p_value), float(adjusted_p), outcome, float(getattr(row, "detectable_effect", math.nan)))
+                   float(row.p_value), float(adjusted_p), outcome, float(getattr(row, "detectable_effect", math.nan)),
+                   int(getattr(row, "n", 0) or 0))
