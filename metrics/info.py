@@ -45,8 +45,11 @@ _REAL_SET = ("{} of the kept K against the real test features minus its mean ove
 _FID_INF = ("shifted bootstrap of the 1/n extrapolation (fit averaged over 4 subset draws; reported only where "
             "metrics.fid_infinity.is_sound): covers the Fréchet distance between the generated distribution and "
             "the fixed reference statistics")
-_PR = ("percentile bootstrap over the generated samples (real manifold fixed; inside [0, 1]): covers the expected "
-       "value at this size")
+_PRECISION = ("Wilson score interval (given the fixed real manifold, K x precision is Binomial(K, p)): covers "
+              "E[precision_K] = p, the chance that a generated sample lies inside the real manifold")
+_PR = ("m-out-of-n subsampling of the generated samples (0.8 K rows without replacement, spread x sqrt(m/(K-m)), cut "
+       "to [0, 1]; real set fixed): covers the expected value at this size K against the fixed real set (the k-NN "
+       "manifold depends on K: not the limit K -> inf)")
 _PR_DELTA = ("precision(kept) - precision(all N) = minus the expected precision of a random K-subset; exact "
              "hypergeometric test of H0 (no information), interval -/+ z times the finite-population sd")
 _MEAN = "percentile bootstrap over images/samples: covers the mean over the population of images"
@@ -85,7 +88,7 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "density_delta_vs_random": MetricInfo("higher", _REAL_SET.format("density (Naeem et al. 2020, k = 5)")),
     "coverage_delta_vs_random": MetricInfo("higher", _REAL_SET.format("coverage (Naeem et al. 2020, k = 5)")),
     # precision_recall
-    "precision": MetricInfo("higher", _PR),
+    "precision": MetricInfo("higher", _PRECISION),
     "recall": MetricInfo("higher", _PR),
     "f1": MetricInfo("higher", _PR),
     "precision_delta_vs_random": MetricInfo("higher", _PR_DELTA),

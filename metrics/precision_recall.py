@@ -74,6 +74,22 @@ def _squared_distance_block(rows: torch.Tensor, rows_sq: torch.Tensor, cols: tor
     return block.add_(rows_sq.unsqueeze(1)).clamp_(min=0.0)
 
 
+def squared_distances(rows: torch.Tensor, cols: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
+    """The full matrix ||a_i - b_j||^2 of rows [n, D] and cols [m, D] -> [n, m], computed in the same
+    chunk_size x chunk_size blocks as `knn_squared_radii` and `inside_manifold`, so every entry has the same bits as
+    there (metrics.pr_bootstrap reads its replicates' manifolds from it). Memory: n m floats."""
+    _check_chunk_size(chunk_size)
+    row_norms, col_norms = (rows * rows).sum(dim=1), (cols * cols).sum(dim=1)
+    out = torch.empty(rows.shape[0], cols.shape[0], dtype=rows.dtype, device=rows.device)
+    for start in range(0, rows.shape[0], chunk_size):
+        stop = min(start + chunk_size, rows.shape[0])
+        for col_start in range(0, cols.shape[0], chunk_size):
+            col_stop = min(col_start + chunk_size, cols.shape[0])
+            out[start:stop, col_start:col_stop] = _squared_distance_block(
+                rows[start:stop], row_norms[start:stop], cols[col_start:col_stop], col_norms[col_start:col_stop])
+    return out
+
+
 def knn_squared_radii(points: torch.Tensor, k: int = 3, chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
     """Squared distance of every point [N, D] to its k-th nearest neighbour among the others -> [N].
 

@@ -172,14 +172,15 @@ def test_precision_recall_bootstrap_matches_naive_resampling():
         precision = naive_manifold_fraction(fake, counts, real, 3)
         recall = naive_manifold_fraction(real, np.ones(70), fake[counts > 0], 3)
         naive.append((precision, recall))
-    ci = precision_recall_bootstrap(real, fake, n_boot=15, seed=9, interval="percentile")
+    ci = precision_recall_bootstrap(real, fake, n_boot=15, seed=9, interval="percentile", scheme="replacement")
     plain = precision_recall(real, fake)
     assert (ci.precision.value, ci.recall.value, ci.f1.value) == (plain.precision, plain.recall, plain.f1)
     naive = np.array(naive)
     np.testing.assert_allclose([ci.precision.low, ci.precision.high], percentile_bounds(naive[:, 0]), atol=1e-12)
     np.testing.assert_allclose([ci.recall.low, ci.recall.high], percentile_bounds(naive[:, 1]), atol=1e-12)
-    shifted = precision_recall_bootstrap(real, fake, n_boot=15, seed=9, resample_real=True)
-    assert shifted == precision_recall_bootstrap(real, fake, n_boot=15, seed=9, resample_real=True)
+    shifted = precision_recall_bootstrap(real, fake, n_boot=15, seed=9, resample_real=True, scheme="replacement")
+    assert shifted == precision_recall_bootstrap(real, fake, n_boot=15, seed=9, resample_real=True,
+                                                 scheme="replacement")
     assert shifted.precision.method == "shifted"
 
 

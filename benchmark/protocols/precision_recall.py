@@ -10,10 +10,13 @@ under "the score carries no information" the number of kept rows inside is hyper
 (`metrics.significance.hypergeometric_test`). No bootstrap of P(kept) - P(random) is used: it rests on the few
 rows the two sets do not share and was far too narrow (22% of 40 random filters "significant" at 5%).
 
-Intervals of single values come from `metrics.precision_recall_bootstrap`, percentile intervals (the metrics are
-bounded in [0, 1], and a percentile interval stays inside): each replicate builds the manifold from the distinct
-drawn points and weights them by how often they were drawn, so a duplicated point does not shrink its own k-NN
-radius to 0 (which would bias recall in a naive bootstrap).
+Intervals of single values come from `metrics.precision_recall_bootstrap` with the real set fixed: recall and F1 by
+m-out-of-n subsampling of the row's generated samples (0.8 K rows without replacement, spread x sqrt(m/(K-m)),
+metrics.bootstrap.scheme_interval, as for FID), precision by the Wilson interval (given the real manifold, K x
+precision is Binomial(K, p)); each covers the metric's expected value at this size against the fixed real set
+(E[recall_K], not the limit K -> inf). The with-replacement bootstrap used before was biased for recall and F1: a
+resample has ~63 % distinct rows, a manifold of fewer, larger balls, and the point estimate sat at 22 % of its
+interval on average (the `(random K)` row fell outside its own). Coverage: bench/pr_interval_bench.py.
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ def _subset_rows(inputs: ProtocolInputs, params: dict, space: str, name: str, ma
     # 95% percentile interval too narrow
     n_boot = bootstrap_replicates(space, inputs.config.bootstrap // 2)
     real, pool = inputs.real_features[space], inputs.fake_features[space]
-    result = precision_recall_bootstrap(real, pool[mask], k=k, n_boot=n_boot, seed=seed, interval="percentile")
+    result = precision_recall_bootstrap(real, pool[mask], k=k, n_boot=n_boot, seed=seed, scheme="subsample")
     rows = [row_from_ci(NAME, name, f"{metric}[{space}]", getattr(result, metric), int(mask.sum()), seed)
             for metric in METRICS]
     if not name.startswith("("):  # a filter: its exact test against random K-subsets of the same pool
