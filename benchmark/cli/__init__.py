@@ -35,6 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--seeds", default=None, help="replicates, e.g. 0,1,2 (replaces run.seed / run.seeds): one run "
+                     "per seed in OUT/seed_<s>/, pooled verdicts and spreads in OUT/seeds.md")
     board = sub.add_parser("leaderboard", help="boards across validated runs: a static site + leaderboard.md")
     board.add_argument("runs", nargs="+", type=Path)
     board.add_argument("--out", type=Path, default=Path("results/leaderboard"),
@@ -105,18 +107,23 @@ def _fail(label: str, what: object, code: int, debug: bool) -> int:
 
 def _run(args) -> int:
     from benchmark.config import load_config
+    from benchmark.config.seeds import parse_cli_seeds, with_seeds
+    from benchmark.runner.replicates import run_replicates
     from benchmark.runner.run import default_out_dir, run_benchmark
 
+    seeds = parse_cli_seeds(args.seeds) if args.seeds is not None else None  # before the config: no work yet
     config = load_config(args.config, preset=args.preset)
+    config = with_seeds(config, seeds) if seeds else config
     out = args.out or default_out_dir(config)
+    runner = run_replicates if config.seeds else run_benchmark
     try:
-        report = run_benchmark(config, out, overwrite=args.overwrite, progress=not args.quiet)
+        report = runner(config, out, overwrite=args.overwrite, progress=not args.quiet)
     except KeyboardInterrupt:
-        resumable = (out / "config.json").is_file()
+        resumable = (out / "config.json").is_file() or any(out.glob("seed_*/config.json"))
         raise RunInterrupted(f"{out} keeps its finished shards; run the same command to resume" if resumable
                              else f"nothing was written to {out}") from None
     if report is not None:
-        print(f"report: {report}\nmetrics: {out / 'metrics.csv'}")
+        print(f"report: {report}\nmetrics: {out / ('seeds.csv' if config.seeds else 'metrics.csv')}")
     return 0
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from benchmark.publish.replicates_validity import ReplicatesValidity, check_replicates, is_replicates_folder
 from benchmark.publish.validity import (REQUIRED_FILES, REQUIRED_KEYS, RunValidationError,  # noqa: F401 (re-exported)
                                         RunValidity, check_run, saved_config)
 
@@ -19,6 +20,9 @@ from benchmark.publish.validity import (REQUIRED_FILES, REQUIRED_KEYS, RunValida
 Validation = RunValidity
 
 
-def validate_run(run_dir: Path, *, check_weights: bool = True) -> RunValidity:
-    """`check_run` of the folder: its problems, one line each (empty when valid)."""
+def validate_run(run_dir: Path, *, check_weights: bool = True) -> RunValidity | ReplicatesValidity:
+    """`check_run` of the folder: its problems, one line each (empty when valid); a replicate folder (`run
+    --seeds`): `check_replicates`, every seed folder by the same rule."""
+    if is_replicates_folder(Path(run_dir)):
+        return check_replicates(Path(run_dir), check_weights=check_weights)
     return check_run(Path(run_dir), check_weights=check_weights)

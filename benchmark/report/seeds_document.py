@@ -78,8 +78,8 @@ def render(config: RunConfig, family: PooledFamily, spread: pd.DataFrame) -> str
     shown = spread[[k in tested for k in zip(spread.protocol, spread.estimator, spread.metric)]]
     lines += ["## Spread of the tested metrics across seeds", "",
               "| estimator | metric | mean | sd | min | max | seeds |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| `{r.estimator}` | {metric_info.label(r.metric)} | {r.mean:.4g} | {r.sd:.2g} | {r['min']:.4g} | "
-              f"{r['max']:.4g} | {r.n_seeds} |" for _, r in shown.iterrows()]
+    lines += [f"| `{r.estimator}` | {metric_info.label(r.metric)} | {r['mean']:.4g} | {r['sd']:.2g} | {r['min']:.4g} | "
+              f"{r['max']:.4g} | {r['n_seeds']} |" for _, r in shown.iterrows()]
     lines += ["", f"Every metric's spread: `{SEEDS_CSV}`; every test per seed: `{POOLED_CSV}`.", ""]
     return "\n".join(lines)
 
