@@ -209,7 +209,7 @@ class RealismOracle(UncertaintyEstimator):
             raise ConfigError("objective", objective, f"one of {', '.join(OBJECTIVES)} (fid: a ceiling of filtered "
                                                       "FID; realism: the realism score, not a ceiling of FID)")
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError("k", k, "an integer >= 1 (paper: 3)")
+            raise ConfigError("k", k, "an integer >= 1 (paper: 3)", "set k = 3")
         if (isinstance(prune_percentile, bool) or not isinstance(prune_percentile, (int, float))
                 or not math.isfinite(prune_percentile) or not 0 < prune_percentile <= 100):
             raise ConfigError("prune_percentile", prune_percentile, "a percentile in (0, 100] (paper: 50)")

@@ -62,7 +62,7 @@ class X0TrajectoryEstimator(UncertaintyEstimator):
     def __init__(self, last_steps: int = 3) -> None:
         if not isinstance(last_steps, int) or isinstance(last_steps, bool) or not 2 <= last_steps <= REFERENCE_STEPS:
             raise ConfigError("last_steps", last_steps, f"an integer in [2, {REFERENCE_STEPS}] (steps of a "
-                              f"{REFERENCE_STEPS}-step run; a variance needs two predictions)")
+                              f"{REFERENCE_STEPS}-step run; a variance needs two predictions)", "set last_steps = 3")
         self.last_steps = last_steps
 
     def begin(self, batch: "BatchInfo") -> None:

@@ -118,15 +118,23 @@ class DomainClassifier(nn.Module):
         self.trained_on = record
 
     @classmethod
-    def load(cls, path: str | Path, map_location: str | torch.device = "cpu") -> "DomainClassifier":
-        """Rebuild a classifier written by `save` (its `trained_on` record restored); returned in eval mode."""
+    def load(cls, path: str | Path, map_location: str | torch.device = "cpu", *, field: str = "classifier file",
+             fix: str | None = None) -> "DomainClassifier":
+        """Rebuild a classifier written by `save` (its `trained_on` record restored); returned in eval mode. A file
+        that cannot be read is a ConfigError naming `field`, the file and `fix` (exit 2, never torch's internals)."""
         path = Path(path)
         if not path.is_file():
             raise MissingAssetError(f"classifier file {path} does not exist. Fix: train one with "
                                     "`python -m benchmark train --what classifier --dataset NAME --out FILE` "
                                     "(or --data PATH for your own images).")
-        blob = torch.load(path, map_location=map_location, weights_only=True)
-        model = cls(**blob["config"])
-        model.load_state_dict(blob["state_dict"])
-        model.trained_on = blob.get("trained_on")
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
+            model = cls(**blob["config"])
+            model.load_state_dict(blob["state_dict"])
+        except Exception as err:  # noqa: BLE001 - truncated, not a torch file, another layout: all name the file
+            what = " ".join(f"{type(err).__name__}: {err}".split())[:160]
+            raise ConfigError(field, str(path), f"a domain classifier written by `python -m benchmark train --what "
+                              f"classifier`, but it cannot be read ({what})", fix or "retrain it with `python -m "
+                              "benchmark train --what classifier ... --out FILE`, or delete the file") from None
+        model.trained_on = blob.get("trained_on") if isinstance(blob, dict) else None
         return model.eval()

@@ -14,6 +14,18 @@ from benchmark.errors import ConfigError
 
 #: the smallest number of samples a reported FID may be computed from (the curve's smallest kept subset)
 MIN_FID_SAMPLES = 10
+#: protocol options that count generated samples: at most run.num_samples (N), never clamped in silence; a default
+#: above N (an option left out) is lowered to N (the protocol's "all of them")
+SAMPLE_COUNTS = {"guidance.num_samples": "the guided pass re-runs generated samples",
+                 "augmentation.num_samples": "the augmentation protocol re-runs generated samples",
+                 "ground_truth.target_samples": "the exact targets are computed for generated samples"}
+
+
+def fit_sample_counts(name: str, merged: dict[str, Any], given: dict[str, Any], n: int) -> None:
+    """Lower the defaults of protocol `name`'s SAMPLE_COUNTS options that exceed N (in place); given values stay."""
+    for key in (k.partition(".")[2] for k in SAMPLE_COUNTS if k.startswith(f"{name}.")):
+        if key not in given:
+            merged[key] = min(merged[key], n)
 
 _ANNOTATED_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "tuple[int, int]": "list[int]"}
 
@@ -46,10 +58,11 @@ def check_protocol_needs(protocols: dict[str, dict[str, Any]], *, steps: int, n:
     if len(set(features)) != len(features):
         raise ConfigError("run.features", list(features), "each feature space once",
                           f"set run.features = {sorted(set(features))}")
-    if "guidance" in protocols and protocols["guidance"].get("num_samples", 0) > n:
-        raise ConfigError("protocols.guidance.num_samples", protocols["guidance"]["num_samples"],
-                          f"at most run.num_samples = {n} (the guided pass re-runs generated samples)",
-                          f"set protocols.guidance.num_samples <= {n}")
+    for key, why in SAMPLE_COUNTS.items():
+        protocol, _, option = key.partition(".")
+        if protocols.get(protocol, {}).get(option, 0) > n:
+            raise ConfigError(f"protocols.{key}", protocols[protocol][option], f"at most run.num_samples = {n} "
+                              f"({why})", f"set protocols.{key} <= {n} or raise run.num_samples")
     subset_protocols = [p for p in ("filtered_fid", "precision_recall") if p in protocols]
     if subset_protocols and not features:
         raise ConfigError("run.features", [], f"at least one feature space for protocols.{subset_protocols[0]}",

@@ -17,7 +17,7 @@ from typing import Any
 
 import tomllib
 
-from benchmark.config.checks import MIN_FID_SAMPLES, check_protocol_needs, parameter_rule, window_has_steps  # noqa: F401
+from benchmark.config.checks import MIN_FID_SAMPLES, check_protocol_needs, fit_sample_counts, parameter_rule, window_has_steps  # noqa: F401
 from benchmark.config.estimator_tables import EstimatorSpec  # noqa: F401 (re-exported)
 from benchmark.config.estimator_tables import check_application_needs as _check_application_needs
 from benchmark.config.estimator_tables import estimator_specs as _estimators
@@ -148,6 +148,8 @@ class RunConfig:
     decoder_mc_samples: int = 8  # K decoded draws per sample for "decoder_mc"
     multiplicity: str = "holm"  # how the report's verdicts control their error: holm | bh | none
     seeds: tuple[int, ...] = ()  # run.seeds: replicates, one run per seed (benchmark.runner.replicates); () = one run
+    #: why run.features is what it is when the config did not give it ("" when it did); the manifest records it
+    features_chosen: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = {
@@ -221,8 +223,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     """Validate a config dict (the parsed TOML); every error names the field."""
     unknown_sections = sorted(set(data) - set(SECTIONS))
     if unknown_sections:
-        raise ConfigError(unknown_sections[0], "section", "sections are [run], [model], [data], [estimators.*], "
-                          "[protocols.*]")
+        _unknown_section(unknown_sections[0], data[unknown_sections[0]])
     run = _section(data, "run")
     _no_unknown("run", run, RUN_KEYS)
     from benchmark.config.plugins import load_plugins, resolved_plugins
@@ -240,8 +241,9 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     if not run_preset and model is None:
         raise ConfigError("run.preset", None, "a preset name or model folder",
                           "set run.preset (python -m benchmark list) or add a [model] section with path = ...")
+    features_chosen = ""
     if model is not None and not run_preset and "features" not in typed:
-        typed["features"] = ["inception"]  # no domain classifier without a preset: the Inception space serves
+        typed["features"], features_chosen = _default_features(data_spec)
     from benchmark.sampling.schedule import SAMPLERS
 
     sampler = typed.get("sampler", "ddim")
@@ -265,8 +267,28 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
         seed=value("seed"), batch_size=value("batch_size"), features=features,
         bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
         multiplicity=value("multiplicity"), name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
-        **_conditioning(typed, base_dir))
+        features_chosen=features_chosen, **_conditioning(typed, base_dir))
     return with_seeds(config, seeds) if seeds else config
+
+
+def _unknown_section(key: str, value: Any) -> None:
+    """A top-level key outside the known sections: a value written above every table, or a misspelt table."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, value, "a key inside a section (a key above the first [table] is not read)",
+                          f"move {key} = ... below [run] (or the table it belongs to)")
+    raise ConfigError(f"[{key}]", "(table)", "sections are [run], [model], [data], [estimators.*], [protocols.*]",
+                      "rename the table to one of these, or remove it")
+
+
+def _default_features(data_spec: Any) -> tuple[list[str], str]:
+    """(run.features, why) of a `[model]` run that gives none: the domain classifier beside its data when one is
+    there (`DataSpec.classifier_file`, what `train --what classifier --data` writes), else the Inception space."""
+    classifier = data_spec.classifier_file() if data_spec is not None and data_spec.path is not None else None
+    if classifier is not None:
+        return ["classifier"], (f"run.features defaulted to [\"classifier\"]: the domain classifier beside the data "
+                                f"({classifier}) serves the classifier space")
+    return ["inception"], ("run.features defaulted to [\"inception\"]: no domain classifier beside the data (train one "
+                           "with `python -m benchmark train --what classifier --data PATH` for a faster run)")
 
 
 def _seeds(run: dict[str, Any]) -> tuple[int, ...]:
@@ -308,8 +330,7 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             rule = PROTOCOL_RULES.get(f"{name}.{key}")
             rule = replace(rule, default=merged[key]) if rule is not None else PROTOCOL_KEYS[name][key]
             merged[key] = check(rule, value, f"protocols.{name}.{key}")
-        if name == "guidance" and "num_samples" not in params:  # the default (60) never asks for more than N
-            merged["num_samples"] = min(merged["num_samples"], n)
+        fit_sample_counts(name, merged, params, n)  # a default (guidance's 60) never asks for more than N
         out[name] = merged
     if "guidance" in out:
         from estimators.guidance import UncertaintyGuidance

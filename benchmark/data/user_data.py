@@ -100,6 +100,9 @@ def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> Da
     if value_range is not None and name is not None:
         raise ConfigError("data.range", value_range, "only with data.path (a built-in dataset knows its range)",
                           "remove data.range")
+    if value_range is not None and path is not None and Path(path).is_dir():
+        raise ConfigError("data.range", value_range, "only with an .npy/.npz array (PNG/JPEG images in a folder are "
+                          "always read as 0..255)", "remove data.range")
     classifier = section.get("classifier")
     if classifier is not None:
         if name is not None:

@@ -19,6 +19,10 @@ def to_unit_range(array: np.ndarray, path: Path, value_range: str | None) -> np.
     """float32 values in [-1, 1] from uint8 0..255 or a float array of a declared or unambiguous range:
     x = 2 (v - low) / (high - low) - 1, computed in float64 (so uint8 u and the same image saved as u / 255 or
     u / 127.5 - 1 give the same float32 values up to their own float rounding)."""
+    if array.dtype == np.uint8 and value_range is None and array.size and int(array.max()) == 1:
+        raise ConfigError("data.range", "(not given)", f"the value range of {path.name}: its uint8 values are only 0 "
+                          "and 1 (a mask?), which read as 0..255 would be near-black images",
+                          'declare range = "0,1" in the [data] section to read 1 as white, or save the images as 0..255')
     if array.dtype == np.uint8 and value_range in (None, "0,255"):
         return (array.astype(np.float64) / 127.5 - 1.0).astype(np.float32)
     if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):

@@ -93,7 +93,7 @@ class FactorySpec:
               schedule_alphas_cumprod(self.beta_schedule, self.num_train_timesteps, self.beta_start, self.beta_end))
         model = PlainTorchModel(network, ab, sample_shape=self.sample_shape, prediction_type=self.prediction_type,
                                 num_classes=self.num_classes, last_layer_name=self.last_layer, source=self.factory)
-        probe(model, self.factory)
+        probe(model, self.factory, self.weights)
         return model
 
     def source_files(self) -> dict[str, str]:

@@ -188,9 +188,10 @@ def check_call(network: nn.Module, num_classes: int | None, factory: str) -> Non
                           f"but its forward requires ({', '.join(p.name for p in required)})", fix)
 
 
-def probe(model: PlainTorchModel, factory: str) -> None:
-    """One forward call at batch 1 (x ~ N(0, I) of sample_shape, t = T // 2, y = 0): the output must be a tensor
-    [1, C or 2C, H, W]; a failing call is a ConfigError naming the factory."""
+def probe(model: PlainTorchModel, factory: str, weights: str | None = None) -> None:
+    """One forward call at batch 1 (x ~ N(0, I) of sample_shape, t = T // 2, y = 0): the output must be a finite
+    tensor [1, C or 2C, H, W]; a failing call is a ConfigError naming the factory (NaN / Inf: the `weights` file
+    when one was loaded)."""
     x = torch.randn((1, *model.sample_shape), generator=torch.Generator().manual_seed(0))
     x = x.to(model.device, next((p.dtype for p in model.network.parameters()), x.dtype))
     t = torch.full((1,), model.num_train_timesteps // 2, dtype=torch.long, device=model.device)
@@ -213,6 +214,11 @@ def probe(model: PlainTorchModel, factory: str) -> None:
     if not isinstance(out, torch.Tensor):
         raise ConfigError("model.factory", factory, f"a network returning a tensor, but it returned an object of "
                           f"type {type(out).__name__}", "return the prediction [B, C, H, W] from forward")
+    if not bool(torch.isfinite(out).all()):  # before the last-layer check: NaN != NaN would blame last_layer
+        field, value = ("model.weights", weights) if weights is not None else ("model.factory", factory)
+        raise ConfigError(field, value, f"a network whose output is finite, but the probe call returned "
+                          f"{int((~torch.isfinite(out)).sum())} NaN/Inf values of {out.numel()}", "check the weights "
+                          "(a corrupt or wrongly converted checkpoint) and the network's forward")
     if out.ndim != 4 or out.shape[0] != 1 or out.shape[1] not in (c, 2 * c) or tuple(out.shape[2:]) != (h, w):
         raise ConfigError("model.factory", factory, f"an output of shape [B, {c} (or {2 * c}), {h}, {w}] for input "
                           f"{tuple(x.shape)}, but it is {tuple(out.shape)}", "check model.sample_shape and the "

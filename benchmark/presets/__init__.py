@@ -110,11 +110,14 @@ class Preset:
             return None
         from metrics.classifier import DomainClassifier
 
-        classifier, data = DomainClassifier.load(self.classifier), self.data
-        if data is not None and data.path is not None and data.classifier_file() == Path(self.classifier):
-            from benchmark.data.user_data import check_classifier
+        data = self.data
+        if data is None or data.path is None or data.classifier_file() != Path(self.classifier):
+            return DomainClassifier.load(self.classifier)
+        from benchmark.data.user_data import TRAIN_CLASSIFIER, check_classifier
 
-            check_classifier(data, classifier, self.classifier)
+        classifier = DomainClassifier.load(self.classifier, field="data.classifier", fix=f"retrain it on this data "
+                                           f"(`{TRAIN_CLASSIFIER} {data.path}`), or delete it")
+        check_classifier(data, classifier, self.classifier)
         return classifier
 
     def oracle(self) -> "GaussianMixtureModel | None":

@@ -59,14 +59,26 @@ def not_run_row(protocol: str, reason: str, space: str, seed: int = 0) -> Metric
     return MetricRow(protocol, NOT_RUN, f"{reason}[{space}]", math.nan, n=0, seed=seed)
 
 
-def not_run_lines(frame: pd.DataFrame) -> list[str]:
-    """One report line per NOT_RUN row: the protocol, the feature space and the reason."""
-    lines = []
+def not_run_records(frame: pd.DataFrame) -> list[dict[str, str]]:
+    """The NOT_RUN rows of `frame` as the manifest records them: protocol, feature space, reason and why."""
+    records = []
     for row in frame[frame.estimator == NOT_RUN].itertuples():
         reason, _, space = str(row.metric).partition("[")
-        what = NOT_RUN_SUBJECTS.get(reason, "")
-        lines.append(f"- `{row.protocol}`{what} in the `{space.rstrip(']')}` space did not run: {NOT_RUN_REASONS[reason]}.")
-    return lines
+        records.append({"protocol": str(row.protocol), "space": space.rstrip("]"), "reason": reason,
+                        "why": NOT_RUN_REASONS[reason]})
+    return records
+
+
+def not_run_lines(frame: pd.DataFrame) -> list[str]:
+    """One report line per NOT_RUN row: the protocol, the feature space and the reason."""
+    return [f"- `{r['protocol']}`{NOT_RUN_SUBJECTS.get(r['reason'], '')} in the `{r['space']}` space did not run: "
+            f"{r['why']}." for r in not_run_records(frame)]
+
+
+def measured(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of `frame` that hold a measured value: what metrics.csv holds (a tidy table; what did not run is
+    in the manifest's `not_run` and the report)."""
+    return frame[frame.estimator != NOT_RUN].reset_index(drop=True)
 
 
 def row_from_ci(protocol: str, estimator: str, metric: str, ci, n: int, seed: int) -> MetricRow:

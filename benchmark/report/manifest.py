@@ -10,7 +10,9 @@ Written last in a run: its presence marks a finished run. It records
 - `track`: the settings that make two runs comparable (see `track_of`);
 - `features`: the (space, split) pairs of features the run computed, each with the protocols (and
   `estimator:<name>` for a feature-scoring estimator) that read it, and the real test sets whose committed
-  reference statistics were read instead of computed (benchmark.execution.features.FeaturePlan.record).
+  reference statistics were read instead of computed (benchmark.execution.features.FeaturePlan.record); `default`
+  says why, when the config gave no run.features;
+- `not_run`: what was configured but could not be measured, and why (metrics.csv holds measured values only).
 """
 from __future__ import annotations
 
@@ -43,6 +45,33 @@ class EstimatorRecord:
     kind: str | None
     reference_row: bool
     params: dict[str, Any]
+    #: what the reference row is, in one line (from the class: `reference_explanation`, or its trivial-baseline
+    #: docstring); "" for a ranked estimator
+    explanation: str = ""
+    trivial_baseline: bool = False
+
+
+def class_explanation(cls) -> str:
+    """The one-line explanation of a reference row's class: its `reference_explanation`, else for a trivial
+    baseline the first line of its docstring; "" when neither says anything."""
+    text = getattr(cls, "reference_explanation", "") if cls is not None else ""
+    if not text and getattr(cls, "trivial_baseline", False):
+        first = ((cls.__doc__ or "").strip().splitlines() or [""])[0].rstrip(".")
+        text = f"a trivial baseline: {first[:1].lower()}{first[1:]} (no model information beyond the sample)"
+    return text
+
+
+def record_explanation(record: dict) -> str:
+    """The explanation of a manifest's estimator record; for a run written before it was recorded, from the
+    registry's class of the recorded type ("" when that type is no longer registered)."""
+    if record.get("explanation"):
+        return record["explanation"]
+    import estimators
+
+    try:
+        return class_explanation(estimators.get_class(record.get("type", "")))
+    except Exception:
+        return ""
 
 
 def package_versions() -> dict[str, str | None]:
@@ -101,7 +130,9 @@ def estimator_records(config: RunConfig) -> dict[str, EstimatorRecord]:
             cls = None
         records[spec.name] = EstimatorRecord(
             type=type_name, kind=getattr(cls, "kind", None),
-            reference_row=bool(getattr(cls, "reference_row", type_name == "random")), params=dict(spec.params))
+            reference_row=bool(getattr(cls, "reference_row", type_name == "random")), params=dict(spec.params),
+            explanation=class_explanation(cls) if getattr(cls, "reference_row", False) else "",
+            trivial_baseline=bool(getattr(cls, "trivial_baseline", False)))
     return records
 
 
@@ -132,10 +163,12 @@ def process_seconds() -> float | None:
 
 
 def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1,
-                   features: dict[str, Any] | None = None) -> None:
+                   features: dict[str, Any] | None = None, not_run: list[dict[str, str]] | None = None) -> None:
     """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work;
     `process_seconds`: the run's wall-clock from its process's start (imports included) to this write;
-    `features`: the run's feature plan (`FeaturePlan.record()`: pairs computed and who read them)."""
+    `features`: the run's feature plan (`FeaturePlan.record()`: pairs computed and who read them) and, when the
+    config gave no run.features, `default`: why they are what they are; `not_run`: the configured measurements
+    that did not run, with why (benchmark.protocols.table.not_run_records; metrics.csv holds measured rows only)."""
     config_dict = config.to_dict()
     suite = suite_version()
     save_json({
@@ -155,5 +188,7 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "processes": int(processes),
         "process_seconds": None if (age := process_seconds()) is None else round(age, 1),
         "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "features": features if features is not None else {"computed": [], "committed_reference_stats": []},
+        "features": {**(features if features is not None else {"computed": [], "committed_reference_stats": []}),
+                     **({"default": config.features_chosen} if config.features_chosen else {})},
+        "not_run": list(not_run or []),
     }, out / MANIFEST)

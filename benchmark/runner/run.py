@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark import presets
+from benchmark import presets, warnings_log
 from benchmark.config import RunConfig
 from benchmark.execution import distributed, lock, work_queue
 from benchmark.execution.feature_scores import apply_feature_scores
@@ -22,7 +22,7 @@ from benchmark.execution.run_dir import start_run_dir
 from benchmark.models.run_settings import apply_run_settings
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.catalog import PROTOCOL_MODULES
-from benchmark.protocols.table import to_frame
+from benchmark.protocols.table import measured, not_run_records, to_frame
 from benchmark.runner import phases, setup
 from benchmark.runner.resources import estimator_factory
 from benchmark.runner.setup import check_run_dir, preflight, resolve_device
@@ -37,6 +37,9 @@ def run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, prog
         distributed.finish()
         return None
     finally:
+        owner = lock.read_owner(out) if out.is_dir() else None
+        if owner is not None and owner.pid == os.getpid():  # this process started the run: its warnings, its log
+            warnings_log.flush_to(out)
         lock.release(out)  # a no-op unless this process took it
 
 
@@ -103,13 +106,13 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     from benchmark.report import document as report
     from benchmark.report.manifest import write_manifest
 
-    frame = to_frame(rows)
-    save_text(frame.to_csv(index=False, float_format="%.6g"), out / "metrics.csv")
+    frame = to_frame(rows)  # the report says what did not run; metrics.csv holds measured values only
+    save_text(measured(frame).to_csv(index=False, float_format="%.6g"), out / "metrics.csv")
     tick = time.perf_counter()
     report_path = report.write_report(inputs, frame, timings)
     timings["report"] = time.perf_counter() - tick
     write_manifest(out, config, timings, model=model, processes=world,  # last: it marks a finished run
-                   features=plan.record())
+                   features=plan.record(), not_run=not_run_records(frame))
     distributed.finish()
     return report_path
 

@@ -21,6 +21,7 @@ def check_before_work(config: RunConfig, model, preset) -> None:
     checked next, first thing in `benchmark.runner.resources.estimator_factory`, still before any fit."""
     check_protocols_can_run(config, preset)
     check_model_ranges(config, model, preset)
+    check_reference_stats(config, preset)
     if "classifier" in config.features and preset.load_classifier() is None:
         raise ConfigError("run.features", "classifier", f"feature spaces preset {config.preset!r} provides",
                           'set run.features = ["inception"]')
@@ -54,8 +55,9 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
 
 
 def check_model_ranges(config: RunConfig, model, preset) -> None:
-    """Ranges that depend on the model or the data, before anything is written: the sampler's steps within the
-    model's training timesteps, the sparsification protocol's images within the test set."""
+    """Ranges that depend on the model or the data, before anything is written (refused, never clamped): the
+    sampler's steps within the model's training timesteps, the sparsification protocol's images within the test
+    set, a `fit_images` given for the last-layer posterior within the training set."""
     total = int(len(model.alphas_cumprod))
     if config.steps > total:
         raise ConfigError("run.steps", config.steps, f"at most the model's {total} training timesteps",
@@ -66,6 +68,37 @@ def check_model_ranges(config: RunConfig, model, preset) -> None:
         if wanted > available:
             raise ConfigError("protocols.sparsification.num_images", wanted, f"at most the {available} test images "
                               "of the data", f"set protocols.sparsification.num_images <= {available}")
+    given = [(spec.name, int(spec.params["fit_images"])) for spec in config.estimators if "fit_images" in spec.params]
+    if given and getattr(preset, "dataset", None) is not None:
+        available = int(preset.load_data("train").images.shape[0])
+        for name, wanted in given:
+            if wanted > available:
+                raise ConfigError(f"estimators.{name}.fit_images", wanted, f"at most the {available} training images "
+                                  "of the data (the last-layer posterior is fitted on them)",
+                                  f"set fit_images <= {available}, or leave it out to fit on all of them")
+
+
+def check_reference_stats(config: RunConfig, preset) -> None:
+    """A `[data] reference_stats` file must be read (a protocol reads the real statistics of the Inception space,
+    where the file serves) and be of Inception pool3 features (2048-d): never ignored, never a matmul error after
+    the sampling."""
+    from benchmark.execution.features import REAL_TEST
+    from benchmark.runner.phases import feature_plan
+    from metrics.features import INCEPTION_DIM
+
+    path = getattr(config.data, "reference_stats", None)
+    if path is None:
+        return
+    if ("inception", REAL_TEST) not in feature_plan(config, preset).committed:
+        raise ConfigError("data.reference_stats", path, "statistics the run reads: they serve the Inception space's "
+                          f"FID, but this run's features are {list(config.features)} (or no protocol reads real "
+                          "Inception statistics)", 'add "inception" to run.features (with protocols.filtered_fid), '
+                          "or remove data.reference_stats")
+    dim = int(config.data.load_reference_stats().mu.size)
+    if dim != INCEPTION_DIM:
+        raise ConfigError("data.reference_stats", path, f"statistics of {INCEPTION_DIM}-d Inception pool3 features, "
+                          f"but mu has {dim} dimensions", "compute them from Inception pool3 features (e.g. clean-fid's "
+                          "statistics), or remove data.reference_stats and the run computes them from the data")
 
 
 def check_protocols_can_run(config: RunConfig, preset) -> None:

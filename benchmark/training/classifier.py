@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,9 @@ from benchmark.data.user_data import (ARRAY_SUFFIXES, DataSpec, data_fingerprint
 from benchmark.errors import ConfigError
 
 MIN_STEPS_OWN_DATA = 300  # default training length on the user's data: 4 epochs, and at least this many steps
+#: the fewest training images of every class a classifier is trained on (fewer: classes go missing from the fit
+#: and the held-out accuracy measures nothing; issue 36 measured 0.0 on one image per class)
+MIN_IMAGES_PER_CLASS = 5
 LABELS_FIX = ("sort the images into one subfolder per class (<folder>/<class>/*.png), or save the array with "
               "np.savez(path, images=images, labels=labels)")
 
@@ -71,6 +75,7 @@ def train_data_classifier(data: str | Path, out: str | Path | None = None, epoch
     if min(h, w) < 8:
         raise ConfigError("--data", f"{path} ({h}x{w} px images)", "images of at least 8x8 px (the classifier pools "
                           "three times by 2)", "upsample the images to >= 8x8 px, e.g. with PIL's Image.resize")
+    _check_class_counts(path, train)
     target = Path(out).expanduser().resolve() if out is not None else default_classifier_path(path)
     _check_writable(target, default=out is None)
     train, test, accuracy_on = _held_out(train, test, seed)
@@ -86,6 +91,21 @@ def train_data_classifier(data: str | Path, out: str | Path | None = None, epoch
             "runs_find_it": "automatically ([data] path)" if found else f'with [data] classifier = "{target}"'}
 
 
+def _check_class_counts(path: Path, train: ImageDataset) -> None:
+    """Every class needs MIN_IMAGES_PER_CLASS training images (ConfigError naming the sparsest class)."""
+    counts = torch.bincount(train.labels, minlength=int(train.num_classes)).tolist()
+    sparse = [(label, count) for label, count in enumerate(counts) if count < MIN_IMAGES_PER_CLASS]
+    if sparse:
+        label, count = min(sparse, key=lambda item: item[1])
+        names = getattr(train, "class_names", None)
+        name = f"class {names[label]!r} (label {label})" if names else f"class {label}"
+        raise ConfigError("--data", str(path), f"at least {MIN_IMAGES_PER_CLASS} images of every class, but {name} "
+                          f"has {count}" + (f" ({len(sparse) - 1} more classes have fewer than "
+                                            f"{MIN_IMAGES_PER_CLASS})" if len(sparse) > 1 else ""),
+                          f"add images to the sparse classes (>= {MIN_IMAGES_PER_CLASS} each; a few dozen train a "
+                          "useful classifier), or drop those classes")
+
+
 def _check_writable(target: Path, default: bool) -> None:
     """Refuse a place the classifier cannot be written to before any training."""
     folder = next((p for p in (target.parent, *target.parent.parents) if p.exists()), None)
@@ -98,17 +118,24 @@ def _check_writable(target: Path, default: bool) -> None:
 
 
 def _held_out(train: ImageDataset, test: ImageDataset, seed: int) -> tuple[ImageDataset, ImageDataset, str]:
-    """(train, test, what the accuracy is measured on): a fifth of the images held out when the data has no test
-    split of its own (test equal to train, or unlabelled)."""
+    """(train, test, what the accuracy is measured on): a fifth of each class's images held out (seeded) when the
+    data has no test split of its own (test equal to train, or unlabelled), so every class stays in the fit."""
     if test.labels is not None and not (len(test) == len(train) and torch.equal(test.images, train.images)):
         return train, test, f"the test split ({len(test)} images)"
     n = len(train)
     if n < 10:
         return train, train, f"the {n} training images (too few to hold any out)"
-    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    held, kept = perm[:n // 5], perm[n // 5:]
+    gen = torch.Generator().manual_seed(seed)
+    held, kept = [], []
+    for label in range(int(train.num_classes)):
+        members = (train.labels == label).nonzero().flatten()
+        members = members[torch.randperm(members.numel(), generator=gen)]
+        held.append(members[:members.numel() // 5])
+        kept.append(members[members.numel() // 5:])
+    held_idx, kept_idx = torch.cat(held).sort().values, torch.cat(kept).sort().values
     part = lambda idx: ImageDataset(train.images[idx], train.labels[idx], train.num_classes, train.name)  # noqa: E731
-    return part(kept), part(held), f"{len(held)} held-out images (a fifth; trained on the other {len(kept)})"
+    return part(kept_idx), part(held_idx), (f"{len(held_idx)} held-out images (a fifth of each class; trained on the "
+                                            f"other {len(kept_idx)})")
 
 
 def _with_threads(threads: int, action):
@@ -141,7 +168,11 @@ def _fit(train: ImageDataset, test: ImageDataset, label: str, out: Path, epochs:
     start = time.perf_counter()
     batches = shuffled_batches(len(train), batch_size, gen)
     model.train()
-    for _ in tqdm(range(total), disable=not progress, desc=f"classifier {label}", mininterval=5):
+    if progress:  # what is about to happen and how long it takes: the bar's [elapsed<remaining] is the estimate
+        tqdm.write(f"training the domain classifier on {len(train)} images of {label} ({train.num_classes} classes, "
+                   f"{c}x{h}x{w}): {total} steps of batch {batch_size}", file=sys.stderr)
+    for _ in tqdm(range(total), disable=not progress, desc=f"classifier {label}", mininterval=1, file=sys.stderr,
+                  bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} steps [{elapsed}<{remaining} left, {rate_fmt}]"):
         idx = next(batches)
         x = random_shift(train.images[idx], shift, gen)
         loss = nn.functional.cross_entropy(model(x), train.labels[idx])
