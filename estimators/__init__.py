@@ -10,7 +10,8 @@ from estimators.requirements import Requirements
 # Built-in estimators register themselves on import.
 _BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_dropout", "estimators.bayesdiff",
             "estimators.x0_trajectory", "estimators.flip", "estimators.zigzag", "estimators.noise_perturbation",
-            "estimators.generative_uncertainty", "estimators.realism_oracle", "estimators.local_variance")
+            "estimators.generative_uncertainty", "estimators.realism_oracle", "estimators.local_variance",
+            "estimators.gradient_magnitude", "estimators.distance_to_mean")
 for _module in _BUILTIN:
     try:
         importlib.import_module(_module)

@@ -57,6 +57,8 @@ class UncertaintyEstimator(abc.ABC):
             weight draws (bayesdiff, mc_dropout; ground truth: shared-theta regenerations), "heuristic" =
             anything else, "oracle" = uses information a deployed estimator cannot have.
         reference_row: True for floors and oracles (`random`, oracles): reported, never ranked.
+        trivial_baseline: True for a 0-NFE statistic of the sample that any verdict must beat; shown, never
+            ranked (local_variance, gradient_magnitude, distance_to_mean).
     Common option (accepted by `estimators.create` for every estimator, listed in COMMON_PARAMETERS):
         negate: report -1 x the pixel map and score (`negated_result`), applied by `final_result`, which
             is what the sampling engine calls. Default False.
@@ -68,6 +70,12 @@ class UncertaintyEstimator(abc.ABC):
     #: a baseline every estimator is tested against where a protocol compares per item (the `random` floor, the
     #: trivial `local_variance` row): e.g. the sparsification protocol's ause_delta_vs_<name>
     comparison_baseline: bool = False
+    #: a 0-NFE statistic of the sample that any verdict must beat; shown, never ranked (`local_variance`,
+    #: `gradient_magnitude`, `distance_to_mean`: estimators.final_sample)
+    trivial_baseline: bool = False
+    #: what a reference row is, in one line (the report and the leaderboard show it beside the row; "" for ranked
+    #: estimators; oracles without one get the oracle line)
+    reference_explanation: str = ""
     negate: bool = False
     #: whether the estimator needs extra network calls (False for e.g. the random floor)
     uses_network: bool = True

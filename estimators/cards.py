@@ -114,9 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
 
 def parameter_text(cls: type, name: str) -> str:
     param = inspect.signature(cls.__init__).parameters.get(name)
@@ -137,3 +134,7 @@ def toml_value(value: object) -> str:
         return f'"{value}"'
     default = getattr(value, "default", value)  # a typed Field rule carries its default
     return repr(default) if default is not value else repr(value)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

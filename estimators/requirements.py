@@ -20,6 +20,9 @@ The needs:
 - `last_layer`: a last layer whose input features the model exposes (`model.last_layer`).
 - `feature_extractor`: the name of a constructor argument that receives the run's feature extractor of the space
   named by the estimator's `features` parameter ("classifier": the data's domain classifier).
+- `data_mean`: the name of a constructor argument that receives the mean [C,H,W] of the data's training images in
+  the model's sample space (the first DATA_MEAN_IMAGES of them; encoded first for a latent model): what an
+  estimator can know about the data without the model (`distance_to_mean`). Implies `real_images`.
 A state variance (what the augmentation protocol reads) is what an estimator provides, not a need: the class
 attribute `state_variance = True`.
 """
@@ -36,6 +39,8 @@ from estimators.laplace import DEFAULT_FILENAME as POSTERIOR_FILE  # noqa: F401 
 POSTERIOR_FIT_KEYS = ("fit_images", "prior_precision", "hessian")
 #: their defaults (what `python -m benchmark list` prints)
 POSTERIOR_FIT_DEFAULTS = {"fit_images": 500, "prior_precision": 1.0, "hessian": "ggn"}
+#: training images the `data_mean` need averages
+DATA_MEAN_IMAGES = 2048
 
 
 @dataclass(frozen=True)
@@ -48,8 +53,11 @@ class Requirements:
     dropout: bool = False
     last_layer: bool = False
     feature_extractor: str | None = None
+    data_mean: str | None = None
 
     def __post_init__(self) -> None:
+        if self.data_mean is not None:  # the mean is taken over the data's training images
+            object.__setattr__(self, "real_images", True)
         if self.posterior is not None:  # a posterior is fitted on the model's last layer, on real (labelled) images
             object.__setattr__(self, "last_layer", True)
             object.__setattr__(self, "real_images", True)
@@ -57,7 +65,7 @@ class Requirements:
 
     def supplied_arguments(self) -> tuple[str, ...]:
         """Constructor arguments the run fills in (never config keys)."""
-        return tuple(a for a in (self.posterior, self.feature_extractor) if a)
+        return tuple(a for a in (self.posterior, self.feature_extractor, self.data_mean) if a)
 
     def describe(self) -> str:
         """One line for the estimator cards, e.g. "posterior, real images, labels, last layer"."""

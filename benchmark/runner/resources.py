@@ -4,6 +4,7 @@ plug-in: checked before any costly work, then built once and handed to each esti
 - a fitted last-layer posterior: one per run, loaded from next to the model or from the run folder when a saved
   one matches the weights and fit settings, else fitted once on the data's training images (`shared_posterior`);
 - a feature extractor of the space the estimator's `features` parameter names;
+- the mean of the data's training images in the model's sample space (`data_mean`);
 - capabilities of the model (dropout, a last layer) and of the data (training images, labels): `check_needs`.
 The runner names no estimator: it reads each class's `requires`.
 """
@@ -17,6 +18,7 @@ from benchmark.config import RunConfig
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.execution.estimator_factory import EstimatorFactory
 from estimators.requirements import (
+    DATA_MEAN_IMAGES,
     POSTERIOR_FIT_KEYS,
     Requirements,
     fit_settings,
@@ -79,6 +81,7 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
         factory.posterior, factory.posterior_choice = shared_posterior(model, preset, settings, seed=config.seed,
                                                                        progress=progress, cache=posterior_cache)
         factory.posterior_path = factory.posterior_choice.path
+    mean = None
     for spec in config.estimators:
         wants = needs[spec.name]
         params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()
@@ -87,6 +90,9 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
             params[wants.posterior] = factory.posterior
         if wants.feature_extractor and feature_space(spec) != "pixels":
             params[wants.feature_extractor] = feature_extractor(preset, feature_space(spec))
+        if wants.data_mean:
+            mean = training_mean(preset, model) if mean is None else mean
+            params[wants.data_mean] = mean
         factory.params[spec.name] = params
         factory.types[spec.name] = spec.type
     return factory
@@ -97,6 +103,18 @@ def feature_space(spec) -> str | None:
     from benchmark.config.checks import parameter_rule
 
     return spec.params.get("features", parameter_rule(_class(spec.type), "features").default)
+
+
+def training_mean(preset, model) -> torch.Tensor:
+    """The mean [C,H,W] (float32, CPU) of the first DATA_MEAN_IMAGES training images in the model's sample space:
+    a latent model's images are encoded first (in batches of FIT_BATCH), as for the posterior fit."""
+    images = preset.load_data("train", n=DATA_MEAN_IMAGES).images
+    encode = getattr(model, "encode", None)
+    if callable(encode):
+        with torch.no_grad():
+            images = torch.cat([encode(images[i:i + FIT_BATCH].to(model.device)).cpu()
+                                for i in range(0, images.shape[0], FIT_BATCH)])
+    return images.to(torch.float64).mean(dim=0).to(torch.float32)
 
 
 def feature_extractor(preset, space: str):
