@@ -13,6 +13,7 @@ class RandomEstimator(UncertaintyEstimator):
     kind = "heuristic"
     reference_row = True
     comparison_baseline = True
+    reference_explanation = "the floor: a score with no information (an estimator must beat it to be useful)"
     uses_network = False
 
     def __init__(self, seed: int = 0) -> None:

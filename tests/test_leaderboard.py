@@ -100,7 +100,7 @@ def test_floor_marks_are_holm_adjusted_over_the_runs_family_and_empty_boards_sho
 
     rows = [("r", "sparsification", est, "ause", v, v - 0.01, v + 0.01, NAN) for est, v in
             (("random", 0.3), ("a", 0.2), ("b", 0.25), ("c", 0.3))]
-    rows += [("r", "sparsification", est, "ause_delta_vs_random", d, d - 0.02, d + 0.02, p) for est, d, p in
+    rows += [("r", "sparsification", est, "ause_delta_vs_trivial", d, d - 0.02, d + 0.02, p) for est, d, p in
              (("a", -0.1, 1e-4), ("b", -0.05, 0.04), ("c", 0.0, 0.5))]
     frame = pd.DataFrame(rows, columns=["run", "protocol", "estimator", "metric", "value", "ci_low", "ci_high",
                                         "p_value"])

@@ -83,7 +83,9 @@ def test_manifest_records_checksums_versions_and_estimators():
         assert manifest["sha256"][name] == hashlib.sha256((run / name).read_bytes()).hexdigest()
     assert manifest["estimators"]["random"]["reference_row"] is True
     assert manifest["estimators"]["sensitivity"] == {"type": "sensitivity", "kind": "aleatoric",
-                                                     "reference_row": False, "params": {"m": 2, "window": [40, 49]}}
+                                                     "reference_row": False, "params": {"m": 2, "window": [40, 49]},
+                                                     "explanation": "", "trivial_baseline": False}
+    assert manifest["estimators"]["random"]["explanation"].startswith("the floor")
     assert set(manifest["protocol_versions"]) == set(pd.read_csv(run / "metrics.csv").protocol)
     assert manifest["track"]["run"]["num_samples"] == 24 and "seed" not in manifest["track"]["run"]
     assert len(manifest["model_sha256"]) == 64 and manifest["status"] == "finished"

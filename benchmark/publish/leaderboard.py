@@ -9,8 +9,9 @@
   (whole 95 % interval on the better side); overlapping intervals share a rank. Ranks use only the quality
   metrics every ranked row of the track has; the *quality rank* orders rows by the mean of those ranks.
   Cost (extra NFEs, time ratio) is shown in its own columns and never ranked.
-- Reference rows (`random`, oracles: class attribute `reference_row`, recorded in the manifest) are shown
-  apart and never ranked.
+- Reference rows (the `random` floor, trivial baselines, oracles: class attribute `reference_row`, recorded in the
+  manifest with a one-line explanation) are shown apart, with their values in every column, and never ranked; the
+  runner's own rows ((all), (random K), ...) are not on the board.
 Writes DIR/leaderboard.md and a static site (DIR/index.html, one page per run; see benchmark.publish.site).
 """
 from __future__ import annotations
@@ -26,7 +27,8 @@ import pandas as pd
 
 from benchmark.publish.validity import RunValidationError, check_run
 from benchmark.report import metric_info, verdicts
-from benchmark.report.ranking import ci_aware_ranks, is_reference
+from benchmark.report.manifest import record_explanation
+from benchmark.report.ranking import ci_aware_ranks, explain_reference, is_reference, is_runner_row
 from benchmark.report.tables import FLOOR, headline_columns
 
 __all__ = ["Board", "BoardRow", "RunInfo", "build_boards", "ci_aware_ranks", "leaderboard_table", "load_runs",
@@ -35,9 +37,12 @@ COST_METRICS = (("cost", "extra_nfe_per_sample"), ("cost", "time_ratio"))
 #: the mark of a cell whose test against the floor is significant after the run's multiplicity adjustment
 FLOOR_MARKS = {1: " ✓", -1: " ✗"}
 #: how to read a board (the markdown and the site say the same)
-READING = ("Values: point estimate [95 % interval]. ✓ / ✗: beats / is worse than the `random` floor on that metric's "
-           "test, with the error rate controlled over the run's family of tests (run.multiplicity: Holm, family-wise, "
-           "unless the run says otherwise; see the run's report). #rank: CI-aware rank, 1 + the number of ranked rows "
+READING = ("Values: point estimate [95 % interval]. ✓ / ✗: beats / is worse than the floor on that metric's test: the "
+           "`random` floor, and on sparsification (AUSE) the best trivial baseline of the run (a reference row such as "
+           "`local_variance`: a 0-NFE map of the sample that any estimator must beat), with the error rate controlled "
+           "over the run's family of tests (run.multiplicity: Holm, family-wise, unless the run says otherwise; see the "
+           "run's report); a row without a mark is not distinguishable at the run's size. Reference rows (the floor, "
+           "trivial baselines, oracles) are listed apart with what each is, and never ranked. #rank: CI-aware rank, 1 + the number of ranked rows "
            "whose 95 % interval lies wholly on the better side (two non-overlapping 95 % intervals: a pairwise "
            "comparison at well under 5 % each, not adjusted across pairs). Quality rank = order of the mean rank over "
            "the metrics every ranked row has; cost is shown, not ranked; reference rows are never ranked.")
@@ -178,7 +183,7 @@ def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
     rows: dict[tuple[str, str], BoardRow] = {}
     for run, part in frame.groupby("run", sort=False):
         for est in dict.fromkeys(part.estimator):
-            if est != FLOOR and is_reference(est, ()) or estimators is not None and est not in estimators:
+            if is_runner_row(est) or estimators is not None and est not in estimators:
                 continue  # the runner's rows ((all), (sampler), plain, ...) and protocols' baselines are no estimators
             rows[(run, est)] = BoardRow(run, est, is_reference(est, references))
     spaces = _spaces(frame)
@@ -284,4 +289,10 @@ def board_markdown(board: Board) -> str:
              table.to_markdown(index=False) if not table.empty else "(no estimator rows)", ""]
     if board.left_out:
         lines += [f"Not ranked (missing for some ranked row): {', '.join(board.left_out)}.", ""]
+    if board.reference_rows:
+        records = {name: rec for run in board.runs for name, rec in run.manifest["estimators"].items()}
+        said = [f"*{r.estimator}* = " + explain_reference(r.estimator, records.get(r.estimator, {}).get("kind"),
+                                                          explanation=record_explanation(records.get(r.estimator, {})))
+                for r in board.reference_rows]
+        lines += ["Reference rows (never ranked): " + "; ".join(dict.fromkeys(said)) + ".", ""]
     return "\n".join(lines)

@@ -31,6 +31,7 @@ from benchmark.publish.leaderboard import (
     load_runs,
 )
 from benchmark.report import metric_info
+from benchmark.report.manifest import record_explanation
 from benchmark.report.ranking import explain_reference
 
 RUN_FILES = ("config.json", "manifest.json", "metrics.csv", "report.md")
@@ -76,8 +77,10 @@ def board_html(board: Board) -> str:
     if board.reference_rows:
         ref_labels = list(dict.fromkeys([*labels, *(lab for r in board.reference_rows for lab in r.values)]))
         ref_header = ["run", "estimator", "what it is", *ref_labels, *board.cost_labels]
-        kinds = {name: rec.get("kind") for run in board.runs for name, rec in run.manifest["estimators"].items()}
-        ref_rows = [_row(r, ref_labels, board.cost_labels, slug_of, ranked=False, kind=kinds.get(r.estimator))
+        records = {name: rec for run in board.runs for name, rec in run.manifest["estimators"].items()}
+        ref_rows = [_row(r, ref_labels, board.cost_labels, slug_of, ranked=False,
+                         kind=records.get(r.estimator, {}).get("kind"),
+                         explanation=record_explanation(records.get(r.estimator, {})))
                     for r in board.reference_rows]
         parts += ["<h3>Reference rows (never ranked)</h3>",
                   table(ref_header, ref_rows, row_class="reference", table_id=f"reference-{board.track_id}")]
@@ -85,14 +88,14 @@ def board_html(board: Board) -> str:
 
 
 def _row(row: BoardRow, labels: list[str], cost_labels: list[str], slug_of: dict[str, str], *, ranked: bool,
-         kind: str | None = None):
+         kind: str | None = None, explanation: str = ""):
     run_cell = Cell(row.run, raw_html=link(f"runs/{slug_of[row.run]}/index.html", row.run))
     if ranked:
         mean = "–" if math.isnan(row.mean_rank) else f"{row.mean_rank:.2f}"
         cells = [Cell(str(row.quality_rank or "–"), float(row.quality_rank or "nan")), run_cell, Cell(row.estimator),
                  Cell(mean, row.mean_rank)]
     else:
-        cells = [run_cell, Cell(row.estimator), Cell(explain_reference(row.estimator, kind))]
+        cells = [run_cell, Cell(row.estimator), Cell(explain_reference(row.estimator, kind, explanation=explanation))]
     for label in labels:
         if label not in row.values:
             cells.append(Cell("–"))

@@ -56,7 +56,8 @@ class ReportData:
     def roles(self) -> report_tables.Roles:
         refs = frozenset({report_tables.FLOOR} | {n for n, r in self.records.items() if r.reference_row})
         configured = frozenset(self.records) if self.records else None
-        return report_tables.Roles(refs, {n: r.kind for n, r in self.records.items()}, configured)
+        return report_tables.Roles(refs, {n: r.kind for n, r in self.records.items()}, configured,
+                                   {n: r.explanation for n, r in self.records.items() if r.explanation})
 
 
 def render_report(data: ReportData) -> str:

@@ -10,15 +10,16 @@ from typing import Iterable
 
 import pandas as pd
 
-#: rows the runner writes that are not estimators: what each one is, in one line
-FIXED_REFERENCE_ROWS = {
-    "random": "the floor: a score with no information (an estimator must beat it to be useful)",
+#: the floor's instance name: the `random` estimator, the one reference row every verdict is read against
+FLOOR = "random"
+#: rows the runner and the protocols write that are not estimators: what each one is, in one line (which estimators
+#: are references comes from the estimators themselves: `reference_row`, recorded in the manifest)
+RUNNER_ROWS = {
     "(all)": "all N samples, unfiltered",
     "(random K)": "a random subset of K samples (the equal-size comparison for a kept set)",
     "(sampler)": "plain sampling without any estimator (the cost baseline)",
     "plain": "the guidance protocol's pass without guidance",
     "guided": "the same pass from the same x_T with uncertainty guidance (Alg. 2)",
-    "local_variance": "a trivial baseline: the local variance of the final sample (an edge detector, 0 NFE)",
     "(placebo)": "the guided pass with its mask permuted within each image: same NFEs and guided pixel count, no "
                  "information from the map (guided vs placebo is the guidance verdict)",
     "(plain, matched NFE)": "plain sampling from the same x_T with more steps, as many NFEs per sample as the guided "
@@ -28,16 +29,29 @@ ORACLE_EXPLANATION = ("an oracle: uses information a real estimator does not hav
                       "optimises, see its card)")
 
 
+def is_runner_row(name: str) -> bool:
+    """A row the runner or a protocol writes that is no estimator ((all), (random K), plain, guided, ...)."""
+    return name in RUNNER_ROWS or name.startswith("(")
+
+
 def is_reference(estimator: str, reference_names: Iterable[str] = ()) -> bool:
-    """Reference rows are never ranked: the runner's own rows, `random`, and every estimator whose class says
-    `reference_row = True` (passed in `reference_names`, e.g. from the manifest)."""
-    return estimator in FIXED_REFERENCE_ROWS or estimator.startswith("(") or estimator in set(reference_names)
+    """Reference rows are never ranked: the runner's own rows, the `random` floor, and every estimator whose class
+    says `reference_row = True` (passed in `reference_names`, e.g. from the manifest)."""
+    return is_runner_row(estimator) or estimator == FLOOR or estimator in set(reference_names)
 
 
-def explain_reference(estimator: str, kind: str | None = None, configured=None) -> str:
-    """One line saying what a reference row is (`configured`: the run's estimator instances, if known)."""
-    if estimator in FIXED_REFERENCE_ROWS:
-        return FIXED_REFERENCE_ROWS[estimator]
+def explain_reference(estimator: str, kind: str | None = None, configured=None, explanation: str = "") -> str:
+    """One line saying what a reference row is: the runner's rows by name, an estimator by its class's
+    `explanation` (benchmark.report.manifest.class_explanation) or kind (`configured`: the run's estimator
+    instances, if known)."""
+    if is_runner_row(estimator) and estimator in RUNNER_ROWS:
+        return RUNNER_ROWS[estimator]
+    if explanation:
+        return explanation
+    if estimator == FLOOR:
+        import estimators
+
+        return estimators.get_class(FLOOR).reference_explanation
     if kind == "oracle":
         return ORACLE_EXPLANATION
     if configured is not None and estimator not in configured:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from benchmark.report import metric_info, ranking
 
-FLOOR = "random"
+FLOOR = ranking.FLOOR
 #: (protocol, pattern on the metric's base name, every feature space or the first only): the headline columns
 HEADLINE = (
     ("filtered_fid", "delta_vs_random", True),
@@ -41,6 +41,7 @@ class Roles:
     references: frozenset[str] = frozenset({FLOOR})
     kinds: dict[str, str | None] = field(default_factory=dict)
     estimators: frozenset[str] | None = None  # the configured instances (None: every row not a reference is one)
+    explanations: dict[str, str] = field(default_factory=dict)  # reference row -> what it is (from its class)
 
     def is_reference(self, name: str) -> bool:
         """References: `random`, oracles, the runner's rows, and rows that are no configured estimator (a
@@ -122,7 +123,8 @@ def reference_note(names, roles: Roles) -> str:
     present = [n for n in dict.fromkeys(names) if roles.is_reference(n)]
     if not present:
         return ""
-    parts = [f"*{n}* = {ranking.explain_reference(n, roles.kinds.get(n), configured=roles.estimators)}"
+    parts = [f"*{n}* = " + ranking.explain_reference(n, roles.kinds.get(n), configured=roles.estimators,
+                                                     explanation=roles.explanations.get(n, ""))
              for n in present]
     return "Reference rows (italic, never ranked): " + "; ".join(parts) + "."
 
