@@ -15,7 +15,7 @@ order misjudges it). Pools above 2 * BATCH_DIVISOR samples remove the n // BATCH
 per step (small batches). Cost (one CPU thread): 4 s for N = 600 in 128-d classifier features, 14 s for N = 300
 in 2048-d Inception features.
 A greedy set is no guaranteed optimum, but it is what a filter with the real features could reach: it scores
-far below random K-subsets of the same pool (tests/test_i24b_fid_oracle.py checks it against all K-subsets).
+far below random K-subsets of the same pool (tests/test_realism_oracle_fid_ceiling.py checks it against all K-subsets).
 It is a ceiling of FID against the statistics of the real features the runner hands it (the run's reference when
 the reference is computed from them; a preset's committed reference statistics may come from other images), in
 its own feature space; in another space, and for precision / recall, it is only a reference row.

@@ -1,6 +1,6 @@
 """Bad-input catalogue, part 3 (issue 27 items 3 and 5): each input is refused with exit 2 and one line naming the
 field and the fix, before anything is written (`--out` untouched). Parts 1 and 2: tests/test_bad_inputs.py,
-tests/test_bad_inputs_cli.py, tests/test_i25_factory_bad_inputs.py. This part: the remaining [run] / [estimators.*] /
+tests/test_bad_inputs_cli.py, tests/test_bad_inputs_factory.py. This part: the remaining [run] / [estimators.*] /
 [protocols.*] / [data] / [model] keys, data files (truncated images, object / NaN / empty / truncated arrays, one
 class subfolder), hub ids without network or offline, `--out` as a dangling link (run, leaderboard), baselines with
 repeated keys or negative tolerances, plug-in files, $UQBENCH_EXTRA_PRESETS and every subcommand's arguments. All
@@ -20,8 +20,8 @@ from benchmark.cli import main
 from tests.bad_input_presets import VARIANTS
 from tests.test_bad_inputs import BASE, changed, raw, snapshot, to_toml
 from tests.test_bad_inputs_cli import write_baseline, write_run
-from tests.test_i25_factory_bad_inputs import BASE as FACTORY_BASE
-from tests.test_i25_factory_bad_inputs import NET, prepare_folder, with_model
+from tests.test_bad_inputs_factory import BASE as FACTORY_BASE
+from tests.test_bad_inputs_factory import NET, prepare_folder, with_model
 
 Argv = Callable[[Path, pytest.MonkeyPatch], list[str]]
 
@@ -46,7 +46,7 @@ def run(config: dict | str, prepare: Callable[[Path, pytest.MonkeyPatch], Any] |
 
 
 def factory_run(config: dict, *steps: Callable[[Path], Any]) -> Argv:
-    """`run` on a config of a plain PyTorch network with [data] (tests/test_i25_factory_bad_inputs.BASE)."""
+    """`run` on a config of a plain PyTorch network with [data] (tests/test_bad_inputs_factory.BASE)."""
     def argv(tmp: Path, mp: pytest.MonkeyPatch) -> list[str]:
         path = prepare_folder(tmp, config, list(steps))
         return ["run", "--config", str(path), "--out", str(tmp / "out"), "--quiet"]
@@ -378,6 +378,11 @@ def variant_presets(monkeypatch):
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_exits_with_one_line_and_writes_nothing(case: Case, tmp_path, monkeypatch, capsys):
+    assert_refused(case, tmp_path, monkeypatch, capsys)
+
+
+def assert_refused(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    """The catalogue's contract for one case: its exit code, one line naming the field and the fix, nothing written."""
     monkeypatch.chdir(Path(__file__).resolve().parents[1])  # relative paths (results/reference/demo) from the root
     argv = case.argv(tmp_path, monkeypatch)
     before = snapshot(tmp_path)
@@ -393,8 +398,10 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(case: Case, tmp_path, 
 
 
 def test_the_catalogue_has_at_least_150_cases():
-    from tests import test_bad_inputs, test_bad_inputs_cli, test_i25_factory_bad_inputs
+    from tests import test_bad_inputs, test_bad_inputs_cli, test_bad_inputs_factory, test_bad_inputs_sizes_and_files
 
-    counts = [len(m.CASES) for m in (test_bad_inputs, test_i25_factory_bad_inputs)] + [len(test_bad_inputs_cli.CLI_CASES)]
+    counts = [len(m.CASES) for m in (test_bad_inputs, test_bad_inputs_factory, test_bad_inputs_sizes_and_files)] + [
+        len(test_bad_inputs_cli.CLI_CASES)]
     assert sum(counts) + len(CASES) >= 150, counts  # issue 27 item 5
+    assert len(test_bad_inputs_sizes_and_files.CASES) >= 40  # issue 36: sizes, ranges, files, messages
     assert len({c.name for c in CASES}) == len(CASES)  # each case a distinct input

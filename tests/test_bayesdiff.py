@@ -140,7 +140,7 @@ def test_mc_estimators_match_closed_moments_of_a_quadratic():
 def test_skip_steps_scale_variance_by_the_squared_coefficient():
     steps, skip = 20, 5
     res = run(AffineEps(), "ddpm", steps=steps, batch=2, laplace=ConstantVariance(), mc_samples=4, skip=skip,
-              keep_steps=True, skip_rule="public").uncertainty["bayesdiff"]  # the default: test_i24_bayesdiff_skip
+              keep_steps=True, skip_rule="public").uncertainty["bayesdiff"]  # the default: test_bayesdiff_skip_contraction
     grid = build_grid("ddpm", linear_beta_alphas_cumprod(), steps)
     states = [res.per_step[g.t] for g in grid] + [res.pixel]
     assert float(states[0].abs().max()) == 0.0  # x_T is given

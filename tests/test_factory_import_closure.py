@@ -14,7 +14,7 @@ from benchmark.cli import main
 from benchmark.models.factory import FactorySpec, build_network
 from benchmark.models.import_closure import closure_files
 from tests.test_bad_inputs import snapshot, to_toml
-from tests.test_i25_factory_bad_inputs import BASE, NET
+from tests.test_bad_inputs_factory import BASE, NET
 
 GLUE = "import torch\nfrom mynet import make_net\n\n\ndef make():\n    torch.manual_seed(0)\n    return make_net()\n"
 

@@ -28,7 +28,7 @@ from benchmark.seeding import per_sample_randint, per_sample_randn
 from estimators.laplace import LastLayerLaplace
 from estimators.posterior_draws import LaplaceDrawModel
 from tests.helpers import tiny_unet
-from tests.test_i25_factory_models import SHAPE, spec
+from tests.test_factory_models import SHAPE, spec
 
 KINDS = ("v_prediction", "sample")
 T_PROBE = torch.tensor([5, 500, 990])  # c_t^2 spans 1e-5 .. 7e2 for x0, 5e-5 .. 1 for v

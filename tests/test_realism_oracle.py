@@ -1,5 +1,5 @@
 """`realism_oracle` (objective = "realism") against a brute-force realism score, and the runner's post-generation
-scoring hook (objective = "fid", the default, is checked in tests/test_i24b_fid_oracle.py).
+scoring hook (objective = "fid", the default, is checked in tests/test_realism_oracle_fid_ceiling.py).
 
 Brute force (Kynkäänniemi et al. 2019, Sec. 5), written with Python loops over numpy rows: r_j = distance of
 real j to its k-th nearest other real sample; keep the real samples with r_j <= the median radius;

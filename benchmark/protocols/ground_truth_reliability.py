@@ -17,7 +17,7 @@ classical test theory of Spearman (1904, 1910) and Brown (1910) states the ceili
 Correlations are Spearman's. Per pixel: the mean over images of the per-image correlation of two maps [C,H,W]
 (reliability and correction use the means); per score: across samples, of the maps' sums. Spearman-Brown is
 exact for sums of parallel measures; variances of h and 2h draws are close to that (the log-variance noise is
-about 2 / (h - 1) vs 2 / (2h - 1)), and tests/test_i24c_target_reliability.py measures how close on the gmm
+about 2 / (h - 1) vs 2 / (2h - 1)), and tests/test_ground_truth_target_reliability.py measures how close on the gmm
 preset. A disattenuated correlation is an estimate, not a correlation: noise can put it above 1 (never clipped).
 Intervals: percentile bootstrap over samples; each replicate recomputes the raw correlation AND the reliability
 from the same resampled samples (the seed of the raw rows, so the same resamples), so the interval carries the

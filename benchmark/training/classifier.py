@@ -62,6 +62,9 @@ def train_data_classifier(data: str | Path, out: str | Path | None = None, epoch
                           "array with labels" + ("" if path.exists() else " that exists"),
                           "give the path of such a folder or file")
     path = path.resolve()
+    if value_range is not None and path.is_dir():
+        raise ConfigError("--range", value_range, "only with an .npy/.npz array (PNG/JPEG images in a folder are "
+                          "always read as 0..255)", "remove --range")
     spec = DataSpec(path=str(path), value_range=value_range)
     fingerprint = data_fingerprint(path, value_range)
     train, test = spec.load("train"), spec.load("test")

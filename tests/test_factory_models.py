@@ -111,7 +111,7 @@ def make_point_sample() -> nn.Module:
 
 def spec(function: str, **fields) -> FactorySpec:
     """A FactorySpec of one of this module's factories ("package.module:function" form)."""
-    return factory_spec_from_section({"factory": f"tests.test_i25_factory_models:{function}",
+    return factory_spec_from_section({"factory": f"tests.test_factory_models:{function}",
                                       "sample_shape": list(SHAPE), **fields})
 
 
@@ -245,7 +245,7 @@ def test_weights_are_loaded_into_the_network(tmp_path, suffix):
 def test_relative_files_resolve_against_the_config_folder_and_the_table_round_trips(tmp_path, monkeypatch):
     folder = tmp_path / "cfg"
     folder.mkdir()
-    (folder / "glue.py").write_text("from tests.test_i25_factory_models import make_conv\n")
+    (folder / "glue.py").write_text("from tests.test_factory_models import make_conv\n")
     torch.save(make_conv().state_dict(), folder / "w.pth")
     monkeypatch.chdir(tmp_path)  # not the config's folder
     (folder / "run.toml").write_text('[run]\nsteps = 5\nnum_samples = 4\nkeep = 3\n\n[model]\n'
@@ -266,12 +266,12 @@ def test_relative_files_resolve_against_the_config_folder_and_the_table_round_tr
 
 def test_sample_shape_comes_from_the_data_when_absent(tmp_path):
     np.savez(tmp_path / "d.npz", train=np.zeros((3, 8, 8, 1), np.uint8), test=np.zeros((2, 8, 8, 1), np.uint8))
-    table = factory_spec_from_section({"factory": "tests.test_i25_factory_models:make_conv"})
+    table = factory_spec_from_section({"factory": "tests.test_factory_models:make_conv"})
     assert table.sample_shape is None
     bundle = presets.for_run(None, table, DataSpec(path=str(tmp_path / "d.npz")))
     assert bundle.model.sample_shape == list(SHAPE) and bundle.load_model().sample_shape == SHAPE
     config = parse_config({"run": {"steps": 5, "num_samples": 4, "keep": 3},
-                           "model": {"factory": "tests.test_i25_factory_models:make_conv"}, "protocols": {"cost": {}}})
+                           "model": {"factory": "tests.test_factory_models:make_conv"}, "protocols": {"cost": {}}})
     assert config.model.sample_shape is None  # as written: the shape is the data's, not the config's
 
 
@@ -290,7 +290,7 @@ def test_class_conditional_network_with_dropout_runs_every_estimator_through_the
              test_labels=rng.integers(0, 3, 6))
     config = {
         "run": {"steps": 4, "num_samples": 6, "keep": 4, "batch_size": 3, "bootstrap": 10, "features": []},
-        "model": {"factory": "tests.test_i25_factory_models:make_conditional_dropout", "num_classes": 3,
+        "model": {"factory": "tests.test_factory_models:make_conditional_dropout", "num_classes": 3,
                   "last_layer": "conv_out", "beta_schedule": "squaredcos_cap_v2"},
         "data": {"path": "d.npz"},
         "estimators": {"sensitivity": {"m": 2, "window": [25, 50]}, "mc_dropout": {"m": 2, "window": [25, 50]},
