@@ -25,6 +25,7 @@ from benchmark.protocols.table import NOT_RUN, not_run_lines
 from benchmark.report import findings, plots, verdicts
 from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
+from benchmark.report.value_findings import value_lines
 
 POSTERIOR_RECORD = "posterior.json"  # the run folder's record of the shared posterior (written by the runner)
 CAPTIONS = {
@@ -80,6 +81,9 @@ def render_report(data: ReportData) -> str:
     lines += ["## Findings", "", *findings.findings_lines(fam, names, negatable), ""]
     confounds = findings.class_confound_lines(frame, fam, roles.is_reference, cfg.multiplicity)
     lines += [*confounds, ""] if confounds else []
+    values = value_lines(frame)
+    lines += ["What the values mean (calibration against the spread each estimator models):", "", *values,
+              ""] if values else []
     against = findings.baseline_lines(frame, roles.is_reference, cfg.multiplicity)
     lines += ["Trivial baselines (reference rows that use no model information beyond the sample):", "", *against,
               ""] if against else []

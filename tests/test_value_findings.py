@@ -1,0 +1,27 @@
+"""The report says what an estimator's values mean where a calibration ratio was measured."""
+from __future__ import annotations
+
+import pandas as pd
+
+from benchmark.report.value_findings import scale_phrase, value_lines
+
+
+def test_a_well_ranking_map_with_small_values_is_read_as_a_ranking():
+    frame = pd.DataFrame([
+        ("ground_truth", "bayesdiff", "calibration_ratio[skip=1]", 1 / 150),
+        ("ground_truth", "bayesdiff", "calibration_ratio[skip=5]", 1 / 600),
+        ("ground_truth", "bayesdiff", "calibration_ratio[skip=5,rule=public]", 0.5),
+        ("ground_truth", "bayesdiff", "spearman_pixel_vs_shared_theta_var", 0.61),
+        ("ground_truth", "other", "calibration_ratio[skip=1]", 1.3),
+    ], columns=["protocol", "estimator", "metric", "value"])
+    lines = value_lines(frame)
+    assert len(lines) == 2
+    assert lines[0].startswith("- `bayesdiff` ranks the spread of its own posterior with ρ = 0.61")
+    assert "150× below the spread it models at skip=1" in lines[0] and "600× below" in lines[0]
+    assert "rule=public" not in lines[0] and lines[0].endswith("read its map as a ranking, not as a variance.")
+    assert "within 2× of the spread" in lines[1] and "ranking, not" not in lines[1]
+
+
+def test_scale_phrases():
+    assert scale_phrase(4.0) == "4× above" and scale_phrase(0.01) == "100× below"
+    assert scale_phrase(float("nan")) == "not comparable with"
