@@ -38,11 +38,20 @@ __all__ = [
 ]
 
 
+#: names imported on first use (`__getattr__`), listed by `dir(metrics)` all the same (`__dir__`)
+LAZY = ("SparsificationError", "FilteredFID")
+
+
 def __getattr__(name: str):
     """The torchmetrics classes (SparsificationError, FilteredFID) are imported on first use: torchmetrics is
     a dependency, but importing it costs a second the rest of the package does not need."""
-    if name in ("SparsificationError", "FilteredFID"):
+    if name in LAZY:
         from metrics import torchmetrics_api
 
         return getattr(torchmetrics_api, name)
     raise AttributeError(f"module 'metrics' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    """The module's names and the lazy ones (tab completion and dir() show SparsificationError, FilteredFID)."""
+    return sorted(set(globals()) | set(LAZY))
