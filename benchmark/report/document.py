@@ -25,6 +25,7 @@ from benchmark.protocols.table import NOT_RUN, not_run_lines
 from benchmark.report import findings, plots, verdicts
 from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
+from benchmark.report.filter_character import characterise
 from benchmark.report.value_findings import value_lines
 
 POSTERIOR_RECORD = "posterior.json"  # the run folder's record of the shared posterior (written by the runner)
@@ -81,6 +82,10 @@ def render_report(data: ReportData) -> str:
     lines += ["## Findings", "", *findings.findings_lines(fam, names, negatable), ""]
     confounds = findings.class_confound_lines(frame, fam, roles.is_reference, cfg.multiplicity)
     lines += [*confounds, ""] if confounds else []
+    characters = [c for c in characterise(frame) if not c.estimator.startswith("(")]
+    lines += ["Fidelity or spread (each filter's ΔFID split into its mean, trace and cross terms against the same "
+              "random K-subsets, with ΔKID and Δcoverage; raw tests, descriptive):", "",
+              *[f"- {c.sentence}" for c in characters], ""] if characters else []
     values = value_lines(frame)
     lines += ["What the values mean (calibration against the spread each estimator models):", "", *values,
               ""] if values else []
