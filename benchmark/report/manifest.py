@@ -12,7 +12,8 @@ Written last in a run: its presence marks a finished run. It records
   `estimator:<name>` for a feature-scoring estimator) that read it, and the real test sets whose committed
   reference statistics were read instead of computed (benchmark.execution.features.FeaturePlan.record); `default`
   says why, when the config gave no run.features;
-- `not_run`: what was configured but could not be measured, and why (metrics.csv holds measured values only).
+- `not_run`: what was configured but could not be measured, and why (metrics.csv holds measured values only);
+- `notes`: choices the run made for the user (the null class for unlabelled test images, benchmark.runner.setup).
 """
 from __future__ import annotations
 
@@ -163,12 +164,14 @@ def process_seconds() -> float | None:
 
 
 def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], model=None, processes: int = 1,
-                   features: dict[str, Any] | None = None, not_run: list[dict[str, str]] | None = None) -> None:
+                   features: dict[str, Any] | None = None, not_run: list[dict[str, str]] | None = None,
+                   notes: list[str] | None = None) -> None:
     """manifest.json of a finished run; `processes`: how many (torchrun ranks) shared its work;
     `process_seconds`: the run's wall-clock from its process's start (imports included) to this write;
     `features`: the run's feature plan (`FeaturePlan.record()`: pairs computed and who read them) and, when the
     config gave no run.features, `default`: why they are what they are; `not_run`: the configured measurements
-    that did not run, with why (benchmark.protocols.table.not_run_records; metrics.csv holds measured rows only)."""
+    that did not run, with why (benchmark.protocols.table.not_run_records; metrics.csv holds measured rows only);
+    `notes`: choices the run made for the user (benchmark.runner.setup.run_notes)."""
     config_dict = config.to_dict()
     suite = suite_version()
     save_json({
@@ -191,4 +194,5 @@ def write_manifest(out: Path, config: RunConfig, timings: dict[str, float], mode
         "features": {**(features if features is not None else {"computed": [], "committed_reference_stats": []}),
                      **({"default": config.features_chosen} if config.features_chosen else {})},
         "not_run": list(not_run or []),
+        "notes": list(notes or []),
     }, out / MANIFEST)

@@ -112,7 +112,7 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     report_path = report.write_report(inputs, frame, timings)
     timings["report"] = time.perf_counter() - tick
     write_manifest(out, config, timings, model=model, processes=world,  # last: it marks a finished run
-                   features=plan.record(), not_run=not_run_records(frame))
+                   features=plan.record(), not_run=not_run_records(frame), notes=setup.run_notes(config, model, preset))
     distributed.finish()
     return report_path
 

@@ -30,13 +30,46 @@ def check_before_work(config: RunConfig, model, preset) -> None:
     if needs_test_data:
         test = preset.load_data("test", n=1)
         if "sparsification" in config.protocols:
-            check_labels(model, test, "test", why="the sparsification protocol re-noises labelled test images")
+            check_sparsification_labels(model, test)
         real = test.images
         expected = tuple(getattr(model, "pixel_shape", model.sample_shape))  # a latent model decodes to pixel_shape
         if tuple(real.shape[1:]) != expected:
             raise ConfigError("data", getattr(preset, "dataset", None), f"images of the model's shape "
                               f"{expected} (C, H, W), but they are {tuple(real.shape[1:])}",
                               "resize/convert the images, or point [data] at the data the model was trained on")
+
+
+def null_class_note(model, data) -> str | None:
+    """What the sparsification protocol conditions a class-conditional model on when the real test images have no
+    labels and the model has a null class (classifier-free guidance: DiT, `ConditionedDenoiser`): the null class,
+    i.e. its unconditional branch, as the posterior fit does (`resources.fit_labels`). None otherwise."""
+    null = getattr(model, "null_condition", None)
+    if (not getattr(model, "num_classes", None) or getattr(model, "cycled_conditions", False) or null is None
+            or data.labels is not None):
+        return None
+    return (f"sparsification: the test images have no labels, so the class-conditional model denoises them with its "
+            f"null class ({int(null)}), i.e. its unconditional branch")
+
+
+def check_sparsification_labels(model, test) -> None:
+    """The sparsification protocol re-noises real test images: a class-conditional model needs their labels, or a
+    null class to use instead (unguided: a guided call needs a class for its conditional branch)."""
+    if null_class_note(model, test) is None:
+        check_labels(model, test, "test", why="the sparsification protocol re-noises labelled test images")
+    elif getattr(model, "guided", False):
+        raise ConfigError("run.guidance_scale", getattr(model, "guidance_scale", None), "1 when the sparsification "
+                          "protocol denoises unlabelled test images with the model's null class (guidance needs a "
+                          "class)", "set run.guidance_scale = 1, or give labelled test images (class subfolders or an "
+                          ".npz with labels)")
+
+
+def run_notes(config: RunConfig, model, preset) -> list[str]:
+    """What the manifest records about choices the run made for the user (e.g. the null class for unlabelled test
+    images in the sparsification protocol)."""
+    if "sparsification" not in config.protocols:
+        return []
+    note = null_class_note(model, preset.load_data("test", n=1))
+    return [note] if note else []
 
 
 def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], list]) -> None:
