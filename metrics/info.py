@@ -153,6 +153,16 @@ def base_metric_name(name: str) -> str:
     return _CLASS_INDEX.sub("_of_class", _PERCENT.sub("", stripped))
 
 
+_VS_TRIVIAL = "_delta_vs_trivial"
+_PAIRED_BOOTSTRAP = ("paired bootstrap over samples (both scores recomputed on each resample): percentile interval of "
+                     "the difference from the best trivial baseline's value on the same samples; p_value: normal test "
+                     "of 0 with the bootstrap sd")
+
+
 def metric_info(name: str) -> MetricInfo | None:
-    """The MetricInfo of a full metric name of metrics.csv, or None for a metric this table does not know."""
-    return METRIC_INFO.get(base_metric_name(name))
+    """The MetricInfo of a full metric name of metrics.csv, or None for a metric this table does not know
+    (`<statistic>_delta_vs_trivial` of a known statistic: its direction, the paired-bootstrap interval)."""
+    base = base_metric_name(name)
+    if base not in METRIC_INFO and base.endswith(_VS_TRIVIAL) and base[:-len(_VS_TRIVIAL)] in METRIC_INFO:
+        return MetricInfo(METRIC_INFO[base[:-len(_VS_TRIVIAL)]].direction, _PAIRED_BOOTSTRAP)
+    return METRIC_INFO.get(base)

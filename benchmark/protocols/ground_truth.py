@@ -28,8 +28,10 @@ stratified by class); they cover the sampling variation of the statistic over th
 the epistemic targets, of those samples' weight draws), not the Monte-Carlo error of the estimators' own draws;
 the corrected rows' replicates recompute the target's reliability on the same resampled samples.
 A statistic that is undefined (constant input, one class only, e.g. no between-mode sample) is NaN. `n` is the number of samples used.
-Tests against the floor (a score with no information has rho = 0 and AUROC = 0.5 in expectation): the usefulness
-rows carry the p-value of that null, Spearman's test of rho = 0 (scipy.stats.spearmanr) and the Mann-Whitney U
+Where trivial baselines are configured (`distance_to_mean` on the mixture), `<usefulness row>_delta_vs_trivial` compares
+every score with the best of them on the same samples (benchmark.protocols.ground_truth_trivial): those are the
+verdicts then. Tests against the floor (a score with no information has rho = 0 and AUROC = 0.5 in expectation): the
+usefulness rows carry the p-value of that null, Spearman's test of rho = 0 (scipy.stats.spearmanr) and the Mann-Whitney U
 test of AUROC = 0.5 (scipy.stats.mannwhitneyu, two-sided), which the report's verdicts adjust for multiplicity.
 """
 from __future__ import annotations
@@ -58,6 +60,7 @@ from benchmark.protocols.ground_truth_targets import (  # noqa: F401
     nearest_mode_radius,
     shared_theta_draws,
 )
+from benchmark.protocols.ground_truth_trivial import trivial_rows
 from benchmark.protocols.table import MetricRow, row_from_ci
 from estimators.base import COMMON_PARAMETERS
 from metrics.significance import detectable_effect
@@ -126,6 +129,12 @@ def _usefulness_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         dims = int(np.prod(inputs.generation.x0.shape[1:]))
         labels.append(("auroc_off_mode", (radius > chi2.ppf(0.99, dims)).astype(np.float64)))
     rows = []
+    statistics = {"spearman_score_vs_neg_log_density": (spearman, neg_log_p),
+                  **{metric: (_auroc_of_score, label) for metric, label in labels}}
+    trivial = [e.name for e in inputs.make_estimators() if getattr(e, "trivial_baseline", False)]
+    scores = {name: gen.scores[name].numpy() for name in inputs.estimator_names}
+    rows += trivial_rows(NAME, scores, statistics, [t for t in trivial if t in scores], inputs.config.bootstrap,
+                         inputs.seed)
     for name in inputs.estimator_names:
         score = gen.scores[name].numpy()
         rho = bootstrap_ci(spearman, score, neg_log_p, n_boot=inputs.config.bootstrap, seed=inputs.seed)
@@ -227,6 +236,10 @@ def spearman_p_value(a: np.ndarray, b: np.ndarray) -> float:
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
     return float(spearmanr(a, b).pvalue)
+
+
+def _auroc_of_score(score: np.ndarray, label: np.ndarray) -> float:
+    return auroc(label, score)
 
 
 def auroc(label: np.ndarray, score: np.ndarray) -> float:

@@ -201,10 +201,8 @@ def rank_track(frame: pd.DataFrame, references: set[str] = frozenset({FLOOR}),
             if key in part.index:
                 entry = part.loc[key]
                 rows[key].values[label] = (float(entry.value), float(entry.ci_low), float(entry.ci_high))
-                test = verdicts.TEST_OF.get(metric_info.parse(column.metric).base)
-                tested = column.metric if test is None else column.metric.replace(
-                    metric_info.parse(column.metric).base, test, 1)
-                if (*key, tested) in outcomes:
+                tested = next((m for m in verdicts.tested_metrics(column.metric) if (*key, m) in outcomes), None)
+                if tested is not None:
                     rows[key].floor[label] = outcomes[(*key, tested)]
         have = [k for k in ranked_keys if k in part.index]
         if len(have) < len(ranked_keys) or not have:

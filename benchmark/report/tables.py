@@ -24,7 +24,7 @@ HEADLINE = (
     ("sparsification", "aurg", False),
     ("sparsification", "partial_spearman_given_trivial", False),
     ("ground_truth", "spearman_score_vs_neg_log_density", False),
-    ("ground_truth", "auroc_lowest_*", False),
+    ("ground_truth", "auroc_lowest_*pct_density", False),
     ("ground_truth", "auroc_between_mode", False),
     ("ground_truth", "auroc_off_mode", False),
     ("cost", "extra_nfe_per_sample", False),

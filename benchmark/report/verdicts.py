@@ -42,8 +42,12 @@ TESTS = (
     ("sparsification", "ause_delta_vs_trivial"),
     ("sparsification", "partial_spearman_given_trivial"),
     ("ground_truth", "spearman_score_vs_neg_log_density"),
-    ("ground_truth", "auroc_*"),
+    ("ground_truth", "spearman_score_vs_neg_log_density_delta_vs_trivial"),
+    ("ground_truth", "auroc_*"),  # and auroc_*_delta_vs_trivial
 )
+#: a test `<base>` is left out where the same estimator has `<base>` + TRIVIAL_SUFFIX: the same question against the
+#: best trivial baseline instead of the floor (benchmark.protocols.ground_truth_trivial)
+TRIVIAL_SUFFIX = "_delta_vs_trivial"
 #: a test left out of the family where the same estimator has the stronger test of the same question
 SUPERSEDED_BY = {("sparsification", "aurg"): "ause_delta_vs_trivial"}
 #: degrees of freedom of a protocol's verdict tests from the row's n (absent: a normal test): t-tests over the n
@@ -85,12 +89,10 @@ class Family:
 
     def outcome(self, estimator: str, metric: str) -> int:
         """+1 / -1 / 0 for the estimator on `metric` (or on the test that stands for a raw headline column)."""
-        parsed = metric_info.parse(metric)
-        base = TEST_OF.get(parsed.base, parsed.base)
-        wanted = f"{base}[{parsed.space}]" if parsed.space else base
-        for v in self.verdicts:
-            if v.estimator == estimator and v.metric == wanted:
-                return v.outcome
+        for wanted in tested_metrics(metric):
+            for v in self.verdicts:
+                if v.estimator == estimator and v.metric == wanted:
+                    return v.outcome
         return 0
 
     def detectable(self, v: Verdict) -> float:
@@ -108,6 +110,14 @@ class Family:
         return (f"{self.size} tests of ranked estimators, one per question (every estimator × {names}): against the "
                 f"`random` floor, and on sparsification against the best trivial baseline; adjusted by {self.method}: "
                 f"{MULTIPLICITY[self.method]}, at {ALPHA:.0%}")
+
+
+def tested_metrics(metric: str) -> list[str]:
+    """The metric names whose test stands for a headline column, strongest first: `<base>_delta_vs_trivial`, the
+    column's own test or the test of a raw value (TEST_OF)."""
+    parsed = metric_info.parse(metric)
+    bases = [parsed.base + TRIVIAL_SUFFIX, TEST_OF.get(parsed.base, parsed.base)]
+    return [f"{b}[{parsed.space}]" if parsed.space else b for b in bases]
 
 
 def is_test(protocol: str, metric: str) -> bool:
@@ -128,7 +138,8 @@ def _direction(metric: str) -> int:
 
 def _effect(metric: str, value: float) -> float:
     """The signed distance from the floor's expectation (0, or 0.5 for an AUROC)."""
-    return value - 0.5 if metric_info.parse(metric).base.startswith("auroc") else value
+    base = metric_info.parse(metric).base
+    return value - 0.5 if base.startswith("auroc") and "_delta_vs_" not in base else value
 
 
 def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
@@ -148,8 +159,9 @@ def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
 
 def _superseded(row, present: set[tuple[str, str, str]]) -> bool:
     """True for a test whose question the same estimator's stronger test answers (SUPERSEDED_BY)."""
-    stronger = SUPERSEDED_BY.get((row.protocol, metric_info.parse(row.metric).base))
-    return stronger is not None and (row.protocol, row.estimator, stronger) in present
+    base = metric_info.parse(row.metric).base
+    stronger = [SUPERSEDED_BY.get((row.protocol, base)), base + TRIVIAL_SUFFIX]
+    return any(s is not None and (row.protocol, row.estimator, s) in present for s in stronger)
 
 
 def _verdict(row, adjusted_p: float) -> Verdict:
