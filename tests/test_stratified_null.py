@@ -54,7 +54,6 @@ def test_stratified_filter_null_mean_is_zero_against_stratified_random_subsets_a
     new, old = null_runs()
     se_new, se_old = (float(x.std(ddof=1) / np.sqrt(RUNS)) for x in (new, old))
     assert 3 * se_new < TOLERANCE  # the simulation resolves the tolerance (3 standard errors)
-    print(f"null mean, in null sds: stratified {new.mean():+.3f} ± {se_new:.3f}, old {old.mean():+.3f} ± {se_old:.3f}")
     assert abs(new.mean()) < TOLERANCE, (new.mean(), se_new)
     assert old.mean() + 3 * se_old < -TOLERANCE, (old.mean(), se_old)  # the old comparison fails the same check
 

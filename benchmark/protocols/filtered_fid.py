@@ -140,11 +140,13 @@ def _class_rows(baseline: RandomBaseline, labels: np.ndarray, scores: np.ndarray
                 space: str, *, first_space: bool, seed: int) -> list[MetricRow]:
     """Does the filter remove bad samples or a class (metrics.class_balance)? delta_vs_random_stratified: the filter
     applied within each class in proportion to the class sizes, FID minus the mean of R random K-subsets with the
-    same count in every class (RandomBaseline.stratified; randomization test); kept_class_tvd (once, in the first space): how far the kept samples' class histogram is
-    from all samples', with the chi-square p, and removed_share_of_class_<c> of the most removed class."""
+    same count in every class (RandomBaseline.stratified; randomization test); kept_class_tvd (once, in the first
+    space): how far the kept samples' class histogram is from all samples', with the chi-square p, and
+    removed_share_of_class_<c> of the most removed class."""
     keep = int(mask.sum())
     stratified = keep_lowest_stratified(scores, labels, keep)
-    rows = [row_from_ci(NAME, name, f"delta_vs_random_stratified[{space}]", baseline.stratified(labels).delta_ci(stratified), keep, seed)]
+    within_classes = baseline.stratified(labels).delta_ci(stratified)
+    rows = [row_from_ci(NAME, name, f"delta_vs_random_stratified[{space}]", within_classes, keep, seed)]
     if first_space:
         test = removal_class_test(labels, mask)
         rows.append(MetricRow(NAME, name, "kept_class_tvd", test.tvd, n=keep, seed=seed, p_value=test.p_value))

@@ -2,7 +2,7 @@
 
 filtered_fid splits each filter's ΔFID against random K-subsets into three terms (benchmark/protocols/
 fidelity_diversity.py, metrics/fid_decomposition.py), which sum to it:
-    ΔFID = Δ||mu_kept - mu_real||^2 (mean term) + Δtr(S_kept) (trace term) + Δ(-2 tr((S_kept S_real)^1/2)) (cross term)
+    ΔFID = Δ||mu_kept - mu_real||^2 (mean) + Δtr(S_kept) (trace) + Δ(-2 tr((S_kept S_real)^1/2)) (cross)
 The term of largest |value| is where ΔFID mainly comes from: the mean term means the kept set's centre moved
 (towards the real data: fidelity, "removes bad samples"), the trace term that its spread changed (smaller: a narrower
 kept set, "removes spread"), the cross term how its covariance lines up with the real one. Where the space has real
