@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -23,8 +24,23 @@ def barrier() -> None:
         dist.barrier()
 
 
+_KEPT = [False]  # inside `keep_group`: finish() leaves the group alone
+
+
+@contextmanager
+def keep_group():
+    """Several runs in one launch (replicates over seeds): each run's `finish` keeps the process group, which is
+    destroyed when the block ends (a group destroyed under torchrun cannot be initialised again: the next run hung)."""
+    _KEPT[0] = True
+    try:
+        yield
+    finally:
+        _KEPT[0] = False
+        finish()
+
+
 def finish() -> None:
-    if dist.is_available() and dist.is_initialized():
+    if not _KEPT[0] and dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmark.config import RunConfig
 from benchmark.config.seeds import for_seed
 from benchmark.errors import ConfigError
-from benchmark.execution import lock
+from benchmark.execution import distributed, lock
 from benchmark.execution.inputs_digest import inputs_fingerprint
 from benchmark.execution.run_dir import FINGERPRINT, FINISHED_MARKER, check_out_folder, check_run_dir, \
     fingerprint_changes
@@ -40,10 +40,11 @@ def run_replicates(config: RunConfig, out: Path, *, overwrite: bool = False, pro
             check_run_dir(seed_folder(out, seed), for_seed(config, seed), overwrite=overwrite)
         else:
             check_kept_inputs(out, config, seed)
-    for index, seed in enumerate(todo):
-        run_benchmark(for_seed(config, seed), seed_folder(out, seed), overwrite=overwrite, progress=progress)
-        if index == 0 and replacing and _rank() == 0:
-            remove_stale(out, config)
+    with distributed.keep_group():  # torchrun: one process group for every seed's run
+        for index, seed in enumerate(todo):
+            run_benchmark(for_seed(config, seed), seed_folder(out, seed), overwrite=overwrite, progress=progress)
+            if index == 0 and replacing and _rank() == 0:
+                remove_stale(out, config)
     if _rank() != 0:
         return None
     check_same_inputs(out, config)
