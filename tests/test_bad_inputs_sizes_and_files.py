@@ -113,6 +113,14 @@ CASES = [
     Case("generative_uncertainty fit_images above the training images", run(C(
         "estimators", "generative_uncertainty", {"fit_images": 65})), "estimators.generative_uncertainty.fit_images",
         "set fit_images <= 64"),
+    Case("fid_infinity_points above the kept subset sizes", run({**C("run", "num_samples", 40), "run": {
+        **BASE["run"], "num_samples": 40, "keep": 12}, "protocols": {"filtered_fid": {
+            "curve_fractions": [0.5, 1.0], "fid_infinity_points": 10}}}),
+         "protocols.filtered_fid.fid_infinity_points = 10", "set fid_infinity_points <= 9 or raise run.keep"),
+    Case("fid_infinity_points far above K", run({**C("run", "num_samples", 40), "run": {
+        **BASE["run"], "num_samples": 40, "keep": 30}, "protocols": {"filtered_fid": {
+            "curve_fractions": [0.5, 1.0], "fid_infinity_points": 100}}}),
+         "protocols.filtered_fid.fid_infinity_points = 100", "fid_infinity_points <= 22"),
     Case("sparsification num_images above the factory's test images", factory_run(with_data(path="data.npz") | {
         "protocols": {"sparsification": {"num_images": 5}}}), "protocols.sparsification.num_images = 5",
         "num_images <= 4"),

@@ -21,11 +21,22 @@ SAMPLE_COUNTS = {"guidance.num_samples": "the guided pass re-runs generated samp
                  "ground_truth.target_samples": "the exact targets are computed for generated samples"}
 
 
-def fit_sample_counts(name: str, merged: dict[str, Any], given: dict[str, Any], n: int) -> None:
-    """Lower the defaults of protocol `name`'s SAMPLE_COUNTS options that exceed N (in place); given values stay."""
+def fit_sample_counts(name: str, merged: dict[str, Any], given: dict[str, Any], n: int, keep: int) -> None:
+    """Lower the defaults of protocol `name`'s SAMPLE_COUNTS options that exceed N (in place); given values stay,
+    and a given `fid_infinity_points` above the distinct subset sizes of the kept K is refused (the fit would
+    silently use fewer)."""
     for key in (k.partition(".")[2] for k in SAMPLE_COUNTS if k.startswith(f"{name}.")):
         if key not in given:
             merged[key] = min(merged[key], n)
+    if name == "filtered_fid" and "fid_infinity_points" in given:
+        from metrics.fid_infinity import DEFAULT_MIN_FRACTION
+
+        sizes = keep - max(2, int(round(DEFAULT_MIN_FRACTION * keep))) + 1
+        if merged["fid_infinity_points"] > sizes:
+            raise ConfigError("protocols.filtered_fid.fid_infinity_points", merged["fid_infinity_points"],
+                              f"at most the {max(sizes, 0)} distinct subset sizes of the kept K = {keep} (from "
+                              f"{DEFAULT_MIN_FRACTION:g} K to K)", f"set fid_infinity_points <= {max(sizes, 2)} or "
+                              "raise run.keep")
 
 _ANNOTATED_KINDS = {"int": "int", "float": "float", "bool": "bool", "str": "str", "tuple[int, int]": "list[int]"}
 

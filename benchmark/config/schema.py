@@ -258,7 +258,7 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
     features = tuple(value("features"))
     estimators = _estimators(_section(data, "estimators"), steps)
     protocols = _protocols(_section(data, "protocols") if "protocols" in data else dict.fromkeys(DEFAULT_PROTOCOLS, {}),
-                           steps, n)
+                           steps, n, keep)
     check_protocol_needs(protocols, steps=steps, n=n, keep=keep, features=features)
     _check_application_needs(protocols, estimators)
     config = RunConfig(
@@ -316,7 +316,7 @@ def _conditioning(typed: dict[str, Any], base_dir: Path | None) -> dict[str, Any
             "pixel_maps": typed.get("pixel_maps", "upsample"), "decoder_mc_samples": int(typed.get("decoder_mc_samples", 8))}
 
 
-def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[str, Any]]:
+def _protocols(section: dict[str, Any], steps: int, n: int, keep: int) -> dict[str, dict[str, Any]]:
     out = {}
     for name, params in section.items():
         if name not in PROTOCOL_KEYS:
@@ -330,7 +330,7 @@ def _protocols(section: dict[str, Any], steps: int, n: int) -> dict[str, dict[st
             rule = PROTOCOL_RULES.get(f"{name}.{key}")
             rule = replace(rule, default=merged[key]) if rule is not None else PROTOCOL_KEYS[name][key]
             merged[key] = check(rule, value, f"protocols.{name}.{key}")
-        fit_sample_counts(name, merged, params, n)  # a default (guidance's 60) never asks for more than N
+        fit_sample_counts(name, merged, params, n, keep)  # a default (guidance's 60) never asks for more than N
         out[name] = merged
     if "guidance" in out:
         from estimators.guidance import UncertaintyGuidance
