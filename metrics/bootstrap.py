@@ -38,6 +38,7 @@ import torch
 
 from benchmark.errors import ConfigError
 from metrics.fid_decomposition import FIDTerms
+from metrics.power import detectable_effect
 from metrics.frechet import FeatureStats, as_feature_matrix, feature_statistics, fid_from_stats
 
 
@@ -393,7 +394,5 @@ def paired_sets_fid_difference(features_a, features_b, reference: FeatureStats, 
     ci = scheme_interval(value, replicates, alpha, scheme, a.shape[0], interval)
     spread = float(np.std(replicates, ddof=1)) * SCHEMES[scheme][1](a.shape[0])
     ci.p_value = float(math.erfc(abs(value) / spread / math.sqrt(2.0))) if spread > 0 else float(value == 0)
-    from metrics.significance import detectable_effect  # (significance builds on this module's interval type)
-
     ci.detectable = detectable_effect(spread)
     return ci

@@ -43,33 +43,12 @@ import numpy as np
 from scipy import stats
 
 from metrics.bootstrap import ConfidenceInterval
+from metrics.power import POWER, detectable_at_level, detectable_effect  # noqa: F401  (re-exported)
 
 #: the multiplicity methods a config may name -> what they control
 MULTIPLICITY = {"holm": "family-wise error rate (Holm 1979)",
                 "bh": "false discovery rate (Benjamini-Hochberg 1995)",
                 "none": "nothing: each verdict is a separate 5 % test"}
-
-
-POWER = 0.80
-
-
-def detectable_effect(scale: float, dof: float | None = None, alpha: float = 0.05, power: float = POWER) -> float:
-    """MDE = (q_{1-alpha/2} + q_{power}) * scale: the |effect| a two-sided test of standard error `scale` rejects
-    with probability `power` at level `alpha` (q: Student t quantiles with `dof` degrees of freedom, normal when
-    dof is None)."""
-    law = stats.norm if dof is None else stats.t(dof)
-    return float((law.ppf(1.0 - alpha / 2.0) + law.ppf(power)) * scale)
-
-
-def detectable_at_level(mde: float, alpha: float, base_alpha: float = 0.05, power: float = POWER,
-                        dof: float | None = None) -> float:
-    """An MDE computed at `base_alpha` moved to level `alpha` (e.g. a family's Bonferroni level 0.05 / m):
-    mde * (q_{1-alpha/2} + q_power) / (q_{1-base_alpha/2} + q_power), q the t quantiles with `dof` degrees of
-    freedom of the test (normal when None; at small levels the t's heavier tails matter: at 0.05 / 40 with 59
-    degrees of freedom the normal ratio would leave 73 % power instead of 80 %)."""
-    law = stats.norm if dof is None else stats.t(dof)
-    return float(mde * (law.ppf(1.0 - alpha / 2.0) + law.ppf(power)) / (law.ppf(1.0 - base_alpha / 2.0)
-                                                                         + law.ppf(power)))
 
 
 def _two_sided(p_low: float, p_high: float) -> float:

@@ -172,11 +172,11 @@ def _check_metrics(run_dir: Path, manifest: dict[str, Any]):
 
     if not (run_dir / "metrics.csv").is_file():
         return None, []  # reported by _check_files
-    header = (run_dir / "metrics.csv").read_text().partition("\n")[0].strip().split(",")
     try:
         frame = read_metrics(run_dir, "RUN_DIR")
     except UQBenchError as err:
         return None, [f"metrics.csv cannot be read: {' '.join(str(err).split())}"]
+    header = (run_dir / "metrics.csv").read_text().partition("\n")[0].strip().split(",")  # read: it decodes
     if header not in (COLUMNS, LEGACY_COLUMNS):  # a run written before `detectable_effect` stays valid
         return None, [f"metrics.csv has columns {header}, expected {COLUMNS}"]
     unknown = sorted(set(frame.protocol) - set(manifest["protocol_versions"]))
