@@ -49,11 +49,16 @@ class LaplaceChoice:
     #: how a fitted posterior's images were labelled: "the data's labels", "the null class ...", "uniform random
     #: labels ..." (a class-conditional model on unlabelled data), "none (unconditional model)"; None when loaded
     fit_labels: str | None = None
+    #: how many images a fitted posterior saw: fewer than settings.fit_images when the data holds fewer (the
+    #: default asks for 500); None when loaded
+    fitted_images: int | None = None
 
     def record(self) -> dict:
-        """A JSON-ready record for the manifest."""
+        """A JSON-ready record for the manifest: `fit_images` is the number of images the posterior was fitted on
+        (the images that exist, never the number asked for when the data holds fewer)."""
+        fit_images = self.settings.fit_images if self.fitted_images is None else self.fitted_images
         return {"path": None if self.path is None else str(self.path), "source": self.source,
-                "fit_images": self.settings.fit_images, "prior_precision": self.settings.prior_precision,
+                "fit_images": fit_images, "prior_precision": self.settings.prior_precision,
                 "hessian": self.settings.hessian, "weights_sha256": self.weights_digest,
                 "rejected": dict(self.rejected), "fit_labels": self.fit_labels}
 

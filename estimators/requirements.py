@@ -148,6 +148,7 @@ def load_or_fit_posterior(model, settings, candidates: list[Path | None], fit_da
     unguided = getattr(model, "unguided", None)
     with unguided() if callable(unguided) else contextlib.nullcontext():
         posterior.fit(batches, num_images=num_images, seed=seed, progress=progress, value_range=value_range)
+    choice.fitted_images = int(posterior.num_images)
     return posterior, choice
 
 

@@ -131,3 +131,14 @@ def test_warnings_of_the_models_code_go_to_the_runs_log_not_stderr(tmp_path):
 
     shown = _cli("run", "--config", str(bad), "--out", str(tmp_path / "refused"), "--debug", cwd=tmp_path)
     assert "third-party meshgrid notice" in shown.stderr  # --debug shows them as Python does
+
+
+def test_the_posterior_record_says_how_many_images_it_was_fitted_on(tmp_path, capsys):
+    """The default fit_images (500) on data of 8 training images: the posterior is fitted on the 8 that exist, and
+    posterior.json and the report say 8, not 500."""
+    config = prepare_folder(tmp_path, {**FACTORY_BASE, "estimators": {"bayesdiff": {"mc_samples": 3}}}, [])
+    out = tmp_path / "out"
+    assert main(["run", "--config", str(config), "--out", str(out), "--quiet"]) == 0, capsys.readouterr().err
+    record = json.loads((out / "posterior.json").read_text())
+    assert record["fit_images"] == 8 and record["source"] == "fitted"
+    assert "fitted in this run on 8 training images" in (out / "report.md").read_text()
