@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 #: lowest first; a module may import its own layer and the ones below it
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("benchmark.errors", "benchmark.seeding", "benchmark.importing"),
+    ("benchmark.errors", "benchmark.seeding", "benchmark.importing", "benchmark.warnings_log"),
     ("metrics", "benchmark.models", "benchmark.data"),
     ("benchmark.sampling", "estimators"),
     ("benchmark.presets",),
@@ -25,7 +25,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("benchmark.report",),
     ("benchmark.runner",),
     ("benchmark.publish",),
-    ("benchmark.cli", "benchmark.__main__", "benchmark"),
+    ("benchmark.cli", "benchmark.api", "benchmark.__main__", "benchmark"),  # the Python API beside the CLI
 )
 #: public names kept at their old place after a move to a higher layer (PEP 562 `__getattr__`, imported only when
 #: the name is used): (importing module, imported module)
@@ -165,6 +165,7 @@ PUBLIC_NAMES = {  # module: the names a researcher imports from it (README, DESI
     "benchmark.presets": ("Preset", "get", "names", "register"),
     "benchmark.config.plugins": ("ESTIMATOR_GROUP", "PRESET_GROUP", "load_plugins"),
     "benchmark.errors": ("ConfigError", "CapabilityError", "MissingAssetError", "RunFault"),
+    "benchmark": ("run", "load", "compare", "Run", "Replicates"),  # the Python API (docs/python_api.md)
 }
 
 

@@ -106,22 +106,14 @@ def _fail(label: str, what: object, code: int, debug: bool) -> int:
 
 
 def _run(args) -> int:
+    from benchmark.api.running import execute
     from benchmark.config import load_config
     from benchmark.config.seeds import parse_cli_seeds, with_seeds
-    from benchmark.runner.replicates import run_replicates
-    from benchmark.runner.run import default_out_dir, run_benchmark
 
     seeds = parse_cli_seeds(args.seeds) if args.seeds is not None else None  # before the config: no work yet
     config = load_config(args.config, preset=args.preset)
     config = with_seeds(config, seeds) if seeds else config
-    out = args.out or default_out_dir(config)
-    runner = run_replicates if config.seeds else run_benchmark
-    try:
-        report = runner(config, out, overwrite=args.overwrite, progress=not args.quiet)
-    except KeyboardInterrupt:
-        resumable = (out / "config.json").is_file() or any(out.glob("seed_*/config.json"))
-        raise RunInterrupted(f"{out} keeps its finished shards; run the same command to resume" if resumable
-                             else f"nothing was written to {out}") from None
+    out, report = execute(config, args.out, overwrite=args.overwrite, progress=not args.quiet)  # = benchmark.run's
     if report is not None:
         print(f"report: {report}\nmetrics: {out / ('seeds.csv' if config.seeds else 'metrics.csv')}")
     return 0
