@@ -6,9 +6,10 @@ edited plug-in file or data folder would otherwise mix old and new results witho
 - plug-ins: of each `run.plugins` entry's file (a .py path resolved as the loader resolves it, or a module's
   source file, found by importlib);
 - data: of a `[data] path` file, or of a folder as the sorted (relative path, file sha256) list of its files, plus
-  the `reference_stats` file and the data's domain classifier; a built-in dataset is named, not hashed (it ships
-  with the package or the OS);
-- a `[model] factory`: its source file, weights file and schedule file (`FactorySpec.source_files`);
+  the `reference_stats` file and the data's domain classifier, each also apart (`data_files_sha256`: a refusal
+  names the file that changed); a built-in dataset is named, not hashed (it ships with the package or the OS);
+- a `[model] factory`: its source file, the files its import loaded from its folder or sys.path additions
+  (benchmark.models.import_closure), weights file and schedule file (`FactorySpec.source_files`);
 - the suite's own source: the sorted (relative path, file sha256) list of the .py files of the packages
   benchmark, estimators and metrics.
 """
