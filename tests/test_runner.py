@@ -44,7 +44,8 @@ def finished_run(tmp_path_factory):
 def test_run_writes_tables_plots_and_manifest(finished_run):
     out, report = finished_run
     frame = pd.read_csv(out / "metrics.csv")
-    assert list(frame.columns) == ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed", "p_value"]
+    assert list(frame.columns) == ["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "n", "seed", "p_value",
+                                   "detectable_effect"]
     assert set(frame.protocol) == {"filtered_fid", "precision_recall", "sparsification", "guidance", "cost",
                                    "ground_truth"}
     for est in ("random", "sensitivity", "mc_dropout", "bayesdiff"):
