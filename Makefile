@@ -22,7 +22,7 @@ export OMP_NUM_THREADS ?= 1
 # (bench/estimators_bench.py's preset). Keeping freed memory in the process removes that; it changes no number.
 export GLIBC_TUNABLES ?= glibc.malloc.mmap_threshold=268435456:glibc.malloc.trim_threshold=1073741824
 
-.PHONY: install test demo smoke site bench clean
+.PHONY: install test demo reference smoke site bench clean
 
 $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,17 @@ demo: install
 	    benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite; \
 	else \
 	  $(PY) -m benchmark run --config configs/demo.toml --out $(DEMO_OUT) --overwrite; \
+	fi
+
+# The committed reference: the demo config replicated over 3 seeds (run.seeds: one run folder per seed, pooled
+# verdicts and the spread across seeds beside them), written to results/reference/demo on purpose only.
+REFERENCE_OUT ?= results/reference/demo
+reference: install
+	@if [ "$(DEMO_PROCS)" -gt 1 ]; then \
+	  $(PY) -m torch.distributed.run --standalone --nproc-per-node $(DEMO_PROCS) -m \
+	    benchmark run --config configs/demo.toml --seeds 0,1,2 --out $(REFERENCE_OUT) --overwrite; \
+	else \
+	  $(PY) -m benchmark run --config configs/demo.toml --seeds 0,1,2 --out $(REFERENCE_OUT) --overwrite; \
 	fi
 
 # The static leaderboard site of the smoke run and the demo (open results/leaderboard/index.html).
