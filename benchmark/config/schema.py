@@ -29,7 +29,7 @@ from benchmark.config.seeds import check_seeds, with_seeds
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
-             "augmentation", "rectification")
+             "augmentation", "rectification", "hallucination")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
@@ -50,10 +50,14 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     # 50-step run, scaled to run.steps
     "augmentation": {"num_samples": 16, "variants": 6, "cut_step": 40},
     "rectification": {"percentile": 90.0, "tries": 4, "renoise_step": 20, "mask_percentile": 80.0},
+    # issue 32 (benchmark/protocols/hallucination.py): exact labels on the grid25 preset, per sampler and steps
+    "hallucination": {"samplers": ["ddim", "ddpm"], "steps": [50], "num_samples": 1000, "k_sigma": 6.0,
+                      "retention": 0.96, "exact_contrast": True},
 }
 #: the protocols of a config without [protocols]: every one that any preset can run (ground_truth needs a
 #: preset with an oracle: ask for it by name)
-DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "augmentation", "rectification"))
+DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "augmentation", "rectification",
+                                                             "hallucination"))
 #: typed rules of [run] fields (benchmark.config.fields.Field); a key of RUN_KEYS without a rule is checked by
 #: the code that reads it
 RUN_FIELDS: dict[str, Field] = {
@@ -118,6 +122,17 @@ PROTOCOL_RULES: dict[str, Field] = {
     "rectification.renoise_step": Field("int", low=1, high=49, fix="give the steps left at the re-noising step, "
                                         "of a 50-step run (20 = t of about 400 of 1000)"),
     "rectification.mask_percentile": Field("float", low=0, high=100, open_low=True, open_high=True),
+    "hallucination.samplers": Field("list[str]", choices=("ddim", "ddpm", "dpm2"), min_len=1,
+                                    fix='e.g. protocols.hallucination.samplers = ["ddim", "ddpm"]'),
+    "hallucination.steps": Field("list[int]", low=2, high=1000, min_len=1,
+                                 fix="e.g. protocols.hallucination.steps = [50] (step counts, each 2..1000)"),
+    "hallucination.num_samples": Field("int", low=10, high=10**6,
+                                       fix="set protocols.hallucination.num_samples = 1000 (samples per sampler)"),
+    "hallucination.k_sigma": Field("float", low=0, open_low=True,
+                                   fix="set protocols.hallucination.k_sigma = 6 (hallucination: farther than k sigma "
+                                       "from every mode)"),
+    "hallucination.retention": Field("float", low=0, high=1, open_low=True, open_high=True,
+                                     fix="set protocols.hallucination.retention = 0.96 (the paper's operating point)"),
 }
 
 

@@ -53,6 +53,10 @@ class DataSpec:
             from benchmark.data.gmm import build_oracle, oracle_data
 
             return oracle_data(build_oracle(), split, n)
+        if self.name == "grid25":
+            from benchmark.data import grid25
+
+            return grid25.oracle_data(split, n)
         if self.name is not None:
             return load_dataset(self.name, split, root=os.environ.get("UQBENCH_DATA_DIR")).subset(n)
         return load_image_data(Path(str(self.path)), split, self.value_range).subset(n)
@@ -82,8 +86,8 @@ def data_spec_from_section(section: dict, *, base_dir: Path | None = None) -> Da
     if (name is None) == (path is None):
         raise ConfigError("data", sorted(section), "exactly one of data.name (a built-in dataset) or data.path",
                           'e.g. path = "my_images" (a folder of PNG/JPEG files)')
-    if name is not None and name not in (*DATASETS, "gmm"):
-        raise ConfigError("data.name", name, f"one of {', '.join((*DATASETS, 'gmm'))}",
+    if name is not None and name not in (*DATASETS, "gmm", "grid25"):
+        raise ConfigError("data.name", name, f"one of {', '.join((*DATASETS, 'gmm', 'grid25'))}",
                           "or give data.path (a folder of images or an .npy/.npz array)")
     path = _existing(path, base_dir, "data.path", "a folder of PNG/JPEG images or an .npy/.npz file") if path else None
     if path is not None and Path(path).is_file() and Path(path).suffix.lower() not in ARRAY_SUFFIXES:

@@ -155,6 +155,25 @@ def _gmm_oracle() -> "GaussianMixtureModel":
     return build_oracle()
 
 
+def _grid_oracle() -> "GaussianMixtureModel":
+    from benchmark.data.grid25 import build_oracle
+
+    return build_oracle()
+
+
+def _grid25() -> Preset:
+    """Aithal et al.'s grid of 25 Gaussians in 8x8 images (benchmark/data/grid25.py), with a learned MLP score
+    (benchmark/models/grid_mlp.py, weights from `python -m benchmark train --dataset grid25`)."""
+    from benchmark.models.factory import FactorySpec
+
+    model = FactorySpec(factory="benchmark.models.grid_mlp:make_network",
+                        weights=str(PRESETS_DIR / "grid25" / "weights.pt"), last_layer="out", sample_shape=[1, 8, 8])
+    return Preset("grid25", model, DataSpec(name="grid25"), stats_dir=PRESETS_DIR / "grid25",
+                  description="Aithal et al.'s 2-D grid of 25 Gaussians in 8x8 images, learned MLP score (hallucinations "
+                              "with exact labels; the exact score is its oracle)", sampler="ddpm",
+                  oracle_factory=_grid_oracle)
+
+
 def _builtin(name: str, description: str, *, data: str | None, num_classes: int | None = None,
              classifier_from: str | None = None, **kwargs: Any) -> Preset:
     folder = PRESETS_DIR / name
@@ -177,6 +196,7 @@ _BUILTINS: dict[str, Preset] = {
                classifier=PRESETS_DIR / "fashion" / "classifier.pt", stats_dir=PRESETS_DIR / "fashion",
                description="Fashion-MNIST 32x32 -> 8x8x4 AutoencoderKL latents, class-conditional DiT with dropout 0.1 "
                            "and label dropout (classifier-free guidance); see its model_card.md"),
+        _grid25(),
         Preset("cifar10-ddpm", ModelSpec(CIFAR10_HUB_ID, env=CIFAR10_ENV),
                description=f"{CIFAR10_HUB_ID} (unconditional 32x32 RGB); folder from ${CIFAR10_ENV} or the hub",
                estimator_defaults={"mc_samples": 5, "uq_steps": [45, 46, 47, 48]}),

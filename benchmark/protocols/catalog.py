@@ -8,6 +8,7 @@ from benchmark.protocols import (
                                  filtered_fid,
                                  ground_truth,
                                  guided,
+                                 hallucination,
                                  precision_recall,
                                  rectification,
                                  sparsification,
@@ -22,4 +23,5 @@ PROTOCOL_MODULES = {
     "ground_truth": ground_truth,
     "augmentation": augmentation,
     "rectification": rectification,
+    "hallucination": hallucination,
 }

@@ -43,11 +43,22 @@ NOT_RUN_REASONS = {
                                      "space, and KID, density and coverage need the real features themselves (the "
                                      "FID terms are reported). Fix: give the real images through a [data] section, "
                                      "or read them in a feature space with real features (e.g. classifier)",
+    "no_hallucinations": "no sample of this sampler and step count is a hallucination (every one lies within k sigma "
+                         "of a mode), so no score can be judged on detecting them: the hallucination rate row says "
+                         "how many samples were drawn. Fix: more samples (num_samples), a smaller k_sigma, or a "
+                         "model that hallucinates",
+    "no_in_support": "every sample of this sampler and step count is a hallucination, so there is nothing to tell "
+                     "them from. Fix: a better-trained model, or a larger k_sigma",
+    "no_failures": "no generated sample fails (none is off the real manifold or misclassified for its condition), "
+                   "so no score can be judged on finding failures. Fix: more samples, or a smaller k",
+    "no_successes": "every generated sample fails, so there is nothing to tell failures from. Fix: a larger k",
 }
 
 
 #: what part of the protocol a NOT_RUN reason concerns (shown after the protocol's name), when not all of it
-NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows",
+NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows", "no_hallucinations": "'s AUROC/AUPRC rows",
+                    "no_in_support": "'s AUROC/AUPRC rows", "no_failures": "'s AUROC/AUPRC rows",
+                    "no_successes": "'s AUROC/AUPRC rows",
                     "no_real_features_kid_coverage": "'s KID, density and coverage rows"}
 
 

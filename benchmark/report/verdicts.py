@@ -44,6 +44,9 @@ TESTS = (
     ("ground_truth", "spearman_score_vs_neg_log_density"),
     ("ground_truth", "spearman_score_vs_neg_log_density_delta_vs_trivial"),
     ("ground_truth", "auroc_*"),  # and auroc_*_delta_vs_trivial
+    ("hallucination", "auroc_hallucination"),  # and _delta_vs_trivial (benchmark.protocols.label_rows)
+    ("hallucination", "auroc_hallucination_delta_vs_trivial"),
+    ("failure_labels", "auroc_*"),  # auroc_<label> and auroc_<label>_delta_vs_trivial
 )
 #: a test `<base>` is left out where the same estimator has `<base>` + TRIVIAL_SUFFIX: the same question against the
 #: best trivial baseline instead of the floor (benchmark.protocols.ground_truth_trivial)

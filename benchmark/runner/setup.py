@@ -141,6 +141,12 @@ def check_protocols_can_run(config: RunConfig, preset) -> None:
         raise ConfigError("protocols.ground_truth", config.preset or "(model folder)", "a preset with an analytic "
                           "oracle (exact score and density, e.g. gmm)", "remove [protocols.ground_truth] or set "
                           'run.preset = "gmm"')
+    from benchmark.protocols.catalog import PROTOCOL_MODULES
+
+    for name, params in config.protocols.items():  # a protocol's own check of the preset (e.g. hallucination)
+        check = getattr(PROTOCOL_MODULES.get(name), "check_can_run", None)
+        if callable(check):
+            check(params, preset)
     if "precision_recall" in config.protocols and not any(
             needs_real_features(preset, space) for space in config.features):
         raise ConfigError("protocols.precision_recall", list(config.features), "a feature space with real images' "

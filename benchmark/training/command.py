@@ -15,10 +15,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = OneLineParser(prog="python -m benchmark train",
                                 description="Train a diffusion UNet or a domain classifier on a built-in dataset, "
                                             "or a domain classifier on your own labelled images (--data).")
-    p.add_argument("--what", choices=("diffusion", "classifier", "latent"), default="diffusion",
-                   help="latent: AutoencoderKL + class-conditional DiT (benchmark/training/latent.py)")
-    p.add_argument("--dataset", choices=DATASETS + ("gmm",), default=None,
-                   help="digits, fashion, or gmm (samples of the gmm preset's mixture; diffusion only)")
+    p.add_argument("--what", choices=("diffusion", "classifier", "latent", "ensemble"), default="diffusion",
+                   help="latent: AutoencoderKL + class-conditional DiT (benchmark/training/latent.py); ensemble: "
+                        "--members independently seeded small UNets in OUT/member_<k> (benchmark/training/ensemble.py)")
+    p.add_argument("--members", type=int, default=None, help="ensemble: number of members (default 5)")
+    p.add_argument("--dataset", choices=DATASETS + ("gmm", "grid25"), default=None,
+                   help="digits, fashion, gmm (samples of the gmm preset's mixture; diffusion only) or grid25 "
+                        "(the hallucination preset's MLP, benchmark/training/grid.py)")
     p.add_argument("--data", default=None, help="classifier only: your labelled images, a folder with one subfolder "
                    "per class or an .npz with labels, any size >= 8 px (instead of --dataset)")
     p.add_argument("--range", dest="value_range", choices=tuple(VALUE_RANGES), default=None,
@@ -78,6 +81,10 @@ def train_main(argv: list[str]) -> int:
     _check_resume(out, args.resume)
     if args.what == "latent":
         return _train_latent_main(args, progress)
+    if args.what == "ensemble":
+        return _train_ensemble_main(args, progress)
+    if args.dataset == "grid25":
+        return _train_grid_main(args, progress)
     cfg = TrainConfig(dataset=args.dataset, out=str(out), steps=args.steps or 20000,
                       batch_size=args.batch_size or 64, lr=args.lr or 1e-3, dropout=0.1,
                       conditional=not args.unconditional, hflip=args.hflip,
@@ -112,6 +119,30 @@ def _check_resume(out: Path, resume: bool) -> None:
                           "pass --resume to continue that run, or choose a new --out folder")
     if resume and not (out / CHECKPOINT).is_file():
         raise MissingAssetError(f"--resume: no {CHECKPOINT} in {out}. Fix: drop --resume to start a new run.")
+
+
+def _train_grid_main(args: argparse.Namespace, progress: bool) -> int:
+    from benchmark.training.grid import GridTrainConfig, train_grid
+
+    cfg = GridTrainConfig(out=args.out, steps=args.steps or 20000, batch_size=args.batch_size or 512,
+                          lr=args.lr or 2e-3, max_minutes=args.max_minutes, seed=args.seed, threads=args.threads)
+    summary = train_grid(cfg, progress=progress)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
+def _train_ensemble_main(args: argparse.Namespace, progress: bool) -> int:
+    from benchmark.training.ensemble import DEFAULT_MEMBERS, EnsembleTrainConfig, train_ensemble
+
+    if args.dataset not in DATASETS:
+        raise ConfigError("--dataset", args.dataset, f"one of {', '.join(DATASETS)} for --what ensemble",
+                          "pass --dataset digits")
+    cfg = EnsembleTrainConfig(dataset=args.dataset, out=args.out, members=DEFAULT_MEMBERS if args.members is None else args.members,
+                              steps=args.steps or 1500, batch_size=args.batch_size or 64, lr=args.lr or 2e-3,
+                              seed=args.seed, threads=args.threads, max_minutes=args.max_minutes,
+                              conditional=not args.unconditional, data_dir=args.data_dir)
+    print(json.dumps(train_ensemble(cfg, progress=progress)))
+    return 0
 
 
 def _train_latent_main(args: argparse.Namespace, progress: bool) -> int:
