@@ -27,7 +27,7 @@ def test_a_foreign_run_is_named_once_per_file_and_pointed_to_skip_weights(tmp_pa
     assert sum(str(tmp_path / "glue.py") in line for line in lines) == 1, lines  # said once, not "changed" again
     assert "--skip-weights" in lines[0] and not any("changed" in line for line in lines), lines
 
-    assert main(["validate", str(out), "--skip-weights"]) == 0, capsys.readouterr().err  # data, plug-ins, files
+    assert main(["validate", str(out), "--skip-weights"]) == 0, capsys.readouterr().err  # absent, not changed
 
 
 def test_leaderboard_on_an_unfinished_run_says_the_fix(tmp_path, capsys):

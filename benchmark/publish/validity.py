@@ -186,8 +186,8 @@ def _check_metrics(run_dir: Path, manifest: dict[str, Any]):
 
 
 def _check_inputs(run_dir: Path, *, model_files: bool = True) -> list[str]:
-    """The plug-in files and data the run read (fingerprint.json) must still hash to what the run recorded (the
-    model factory's files too, unless `model_files` is False: validate --skip-weights)."""
+    """The plug-in files and data the run read (fingerprint.json) must still hash to what the run recorded, and so
+    must the model factory's files (with `model_files` False, validate --skip-weights, only those still there)."""
     from benchmark.execution.inputs_digest import input_changes
 
     path = run_dir / "fingerprint.json"
@@ -197,8 +197,9 @@ def _check_inputs(run_dir: Path, *, model_files: bool = True) -> list[str]:
         saved = json.loads(path.read_text())
     except (OSError, ValueError):
         return ["fingerprint.json is not valid JSON (the run's record of its inputs)"]
-    if not model_files:
-        saved = {k: v for k, v in saved.items() if k not in ("model_files", "model_files_sha256")}
+    if not model_files:  # a run from another machine: its model's files may be absent, but not changed
+        saved = {**saved, "model_files": {name: path for name, path in saved.get("model_files", {}).items()
+                                          if Path(path).is_file()}}
     return [f"inputs: {change} (re-run the config, into a new --out or with --overwrite)"
             for change in input_changes(saved)]
 
