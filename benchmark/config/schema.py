@@ -29,7 +29,7 @@ from benchmark.config.seeds import check_seeds, with_seeds
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
-             "augmentation", "rectification", "hallucination")
+             "augmentation", "rectification", "hallucination", "failure_labels", "conformal")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
@@ -53,11 +53,16 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     # issue 32 (benchmark/protocols/hallucination.py): exact labels on the grid25 preset, per sampler and steps
     "hallucination": {"samplers": ["ddim", "ddpm"], "steps": [50], "num_samples": 1000, "k_sigma": 6.0,
                       "retention": 0.96, "exact_contrast": True},
+    # issue 32 (benchmark/protocols/failure_labels.py): off-manifold and misclassified samples of image presets
+    "failure_labels": {"space": "classifier", "k": 3, "retention": 0.96},
+    # issue 32 (benchmark/protocols/conformal.py): split-conformal pixel intervals, risk control for filtering
+    "conformal": {"alpha": 0.1, "samples": True, "space": "classifier", "k": 3},
 }
 #: the protocols of a config without [protocols]: every one that any preset can run (ground_truth needs a
 #: preset with an oracle: ask for it by name)
 DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "augmentation", "rectification",
-                                                             "hallucination"))
+                                                             "hallucination", "failure_labels",
+                                                             "conformal"))
 #: typed rules of [run] fields (benchmark.config.fields.Field); a key of RUN_KEYS without a rule is checked by
 #: the code that reads it
 RUN_FIELDS: dict[str, Field] = {
@@ -133,6 +138,15 @@ PROTOCOL_RULES: dict[str, Field] = {
                                        "from every mode)"),
     "hallucination.retention": Field("float", low=0, high=1, open_low=True, open_high=True,
                                      fix="set protocols.hallucination.retention = 0.96 (the paper's operating point)"),
+    "failure_labels.space": Field("str", choices=FEATURES, fix='set protocols.failure_labels.space = "classifier"'),
+    "failure_labels.k": Field("int", low=1, fix="set protocols.failure_labels.k = 3 (the k-NN balls of improved "
+                                                 "precision)"),
+    "failure_labels.retention": Field("float", low=0, high=1, open_low=True, open_high=True,
+                                      fix="set protocols.failure_labels.retention = 0.96"),
+    "conformal.alpha": Field("float", low=0, high=1, open_low=True, open_high=True,
+                             fix="set protocols.conformal.alpha = 0.1 (intervals cover 90 %)"),
+    "conformal.space": Field("str", choices=FEATURES, fix='set protocols.conformal.space = "classifier"'),
+    "conformal.k": Field("int", low=1, fix="set protocols.conformal.k = 3"),
 }
 
 

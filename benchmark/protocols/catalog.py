@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from benchmark.protocols import (
                                  augmentation,
+                                 conformal,
                                  cost,
+                                 failure_labels,
                                  filtered_fid,
                                  ground_truth,
                                  guided,
@@ -24,4 +26,6 @@ PROTOCOL_MODULES = {
     "augmentation": augmentation,
     "rectification": rectification,
     "hallucination": hallucination,
+    "failure_labels": failure_labels,
+    "conformal": conformal,
 }
