@@ -126,6 +126,12 @@ class DiffusionModel(nn.Module):
             _check_finite(tensor, f"{type(self).__name__}.{what} at timestep {int(t_batch[0])}")
         return out
 
+    def count_rows(self, rows: int) -> None:
+        """Charge `rows` network evaluations made outside `eps` to the current caller, as `eps` counts its own: the
+        tangent pass of a Jacobian-vector product, the calls of another network on this model's trajectory (an
+        ensemble member's)."""
+        self.nfe_counter[self._caller] += int(rows)
+
     def _require_last_layer(self) -> None:
         if self.last_layer is None:
             raise CapabilityError(
