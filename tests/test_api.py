@@ -72,7 +72,7 @@ def test_run_gives_the_clis_metrics_csv_bit_for_bit(smoke):
     api_lines = (smoke["api"] / "metrics.csv").read_text().splitlines()
     assert len(api_lines) == len(cli_lines) > 300
     timing = [i for i, line in enumerate(cli_lines) if line.split(",")[2] in TIMING_METRICS]
-    assert 0 < len(timing) < 20
+    assert 0 < len(timing) < len(cli_lines) / 10  # the cost protocol's wall-clock rows
     same = [i for i in range(len(cli_lines)) if i not in timing]
     assert [api_lines[i] for i in same] == [cli_lines[i] for i in same]  # every measured number, bit for bit
     assert [api_lines[i].split(",")[:3] for i in timing] == [cli_lines[i].split(",")[:3] for i in timing]

@@ -98,6 +98,10 @@ class Run:
         """report.md as text."""
         return (self.path / "report.md").read_text(encoding="utf-8")
 
+    def __repr__(self) -> str:
+        estimators = ", ".join(self.manifest.get("estimators") or {})
+        return f"Run({self.name!r}: {len(self._frame)} metric rows; estimators {estimators}; path {str(self.path)!r})"
+
 
 @dataclass(eq=False)
 class Replicates:
@@ -132,6 +136,9 @@ class Replicates:
     def metrics(self) -> pd.DataFrame:
         """Every seed's metrics.csv in one table (typed), its seed in the `seed` column."""
         return pd.concat([r.metrics for r in self.runs], ignore_index=True)
+
+    def __repr__(self) -> str:
+        return f"Replicates(seeds {self.seeds}; path {str(self.path)!r})"
 
 
 def _run(validity: RunValidity) -> Run:
