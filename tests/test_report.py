@@ -243,3 +243,13 @@ def test_class_confound_is_flagged_when_the_verdict_changes_within_classes():
     lines = findings.class_confound_lines(frame, fam, is_reference)
     assert len(lines) == 2 and lines[1].startswith("- `good` keeps a class histogram 0.30 (TVD)")
     assert "better than random, filtered within classes -0.2 [-1.2, 0.8] -> not distinguishable" in lines[1]
+
+
+def test_choices_the_run_made_are_said_under_settings():
+    config = parse_config({"run": {"preset": "digits", "num_samples": 24, "keep": 20, "steps": 10},
+                           "protocols": {"filtered_fid": {}, "sparsification": {}, "cost": {}}})
+    note = "run.features defaulted to [\"classifier\"]: the domain classifier beside the data serves it"
+    text = render_report(ReportData(config, _frame(), {}, notes=[note]))
+    settings = _section(text, "Settings")
+    assert "Choices the run made for you:" in settings and f"- {note}" in settings
+    assert "Choices the run made" not in render_report(ReportData(config, _frame(), {}))

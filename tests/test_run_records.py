@@ -92,8 +92,7 @@ def test_sparsification_uses_the_null_class_of_a_conditional_model_on_unlabelled
     assert null_class_note(_model(3), labelled) is None  # labels are used when there are any
     with pytest.raises(ConfigError, match="data = 'flat \\(test\\) without class labels'"):  # no null class
         check_sparsification_labels(_model(None), UNLABELLED)
-    with pytest.raises(ConfigError, match="run.guidance_scale = 3.0 .*Fix: set run.guidance_scale = 1"):
-        check_sparsification_labels(_model(3, guided=True), UNLABELLED)
+    check_sparsification_labels(_model(3, guided=True), UNLABELLED)  # guided too: both branches get the null class
 
 
 NOISY_NET = ("import warnings\nwarnings.warn('third-party meshgrid notice', UserWarning)\n"
@@ -141,3 +140,32 @@ def test_the_posterior_record_says_how_many_images_it_was_fitted_on(tmp_path, ca
     record = json.loads((out / "posterior.json").read_text())
     assert record["fit_images"] == 8 and record["source"] == "fitted"
     assert "fitted in this run on 8 training images" in (out / "report.md").read_text()
+
+
+def test_the_sparsification_pass_conditions_unlabelled_images_on_the_null_class(tmp_path, monkeypatch):
+    """What denoise_batch hands the sampler for unlabelled test images of a model with a null class: that class for
+    every image (guided or not), and the images' own labels when they have some."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.protocols import sparsification
+
+    seen = []
+
+    def spy(model, x_t, **kwargs):
+        seen.append(kwargs["y"])
+        return SimpleNamespace(x0=x_t, uncertainty={})
+
+    monkeypatch.setattr(sparsification, "sample", spy)
+    model = SimpleNamespace(num_classes=3, null_condition=3, device="cpu", sample_shape=(1, 4, 4), guided=True,
+                            alphas_cumprod=torch.linspace(0.99, 0.01, 100), num_train_timesteps=100)
+    for labels, expected in ((None, [3, 3]), (torch.tensor([0, 2]), [0, 2])):
+        data = SimpleNamespace(images=torch.zeros(2, 1, 4, 4), labels=labels)
+        preset = SimpleNamespace(load_data=lambda split, n, data=data: data)
+        cfg = SimpleNamespace(sampler="ddim", steps=10, seed=0, batch_size=2)
+        folder = tmp_path / str(labels is None)
+        folder.mkdir()
+        sparsification.denoise_batch(folder, cfg, model, preset, lambda: [],
+                                     {"num_images": 2, "noise_fraction": 0.5}, 0, 2)
+        assert seen[-1].tolist() == expected

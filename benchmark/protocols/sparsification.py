@@ -90,6 +90,10 @@ def denoise_batch(run_dir: Path, cfg, model, preset, make_estimators, params: di
     noise = per_sample_randn(cfg.seed, idx, model.sample_shape, stream="sparsification", device=model.device)
     x_t = ab**0.5 * z0 + (1 - ab) ** 0.5 * noise
     y = None if data.labels is None or not model.num_classes else data.labels[images].to(model.device)
+    null = getattr(model, "null_condition", None)
+    if y is None and model.num_classes and null is not None and not getattr(model, "cycled_conditions", False):
+        y = torch.full((stop - start,), int(null), dtype=torch.long, device=model.device)  # unlabelled: the null
+        # class, i.e. the unconditional branch (benchmark.runner.setup.null_class_note records it)
     if getattr(model, "cycled_conditions", False):  # a text-conditioned model: the run's prompts, cycled
         y = condition_labels(model, cfg.seed, idx).to(model.device)
     out = sample(model, x_t, sampler=cfg.sampler, steps=cfg.steps, estimators=make_estimators(), y=y, seed=cfg.seed,

@@ -25,6 +25,7 @@ from benchmark.protocols.table import NOT_RUN, not_run_lines
 from benchmark.report import findings, plots, verdicts
 from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
+from benchmark.runner.setup import run_notes
 from benchmark.report.filter_character import characterise
 from benchmark.report.value_findings import value_lines
 
@@ -53,6 +54,8 @@ class ReportData:
     #: the shared last-layer posterior's record (estimators.laplace_reuse.LaplaceChoice.record, saved as
     #: posterior.json by the runner), None when no estimator used one
     posterior: dict | None = None
+    #: choices the run made for the user (a default feature space, the null class for unlabelled test images)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def roles(self) -> report_tables.Roles:
@@ -111,6 +114,7 @@ def render_report(data: ReportData) -> str:
     note = report_tables.reference_note(frame.estimator, roles)
     lines += [note, ""] if note else []
     lines += ["## Settings", "", report_tables.settings_table(cfg, frame), ""]
+    lines += ["Choices the run made for you:", "", *[f"- {note}" for note in data.notes], ""] if data.notes else []
     if data.records:
         lines += ["### Estimators", "", report_tables.estimator_table(data.records, roles), ""]
     lines += posterior_lines(data.posterior)
@@ -175,7 +179,9 @@ def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str,
     timings["report.figures"] = time.perf_counter() - tick
     saved = out / POSTERIOR_RECORD
     posterior = json.loads(saved.read_text()) if saved.is_file() else None
-    data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings), posterior)
+    notes = ([inputs.config.features_chosen] if inputs.config.features_chosen else []) + run_notes(
+        inputs.config, inputs.model, inputs.preset)
+    data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings), posterior, notes)
     path = out / "report.md"
     save_text(render_report(data), path)
     return path

@@ -53,14 +53,9 @@ def null_class_note(model, data) -> str | None:
 
 def check_sparsification_labels(model, test) -> None:
     """The sparsification protocol re-noises real test images: a class-conditional model needs their labels, or a
-    null class to use instead (unguided: a guided call needs a class for its conditional branch)."""
+    null class to use instead (under guidance both branches then get the null class: the unconditional branch)."""
     if null_class_note(model, test) is None:
         check_labels(model, test, "test", why="the sparsification protocol re-noises labelled test images")
-    elif getattr(model, "guided", False):
-        raise ConfigError("run.guidance_scale", getattr(model, "guidance_scale", None), "1 when the sparsification "
-                          "protocol denoises unlabelled test images with the model's null class (guidance needs a "
-                          "class)", "set run.guidance_scale = 1, or give labelled test images (class subfolders or an "
-                          ".npz with labels)")
 
 
 def run_notes(config: RunConfig, model, preset) -> list[str]:
