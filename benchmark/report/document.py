@@ -27,6 +27,7 @@ from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
 from benchmark.runner.setup import run_notes
 from benchmark.report.filter_character import characterise
+from benchmark.report.sample_truth import hallucination_lines, width_ratio_lines
 from benchmark.report.value_findings import value_lines
 
 POSTERIOR_RECORD = "posterior.json"  # the run folder's record of the shared posterior (written by the runner)
@@ -89,9 +90,12 @@ def render_report(data: ReportData) -> str:
     lines += ["Fidelity or spread (each filter's ΔFID split into its mean, trace and cross terms against the same "
               "random K-subsets, with ΔKID and Δcoverage; raw tests, descriptive):", "",
               *[f"- {c.sentence}" for c in characters], ""] if characters else []
-    values = value_lines(frame)
-    lines += ["What the values mean (calibration against the spread each estimator models):", "", *values,
-              ""] if values else []
+    values = value_lines(frame) + width_ratio_lines(frame)
+    lines += ["What the values mean (calibration against the spread each estimator models; conformal width against "
+              "a constant map's at the same coverage):", "", *values, ""] if values else []
+    hallucinations = hallucination_lines(frame)
+    lines += ["Hallucinations (exact labels; per sampler and step count):", "", *hallucinations,
+              ""] if hallucinations else []
     against = findings.baseline_lines(frame, roles.is_reference, cfg.multiplicity)
     lines += ["Trivial baselines (reference rows that use no model information beyond the sample):", "", *against,
               ""] if against else []
