@@ -29,7 +29,7 @@ from benchmark.config.seeds import check_seeds, with_seeds
 from benchmark.errors import ConfigError
 
 PROTOCOLS = ("filtered_fid", "precision_recall", "sparsification", "guidance", "cost", "ground_truth",
-             "augmentation", "rectification", "hallucination", "failure_labels", "conformal")
+             "augmentation", "rectification", "hallucination", "failure_labels", "conformal", "ensemble_agreement")
 FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
@@ -57,12 +57,14 @@ PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "failure_labels": {"space": "classifier", "k": 3, "retention": 0.96},
     # issue 32 (benchmark/protocols/conformal.py): split-conformal pixel intervals, risk control for filtering
     "conformal": {"alpha": 0.1, "samples": True, "space": "classifier", "k": 3},
+    # issue 33 (benchmark/protocols/ensemble_agreement.py): epistemic estimators against the run's ensemble
+    "ensemble_agreement": {},
 }
 #: the protocols of a config without [protocols]: every one that any preset can run (ground_truth needs a
 #: preset with an oracle: ask for it by name)
 DEFAULT_PROTOCOLS = tuple(p for p in PROTOCOLS if p not in ("ground_truth", "augmentation", "rectification",
                                                              "hallucination", "failure_labels",
-                                                             "conformal"))
+                                                             "conformal", "ensemble_agreement"))
 #: typed rules of [run] fields (benchmark.config.fields.Field); a key of RUN_KEYS without a rule is checked by
 #: the code that reads it
 RUN_FIELDS: dict[str, Field] = {

@@ -6,6 +6,7 @@ from benchmark.protocols import (
                                  augmentation,
                                  conformal,
                                  cost,
+                                 ensemble_agreement,
                                  failure_labels,
                                  filtered_fid,
                                  ground_truth,
@@ -28,4 +29,5 @@ PROTOCOL_MODULES = {
     "hallucination": hallucination,
     "failure_labels": failure_labels,
     "conformal": conformal,
+    "ensemble_agreement": ensemble_agreement,
 }
