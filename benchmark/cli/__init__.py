@@ -46,13 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("validate", help="check that a run folder is complete and unchanged since its run")
     check.add_argument("run", type=Path)
     check.add_argument("--skip-weights", action="store_true", help="do not reload the model to check its weights")
-    reg = sub.add_parser("regress", help="compare a run with a committed baseline")
-    reg.add_argument("--baseline", required=True, type=Path)
-    reg.add_argument("--run", required=True, type=Path)
-    reg.add_argument("--write-baseline", action="store_true",
-                     help="write the baseline from the run instead of comparing (timing metrics left out)")
-    reg.add_argument("--abs-tol", type=float, default=0.05)
-    reg.add_argument("--rel-tol", type=float, default=0.05)
+    from benchmark.cli import bundles, regress
+
+    regress.add_arguments(sub.add_parser("regress", help="compare a run with a committed baseline (by fixed per-kind "
+                                         "tolerances, or by the runs' own errors: --mode errors)"))
+    bundles.add_parsers(sub)
     listing = sub.add_parser("list", help="presets, estimators and protocols, with where each comes from")
     listing.add_argument("--plugins", nargs="*", default=[], help="plug-in modules or .py files to import first")
     listing.add_argument("--estimators", action="store_true",
@@ -148,31 +146,9 @@ def _validate(args) -> int:
 
 
 def _regress(args) -> int:
-    import math
+    from benchmark.cli.regress import regress_command
 
-    from benchmark.errors import ConfigError
-    from benchmark.execution.io import save_text
-    from benchmark.publish.regression import make_baseline, regress
-    from benchmark.report.metrics_file import REGRESS_COLUMNS, read_metrics
-
-    for flag, tol in (("--abs-tol", args.abs_tol), ("--rel-tol", args.rel_tol)):
-        if not (math.isfinite(tol) and tol >= 0):
-            raise ConfigError(flag, tol, "a finite tolerance >= 0", f"e.g. {flag} 0.05")
-    if args.write_baseline:
-        if args.baseline.is_dir() or args.baseline.parent.exists() and not args.baseline.parent.is_dir():
-            raise ConfigError("--baseline", str(args.baseline), "the path of a CSV file to write, but "
-                              f"{args.baseline if args.baseline.is_dir() else args.baseline.parent} is "
-                              f"{'a folder' if args.baseline.is_dir() else 'a file'}",
-                              "give a file name, e.g. --baseline results/baselines/mine.csv")
-        run = read_metrics(args.run, columns=REGRESS_COLUMNS)
-        run = run[~run.metric.isin(TIMING_METRICS)]
-        frame = make_baseline(run, {}, (args.abs_tol, args.rel_tol))
-        save_text(frame.to_csv(index=False, float_format="%.6g"), args.baseline)
-        print(f"baseline written: {args.baseline} ({len(frame)} metrics)")
-        return 0
-    code, text = regress(args.baseline, args.run)
-    print(text)
-    return code
+    return regress_command(args)
 
 
 def _list(args) -> int:
@@ -195,4 +171,17 @@ def _estimator_cards() -> str:
     return cards_text(cards(estimators.available()))
 
 
-COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list, "validate": _validate}
+def _submit(args) -> int:
+    from benchmark.cli.bundles import submit_command
+
+    return submit_command(args)
+
+
+def _verify(args) -> int:
+    from benchmark.cli.bundles import verify_command
+
+    return verify_command(args)
+
+
+COMMANDS = {"run": _run, "leaderboard": _leaderboard, "regress": _regress, "list": _list, "validate": _validate,
+            "submit": _submit, "verify": _verify}

@@ -22,6 +22,8 @@ import pandas as pd
 from benchmark.errors import ConfigError
 
 KEY = ["protocol", "estimator", "metric"]
+#: wall-clock metrics: they measure the machine, never compared by `regress` nor written to a baseline
+TIMING_METRICS = ("seconds_per_sample", "time_ratio")
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,9 @@ def kind_tolerance(metric: str, default: tuple[float, float]) -> tuple[float, fl
 
 def make_baseline(run: pd.DataFrame, tolerances: dict[str, tuple[float, float]], default: tuple[float, float]) -> pd.DataFrame:
     """A baseline from a run: tolerances per protocol (abs_tol, rel_tol) when given, else by metric kind
-    (`kind_tolerance`), else `default`."""
-    frame = run[KEY + ["value"]].copy()
+    (`kind_tolerance`), else `default`; the run's intervals (ci_low, ci_high) are kept where it has them, so that one
+    baseline serves both modes of `regress` (tolerance, and errors: benchmark.publish.regress_errors)."""
+    frame = run[KEY + ["value"] + [c for c in ("ci_low", "ci_high") if c in run.columns]].copy()  # errors mode
     chosen = [tolerances[p] if p in tolerances else kind_tolerance(m, default)
               for p, m in zip(frame.protocol, frame.metric)]
     frame["abs_tol"] = [t[0] for t in chosen]
@@ -128,3 +131,31 @@ def regress(baseline_path: Path, run_dir: Path) -> tuple[int, str]:
     lines = [f"REGRESSION: {len(found)} of {len(baseline)} metrics outside tolerance of {baseline_path}:"]
     lines += [f"  - {r.describe()}" for r in found]
     return 1, "\n".join(lines)
+
+
+def regress_by_tolerance(baseline_path: Path, run_dir: Path) -> "RegressResult":
+    """`regress --mode tolerance` (the default, the cross-machine mode) as a RegressResult, for the JSON / JUnit /
+    Markdown reports: every baseline metric, flagged ("changed" or "missing") as `regress` flags it."""
+    from benchmark.publish.regress_report import MetricChange, RegressResult
+    from benchmark.report.metrics_file import REGRESS_COLUMNS, read_metrics
+
+    if not Path(run_dir).is_dir():
+        raise ConfigError("--run", str(run_dir), "a finished run folder", "run the config first")
+    baseline = load_baseline(Path(baseline_path))
+    run = read_metrics(Path(run_dir), columns=REGRESS_COLUMNS)
+    check_unique_keys(run, "--run", str(Path(run_dir) / "metrics.csv"), "give a finished run folder")
+    flagged = {(r.protocol, r.estimator, r.metric): r for r in compare(baseline, run)}
+    values = run.set_index(KEY).value
+    changes = []
+    for row in baseline.itertuples(index=False):
+        key = (row.protocol, row.estimator, row.metric)
+        value = float(values.get(key, math.nan))
+        if math.isnan(value) and math.isnan(float(row.value)):
+            continue
+        found = flagged.get(key)
+        status = "ok" if found is None else ("missing" if math.isnan(value) else "changed")
+        changes.append(MetricChange(*key, float(row.value), value,
+                                    float(row.abs_tol) + float(row.rel_tol) * abs(float(row.value)), status=status))
+    rule = ("flagged when |run - baseline| > abs_tol + rel_tol · |baseline| (the baseline's per-row tolerances: the "
+            "spread of the metric's kind across machines), or when the metric is missing from the run")
+    return RegressResult("tolerance", rule, str(baseline_path), str(run_dir), changes)
