@@ -274,7 +274,7 @@ def test_import_benchmark_is_cheap_and_loads_the_api_on_first_use():
     assert found["heavy"] == []
     assert found["names"] == ["Replicates", "Run", "compare", "load", "run"]
     assert found["load"] == "benchmark.api.results" and found["after"]
-    assert found["seconds"] < 0.5, found  # measured: about 0.2 ms
+    assert found["seconds"] < 0.5, found  # measured: 1 to 6 ms on a shared 2-core machine
     assert all(callable(getattr(benchmark, name)) for name in benchmark.__all__)
     with pytest.raises(AttributeError):
         benchmark.no_such_name  # noqa: B018
