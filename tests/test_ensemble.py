@@ -107,3 +107,32 @@ def test_shipped_digits_members_load_and_disagree():
                  estimators=[est], y=y)
     res = out.uncertainty["ensemble"]
     assert res.nfe == pytest.approx(5 * 1) and bool((res.score > 0).all())
+
+
+def test_train_command_writes_loadable_members(tmp_path):
+    """`train --what ensemble` (2 steps per member here): member folders the estimator's default finds, each with
+    its own seed, and ensemble.json with their training times; --members 1 is refused with its fix."""
+    import json
+
+    from benchmark.training.command import train_main
+
+    out = tmp_path / "ensemble"
+    with pytest.raises(ConfigError, match="--members"):
+        train_main(["--what", "ensemble", "--dataset", "digits", "--members", "1", "--out", str(out)])
+    assert not out.exists()
+    assert train_main(["--what", "ensemble", "--dataset", "digits", "--members", "2", "--steps", "2", "--threads", "1",
+                       "--out", str(out), "--no-progress"]) == 0
+    record = json.loads((out / "ensemble.json").read_text())
+    assert record["members"] == 2 and len(record["per_member"]) == 2 and record["wall_clock_s"] > 0
+    model = SimpleModel(source=tmp_path)
+    paths = default_member_paths(model)
+    assert [p.name for p in paths] == ["member_0", "member_1"] and not (paths[0] / "checkpoint.pt").exists()
+    a, b = (load_member(p, None, "members") for p in paths)
+    x = torch.randn(1, *a.sample_shape)
+    with torch.no_grad():
+        assert not torch.allclose(a.eps(x, 500, torch.tensor([1])), b.eps(x, 500, torch.tensor([1])))
+
+
+class SimpleModel:
+    def __init__(self, source):
+        self.source = str(source)
