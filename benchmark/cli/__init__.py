@@ -37,12 +37,15 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--seeds", default=None, help="replicates, e.g. 0,1,2 (replaces run.seed / run.seeds): one run "
                      "per seed in OUT/seed_<s>/, pooled verdicts and spreads in OUT/seeds.md")
-    board = sub.add_parser("leaderboard", help="boards across validated runs: a static site + leaderboard.md")
-    board.add_argument("runs", nargs="+", type=Path)
+    board = sub.add_parser("leaderboard", help="boards across validated runs and submission bundles: a static site "
+                           "+ leaderboard.md")
+    board.add_argument("runs", nargs="+", type=Path, help="run folders and bundles (python -m benchmark submit)")
     board.add_argument("--out", type=Path, default=Path("results/leaderboard"),
                        help="site folder (index.html, leaderboard.md, runs/)")
     board.add_argument("--skip-weights", action="store_true",
                        help="do not reload each run's model to check its weights (as validate --skip-weights)")
+    board.add_argument("--recompute", type=int, default=0, metavar="K",
+                       help="re-compute K random samples of each submission bundle (as verify --recompute K)")
     check = sub.add_parser("validate", help="check that a run folder is complete and unchanged since its run")
     check.add_argument("run", type=Path)
     check.add_argument("--skip-weights", action="store_true", help="do not reload the model to check its weights")
@@ -124,7 +127,9 @@ def _leaderboard(args) -> int:
     check_out_folder(args.out)  # a file, a dangling link or a read-only place: exit 2 before any run is read
     for run in args.runs:
         _check_run_folder(run)
-    md, page = write_leaderboard(args.runs, args.out, check_weights=not args.skip_weights)
+    if args.recompute < 0:
+        raise ConfigError("--recompute", args.recompute, "a number of samples >= 0", "e.g. --recompute 4")
+    md, page = write_leaderboard(args.runs, args.out, check_weights=not args.skip_weights, recompute=args.recompute)
     print(f"leaderboard: {md}\nsite: {page}")
     return 0
 

@@ -58,6 +58,8 @@ class RunInfo:
     frame: pd.DataFrame
     manifest: dict
     references: frozenset[str] = frozenset({FLOOR})
+    date: str = ""  # a bundle's submission date (a run folder: empty)
+    verification: str = "validated run folder"  # a bundle: intact / verified (K samples re-computed)
 
     @property
     def track(self) -> dict:
@@ -112,17 +114,26 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-") or "run"
 
 
-def load_runs(run_dirs: list[Path], *, check_weights: bool = True) -> list[RunInfo]:
+def load_runs(run_dirs: list[Path], *, check_weights: bool = True, recompute: int = 0) -> list[RunInfo]:
     """Check (`check_run`, the rule of `validate`, with the same `check_weights` relaxation as `validate
     --skip-weights`) and read every run folder; refuse (RunValidationError, exit 2) the first invalid one with the
-    problem `validate` names first."""
+    problem `validate` names first. A submission bundle is checked by benchmark.publish.entries (integrity; with
+    `recompute` K, K samples re-computed); all entries must share one suite and protocol version."""
+    from benchmark.publish.entries import check_one_version, is_bundle, load_bundle
+
     runs, names, slugs, weights = [], {}, set(), {}
     dirs = [Path(d) for d in run_dirs]
     counts = pd.Series([d.resolve().name for d in dirs]).value_counts()
     for run_dir in dirs:
-        check = check_run(run_dir, check_weights=check_weights, weights_cache=weights)
-        check.raise_if_invalid("put on a leaderboard")
-        manifest = check.manifest
+        extra = {}
+        if is_bundle(run_dir):
+            entry = load_bundle(run_dir, recompute=recompute)
+            manifest, frame = entry.manifest, entry.frame
+            extra = {"date": entry.date, "verification": entry.verification}
+        else:
+            check = check_run(run_dir, check_weights=check_weights, weights_cache=weights)
+            check.raise_if_invalid("put on a leaderboard")
+            manifest, frame = check.manifest, check.frame
         name = run_dir.resolve().name
         if counts[name] > 1:
             name = f"{run_dir.resolve().parent.name}/{name}"
@@ -134,7 +145,9 @@ def load_runs(run_dirs: list[Path], *, check_weights: bool = True) -> list[RunIn
             slug += "-x"
         slugs.add(slug)
         refs = {n for n, rec in manifest["estimators"].items() if rec.get("reference_row")} | {FLOOR}
-        runs.append(RunInfo(run_dir, name, slug, check.frame, manifest, frozenset(refs)))
+        path = run_dir / "run" if extra else run_dir  # a bundle's run files
+        runs.append(RunInfo(path, name, slug, frame, manifest, frozenset(refs), **extra))
+    check_one_version([(r.name, r.manifest) for r in runs])
     return runs
 
 
@@ -268,6 +281,12 @@ def build_boards(runs: list[RunInfo]) -> list[Board]:
     return boards
 
 
+def entries_table(runs: list[RunInfo]) -> pd.DataFrame:
+    """Each entry of a board: its date (a bundle's submission date), suite version and verification status."""
+    return pd.DataFrame([{"entry": r.name, "date": r.date or "–", "suite": r.manifest.get("suite_version", "?"),
+                          "verification": r.verification} for r in runs])
+
+
 def describe_track(track: dict) -> str:
     run = track.get("run", {})
     parts = [f"{k} `{v}`" for k, v in run.items() if v not in ("", None)]  # no empty preset beside [model]
@@ -284,7 +303,8 @@ def board_markdown(board: Board) -> str:
     refs = set().union(*(r.references for r in board.runs))
     table = leaderboard_table(frame, refs, {r.estimator for r in board.rows})
     lines = [f"## {board.title} (track {board.track_id})", "", describe_track(board.track), "",
-             table.to_markdown(index=False) if not table.empty else "(no estimator rows)", ""]
+             table.to_markdown(index=False) if not table.empty else "(no estimator rows)", "",
+             entries_table(board.runs).to_markdown(index=False), ""]
     if board.left_out:
         lines += [f"Not ranked (missing for some ranked row): {', '.join(board.left_out)}.", ""]
     if board.reference_rows:

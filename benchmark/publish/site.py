@@ -67,7 +67,9 @@ def board_html(board: Board) -> str:
     labels = [label for label, _ in board.metrics]
     header = ["quality rank", "run", "estimator", "mean rank", *labels, *board.cost_labels]
     rows = [_row(r, labels, board.cost_labels, slug_of, ranked=True) for r in board.ranked]
-    runs = ", ".join(link(f"runs/{run.slug}/index.html", run.name) for run in board.runs)
+    runs = ", ".join(link(f"runs/{run.slug}/index.html", run.name) + html.escape(
+        f" ({run.date + ', ' if run.date else ''}suite {run.manifest.get('suite_version', '?')}, {run.verification})")
+        for run in board.runs)
     parts = [f"<h2 id='track-{board.track_id}'>{html.escape(board.title)} <small>track {board.track_id}</small></h2>",
              f"<p class='note'>{_inline_code(describe_track(board.track))}</p>", f"<p>Runs: {runs}</p>",
              table(header, rows, table_id=f"board-{board.track_id}") if rows else "<p>No ranked estimator.</p>"]
@@ -152,10 +154,12 @@ def _inline_code(text: str) -> str:
     return re.sub(r"`([^`]*)`", r"<code>\1</code>", html.escape(text))
 
 
-def write_leaderboard(run_dirs: list[Path], out: Path, *, check_weights: bool = True) -> tuple[Path, Path]:
+def write_leaderboard(run_dirs: list[Path], out: Path, *, check_weights: bool = True,
+                      recompute: int = 0) -> tuple[Path, Path]:
     """DIR/leaderboard.md and the static site DIR/index.html (+ run pages); returns both paths. `check_weights`:
-    False skips reloading each run's model (as `validate --skip-weights`)."""
-    runs = load_runs(run_dirs, check_weights=check_weights)
+    False skips reloading each run's model (as `validate --skip-weights`); `recompute`: K samples re-computed per
+    submission bundle (as `verify --recompute K`)."""
+    runs = load_runs(run_dirs, check_weights=check_weights, recompute=recompute)
     boards = build_boards(runs)
     md = ["# Leaderboard", "", "Rows are ranked only within a track (same preset/model, data, sampler, steps, N, "
           "K, protocol settings and suite version). " + READING, ""]
