@@ -71,6 +71,10 @@ def load_member(path: Path, base: "DiffusionModel", field: str) -> "DiffusionMod
     if path.is_dir():
         from benchmark.models.loading import load_folder_or_hub
 
+        if not any((path / name).exists() for name in ("model_index.json", "config.json", "unet")):
+            raise ConfigError(field, str(path), "a finished member (a model folder with its weights)",
+                              "an interrupted `train --what ensemble` left it: rerun the same command (it resumes "
+                              "member by member), or remove the folder")
         return load_folder_or_hub(str(path))
     if not path.is_file() or path.suffix not in WEIGHT_SUFFIXES:
         raise ConfigError(field, str(path), f"an existing model folder or weight file ({', '.join(WEIGHT_SUFFIXES)})",

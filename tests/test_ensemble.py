@@ -91,6 +91,11 @@ def test_bad_members_are_refused(members, tmp_path):
     torch.save({"weight": torch.zeros(2)}, wrong)
     with pytest.raises(ConfigError, match="keys do not match"):
         load_member(wrong, base, "members")
+    unfinished = tmp_path / "member_9"
+    unfinished.mkdir()
+    (unfinished / "checkpoint.pt").write_bytes(b"")  # what an interrupted training leaves
+    with pytest.raises(ConfigError, match="rerun the same command"):
+        load_member(unfinished, base, "members")
     with pytest.raises(CapabilityError, match="train --what ensemble"):
         sample(base, torch.randn(1, 1, 8, 8), steps=2, estimators=[create("ensemble")])
 
