@@ -25,7 +25,6 @@ from benchmark.protocols.table import NOT_RUN, not_run_lines
 from benchmark.report import findings, plots, verdicts
 from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
-from benchmark.runner.setup import run_notes
 from benchmark.report.filter_character import characterise
 from benchmark.report.sample_truth import hallucination_lines, width_ratio_lines
 from benchmark.report.value_findings import value_lines
@@ -173,9 +172,11 @@ def replicates_lines(cfg: RunConfig) -> list[str]:
     return ["Intervals by protocol: " + "; ".join(v for k, v in text.items() if k in cfg.protocols) + "."]
 
 
-def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str, float] | None = None) -> Path:
+def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str, float] | None = None,
+                 notes: list[str] = ()) -> Path:
     """Figures, then report.md. `timings` (the run's stages so far) is shown in the report; the sub-stages
-    measured here are added to it: `report.figures` (all plots)."""
+    measured here are added to it: `report.figures` (all plots). `notes`: choices the run made for the user
+    (benchmark.runner.setup.run_notes), said under Settings."""
     timings = timings if timings is not None else {}
     tick = time.perf_counter()
     out = inputs.run_dir
@@ -183,8 +184,7 @@ def write_report(inputs: ProtocolInputs, frame: pd.DataFrame, timings: dict[str,
     timings["report.figures"] = time.perf_counter() - tick
     saved = out / POSTERIOR_RECORD
     posterior = json.loads(saved.read_text()) if saved.is_file() else None
-    notes = ([inputs.config.features_chosen] if inputs.config.features_chosen else []) + run_notes(
-        inputs.config, inputs.model, inputs.preset)
+    notes = ([inputs.config.features_chosen] if inputs.config.features_chosen else []) + list(notes)
     data = ReportData(inputs.config, frame, estimator_records(inputs.config), figures, dict(timings), posterior, notes)
     path = out / "report.md"
     save_text(render_report(data), path)

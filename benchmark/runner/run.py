@@ -109,10 +109,11 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     frame = to_frame(rows)  # the report says what did not run; metrics.csv holds measured values only
     save_text(measured(frame).to_csv(index=False, float_format="%.6g"), out / "metrics.csv")
     tick = time.perf_counter()
-    report_path = report.write_report(inputs, frame, timings)
+    notes = setup.run_notes(config, model, preset)
+    report_path = report.write_report(inputs, frame, timings, notes)
     timings["report"] = time.perf_counter() - tick
     write_manifest(out, config, timings, model=model, processes=world,  # last: it marks a finished run
-                   features=plan.record(), not_run=not_run_records(frame), notes=setup.run_notes(config, model, preset))
+                   features=plan.record(), not_run=not_run_records(frame), notes=notes)
     distributed.finish()
     return report_path
 
