@@ -41,7 +41,7 @@ class RunInterrupted(KeyboardInterrupt):
     """Ctrl-C (SIGINT) during a command, with the line to print (e.g. how to resume); the CLI exits with 130."""
 
 
-#: the CLI's exit codes (a contract, documented in the README): success, `regress` found a regression,
+#: the CLI's exit codes (a contract, documented in docs/ci_and_regress.md): success, `regress` found a regression,
 #: bad input (config, CLI arguments, files given), a fault during the run, interrupted by the user
 EXIT_OK, EXIT_REGRESSION, EXIT_BAD_INPUT, EXIT_FAULT, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 

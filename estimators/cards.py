@@ -6,7 +6,7 @@ class attributes `paper`, `needs` and `nfe_formula` (kind / reference_row come f
 built-in estimators written before cards existed get theirs from `KNOWN_FACTS`.
 
     python -m benchmark list --estimators          # the cards as text
-    python -m estimators.cards --write-readme      # regenerate the README table (tests check it is current)
+    python -m estimators.cards --write-docs        # regenerate docs/estimators.md's table (tests check it is current)
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ from pathlib import Path
 import estimators
 from estimators.requirements import requirements_of
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+#: the docs page that holds the generated table between the START and END markers
+PAGE = Path(__file__).resolve().parent.parent / "docs" / "estimators.md"
 START, END = "<!-- estimator-cards:start -->", "<!-- estimator-cards:end -->"
 #: (paper, needs, extra NFEs per sample) of built-in estimators whose classes do not declare them
 KNOWN_FACTS: dict[str, tuple[str, str, str]] = {
@@ -86,18 +87,19 @@ def cards_text(entries: list[EstimatorCard] | None = None) -> str:
     return "\n".join(lines)
 
 
-def readme_section(text: str) -> str:
-    """The generated block between the README's markers (without them)."""
-    if START not in text or END not in text:
-        raise ValueError(f"README has no {START} ... {END} block")
-    return text.split(START, 1)[1].split(END, 1)[0].strip("\n")
+def generated_block(text: str, start: str = START, end: str = END) -> str:
+    """The generated block between a page's markers (without them)."""
+    if start not in text or end not in text:
+        raise ValueError(f"the page has no {start} ... {end} block")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n")
 
 
-def write_readme(path: Path = README) -> bool:
-    """Replace the README's estimator table with the generated one; True when it changed."""
+def replace_generated(path: Path, body: str, start: str = START, end: str = END) -> bool:
+    """Replace the block between a page's markers with `body`; True when the file changed."""
     text = path.read_text(encoding="utf-8")
-    head, rest = text.split(START, 1)
-    new = f"{head}{START}\n{markdown_table(cards())}\n{END}{rest.split(END, 1)[1]}"
+    generated_block(text, start, end)  # the markers must be there
+    head, rest = text.split(start, 1)
+    new = f"{head}{start}\n{body}\n{end}{rest.split(end, 1)[1]}"
     if new != text:
         path.write_text(new, encoding="utf-8")
     return new != text
@@ -105,10 +107,12 @@ def write_readme(path: Path = README) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m estimators.cards", description=__doc__.split("\n")[0])
-    parser.add_argument("--write-readme", action="store_true", help="regenerate the README's estimator table")
+    parser.add_argument("--write-docs", "--write-readme", dest="write", action="store_true",
+                        help=f"regenerate the estimator table of {PAGE.parent.name}/{PAGE.name}")
     args = parser.parse_args(argv)
-    if args.write_readme:
-        print("README table " + ("updated" if write_readme() else "already current"))
+    if args.write:
+        changed = replace_generated(PAGE, markdown_table(cards()))
+        print(f"{PAGE.parent.name}/{PAGE.name}: table " + ("updated" if changed else "already current"))
     else:
         print(markdown_table(cards()))
     return 0

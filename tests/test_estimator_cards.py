@@ -1,14 +1,14 @@
-"""Estimator cards: generated from the registry; the README table is the generated one, `list --estimators`."""
+"""Estimator cards: generated from the registry; docs/estimators.md's table is the generated one, `list --estimators`."""
 from __future__ import annotations
 
 import estimators
 from benchmark.cli import main
-from estimators.cards import README, builtin_names, cards, markdown_table, readme_section
+from estimators.cards import PAGE, builtin_names, cards, generated_block, markdown_table
 
 
-def test_readme_table_is_the_generated_one():
-    """Regenerate with `python -m estimators.cards --write-readme` when an estimator or a default changes."""
-    assert readme_section(README.read_text(encoding="utf-8")) == markdown_table(cards())
+def test_the_docs_table_is_the_generated_one():
+    """Regenerate with `python -m estimators.cards --write-docs` when an estimator or a default changes."""
+    assert generated_block(PAGE.read_text(encoding="utf-8")) == markdown_table(cards())
 
 
 def test_every_builtin_card_is_complete():

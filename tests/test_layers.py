@@ -1,4 +1,4 @@
-"""The package's layers (README "Architecture"): a module never imports from a higher layer, and no two modules
+"""The package's layers (docs/architecture.md): a module never imports from a higher layer, and no two modules
 import each other, directly or through others. Every import statement counts, also the ones inside functions.
 
 Read from the source with `ast` (no import side effects), so a new module is checked the moment it exists.
@@ -71,7 +71,7 @@ def layer_of(module: str) -> int:
         for prefix in prefixes:
             if module == prefix or module.startswith(prefix + "."):
                 best = max(best, (len(prefix), index))
-    assert best[1] >= 0, f"{module} is in no layer: add its package to LAYERS and to the README's Architecture"
+    assert best[1] >= 0, f"{module} is in no layer: add its package to LAYERS and to docs/architecture.md"
     return best[1]
 
 

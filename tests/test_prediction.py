@@ -107,7 +107,7 @@ def test_folder_settings_num_classes_and_last_layer(tmp_path):
 
 
 def test_readme_python_snippet_on_an_unconditional_v_prediction_folder(tmp_path):
-    """The README's snippet, with the model folder in place of the preset name."""
+    """docs/estimators.md's snippet, with the model folder in place of the preset name."""
     import estimators
 
     save_folder(tmp_path, tiny_unet(), "v_prediction")

@@ -1,6 +1,6 @@
 """Command line (layer 11, the top): run, leaderboard, regress, validate, train, list.
 
-Exit codes (a contract, see the README): 0 success, 1 `regress` found a regression, 2 bad input (config, CLI
+Exit codes (a contract, see docs/ci_and_regress.md): 0 success, 1 `regress` found a regression, 2 bad input (config, CLI
 arguments, files given), 3 a fault during the run (I/O, corrupt state), 130 interrupted (Ctrl-C). For 2, 3 and
 130 the user sees one line and no traceback, unless `--debug` (anywhere on the command line) or
 UQBENCH_DEBUG=1 asks for it.

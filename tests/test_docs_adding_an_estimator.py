@@ -1,4 +1,4 @@
-"""The README's "Add an estimator" section, executed as written: its estimator file and config are written to a
+"""docs/adding_an_estimator.md, executed as written: its estimator file and config are written to a
 temporary folder beside a random-init unconditional v-prediction UNet folder and a folder of PNGs, and its
 commands run through `python -m benchmark` in fresh processes."""
 from __future__ import annotations
@@ -14,16 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+from tests.docs_pages import DOCS, code_blocks, named_files
 
-
-def readme_section(title: str = "## Add an estimator") -> str:
-    return README.read_text().split(title, 1)[1].split("\n## ", 1)[0]
-
-
-def code_blocks(section: str) -> list[tuple[str, str]]:
-    """(language, body) of every fenced block."""
-    return re.findall(r"```(\w+)\n(.*?)```", section, re.S)
+PAGE = DOCS / "adding_an_estimator.md"
 
 
 def make_model_folder(folder: Path) -> None:
@@ -49,9 +42,9 @@ def make_png_folder(folder: Path, n: int = 16) -> None:
         Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(folder / f"{i:03d}.png")
 
 
-def test_readme_add_an_estimator_example_runs_as_written(tmp_path):
-    blocks = code_blocks(readme_section())
-    files = {body.splitlines()[0].lstrip("# ").strip(): body for lang, body in blocks if lang in ("python", "toml")}
+def test_the_adding_an_estimator_page_runs_as_written(tmp_path):
+    blocks = code_blocks(PAGE.read_text())
+    files = named_files(blocks)
     assert set(files) == {"my_estimator.py", "my_config.toml"}
     for name, body in files.items():
         (tmp_path / name).write_text(body)

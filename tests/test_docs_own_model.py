@@ -1,4 +1,4 @@
-"""The README's "Your own model: a plain PyTorch network" example, run as written through the CLI: its glue file and
+"""docs/your_model_and_data.md's "Your own model: a plain PyTorch network" example, run as written through the CLI: its glue file and
 config are written to a temporary folder beside a small random UNet-like network (`mnist_unet.UNet`, standing in
 for a repository's network class), its state dict as `ddpm_mnist.pth` and a small `mnist.npz`; the run goes
 through `python -m benchmark run` in a fresh process, with random, sensitivity and bayesdiff on sparsification
@@ -6,7 +6,6 @@ and cost."""
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import subprocess
 import sys
@@ -15,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tests.test_readme_example import README, code_blocks
+from tests.docs_pages import DOCS, code_blocks, named_files, section
 
-SECTION = "### Your own model: a plain PyTorch network"
+PAGE, SECTION = DOCS / "your_model_and_data.md", "## Your own model: a plain PyTorch network"
 
 #: the network the glue imports: a time-embedded conv net (no dropout, like the issue's MNIST DDPM), output conv_out
 STAND_IN = '''
@@ -49,14 +48,9 @@ class UNet(nn.Module):
 '''
 
 
-def subsection(title: str) -> str:
-    """The README's text from `title` to the next heading of any level."""
-    return re.split(r"\n#{2,3} ", README.read_text().split(title, 1)[1], maxsplit=1)[0]
-
-
-def test_readme_plain_pytorch_example_runs_as_written(tmp_path):
-    blocks = code_blocks(subsection(SECTION))
-    files = {body.splitlines()[0].lstrip("# ").strip(): body for lang, body in blocks if lang in ("python", "toml")}
+def test_the_plain_pytorch_example_runs_as_written(tmp_path):
+    blocks = code_blocks(section(PAGE, SECTION))
+    files = named_files(blocks)
     assert set(files) == {"glue.py", "ddpm_mnist.toml"}
     glue_lines = [line for line in files["glue.py"].splitlines() if line.strip()]
     assert len(glue_lines) <= 20  # the issue's bar: at most 20 lines of glue

@@ -1,4 +1,4 @@
-"""What the README says about the numbers matches the code (issue 36: it said FID intervals use half-samples; the
+"""What docs/protocols.md says about the numbers matches the code (issue 36: it said FID intervals use half-samples; the
 code draws 80 % subsamples without replacement)."""
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 
 from metrics.bootstrap import subsample_counts
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "protocols.md"
 
 
 def test_the_fid_interval_sentence_matches_the_subsampling_of_the_code():
-    text = " ".join(README.read_text().split())
+    text = " ".join(PAGE.read_text().split())
     assert "half-sample" not in text
     sentence = re.search(r"Every FID, in every feature space .*?replicates \(([^)]*)\)", text).group(1)
     assert "80 %" in sentence and "without replacement" in sentence
