@@ -40,7 +40,7 @@ def test_keep_fraction_defaults_to_five_sixths():
     ({"run": {"steps": 0}}, "run.steps"),
     ({"run": {"features": ["vgg"]}}, "run.features"),
     ({"run": {"colour": 1}}, "run.colour"),
-    ({"estimators": {"ensemble": {}}}, "estimators.ensemble"),
+    ({"estimators": {"no_such_estimator": {}}}, "estimators.no_such_estimator"),
     ({"estimators": {"sensitivity": {"m": 1}}}, "estimators.sensitivity"),
     ({"estimators": {"sensitivity": {"mm": 5}}}, "estimators.sensitivity"),
     ({"protocols": {"guidance": {"percentile": 100}}}, "protocols.guidance.percentile"),

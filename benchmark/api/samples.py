@@ -80,7 +80,7 @@ def as_indices(indices: int | Iterable[int] | slice | None, total: int) -> np.nd
         return np.arange(total)[indices]
     array = np.atleast_1d(np.asarray(indices))
     if array.dtype.kind not in "iu":
-        raise ConfigError("indices", indices, "integer sample indices", "e.g. run.maps('sensitivity', [0, 1, 2])")
+        raise ConfigError("indices", indices, "integer sample indices", "e.g. run.maps(name, [0, 1, 2]) with integer indices")
     return array.astype(np.int64)
 
 
