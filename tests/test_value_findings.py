@@ -25,3 +25,17 @@ def test_a_well_ranking_map_with_small_values_is_read_as_a_ranking():
 def test_scale_phrases():
     assert scale_phrase(4.0) == "4× above" and scale_phrase(0.01) == "100× below"
     assert scale_phrase(float("nan")) == "not comparable with"
+
+
+def test_agreement_with_the_gold_standard_is_said_and_a_reversed_order_flagged():
+    from benchmark.report.value_findings import agreement_lines
+
+    frame = pd.DataFrame([
+        ("ensemble_agreement", "mc_dropout", "score_spearman_vs_ensemble", 0.59, 0.41, 0.75),
+        ("ensemble_agreement", "mc_dropout", "map_spearman_vs_ensemble", 0.44, 0.42, 0.46),
+        ("ensemble_agreement", "bayesdiff", "score_spearman_vs_ensemble", -0.46, -0.65, -0.27),
+    ], columns=["protocol", "estimator", "metric", "value", "ci_low", "ci_high"])
+    lines = agreement_lines(frame)
+    assert lines[0] == ("- `mc_dropout`: scores ρ = 0.59 [0.41, 0.75] against `ensemble`; maps ρ = 0.44 [0.42, 0.46] "
+                        "against `ensemble`.")
+    assert lines[1].endswith("it ranks samples in the opposite order to `ensemble`.")

@@ -27,7 +27,7 @@ from benchmark.report import tables as report_tables
 from benchmark.report.manifest import EstimatorRecord, estimator_records
 from benchmark.report.filter_character import characterise
 from benchmark.report.sample_truth import hallucination_lines, width_ratio_lines
-from benchmark.report.value_findings import value_lines
+from benchmark.report.value_findings import agreement_lines, value_lines
 
 POSTERIOR_RECORD = "posterior.json"  # the run folder's record of the shared posterior (written by the runner)
 CAPTIONS = {
@@ -92,6 +92,9 @@ def render_report(data: ReportData) -> str:
     values = value_lines(frame) + width_ratio_lines(frame)
     lines += ["What the values mean (calibration against the spread each estimator models; conformal width against "
               "a constant map's at the same coverage):", "", *values, ""] if values else []
+    agreement = agreement_lines(frame)
+    lines += ["Agreement with the gold standard (rank correlation with the ensemble on the same samples):", "",
+              *agreement, ""] if agreement else []
     hallucinations = hallucination_lines(frame)
     lines += ["Hallucinations (exact labels; per sampler and step count):", "", *hallucinations,
               ""] if hallucinations else []

@@ -46,3 +46,26 @@ def value_lines(frame: pd.DataFrame) -> list[str]:
         advice = ": read its map as a ranking, not as a variance" if off else ""
         lines.append(f"- `{name}` {ranks}its values are {said}{advice}.")
     return lines
+
+
+AGREEMENT = "ensemble_agreement"
+
+
+def agreement_lines(frame: pd.DataFrame) -> list[str]:
+    """One line per epistemic estimator compared with a gold standard (the ensemble_agreement protocol): the rank
+    correlation of its scores and of its maps with the gold standard's, with their intervals, and a warning where the
+    scores rank the samples the other way round (the interval wholly below 0)."""
+    part = frame[frame.protocol == AGREEMENT]
+    lines = []
+    for name, rows in part.groupby("estimator", sort=False):
+        said, reversed_order = [], []
+        for row in rows.itertuples():
+            what, _, gold = str(row.metric).partition("_spearman_vs_")
+            said.append(f"{what}s ρ = {metric_info.format_value(float(row.value), float(row.ci_low), float(row.ci_high))}"
+                        f" against `{gold}`")
+            if what == "score" and float(row.ci_high) < 0:
+                reversed_order.append(gold)
+        warning = (f"; it ranks samples in the opposite order to `{', '.join(reversed_order)}`" if reversed_order
+                   else "")
+        lines.append(f"- `{name}`: " + "; ".join(said) + warning + ".")
+    return lines
