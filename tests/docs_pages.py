@@ -17,8 +17,13 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
 def section(page: Path, title: str) -> str:
     """The page's text from the heading `title` to the next heading of the same or a higher level."""
     level = len(title) - len(title.lstrip("#"))
-    body = page.read_text(encoding="utf-8").split(title + "\n", 1)[1]
-    return re.split(rf"\n#{{1,{level}}} ", body, maxsplit=1)[0]
+    lines, fenced = [], False
+    for line in page.read_text(encoding="utf-8").split(title + "\n", 1)[1].splitlines():
+        fenced ^= line.startswith("```")
+        if not fenced and re.match(rf"#{{1,{level}}} ", line):
+            break  # the next heading (a `# file.py` line inside a code block is none)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def named_files(blocks: list[tuple[str, str]]) -> dict[str, str]:

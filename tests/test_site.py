@@ -87,7 +87,7 @@ def _check_links(page_path: Path, parsed: Page, site: Path) -> None:
 
 def test_site_is_self_contained_with_url_safe_names(site):
     pages = sorted(site.rglob("*.html"))
-    assert len(pages) == 4  # index + one page per run
+    assert len(pages) == 6  # index + one page per run + one history per track
     for page_path in pages:
         text = page_path.read_text()
         assert "http://" not in text and "https://" not in text
@@ -157,3 +157,5 @@ def test_a_rebuild_drops_pages_of_runs_no_longer_listed(tmp_path):
     assert main(["leaderboard", str(toy_run("base")), str(toy_run("seed1")), "--out", str(out)]) == 0
     assert main(["leaderboard", str(toy_run("base")), "--out", str(out)]) == 0
     assert sorted(p.name for p in (out / "runs").iterdir()) == ["toy-base-1"]
+    assert main(["leaderboard", str(toy_run("other_track")), "--out", str(out)]) == 0
+    assert len(list((out / "history").glob("*.html"))) == 1  # the first track's history went with its runs

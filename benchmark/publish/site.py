@@ -1,9 +1,11 @@
 """The static leaderboard site: index.html with one board per track, one page per run.
 
 Layout under DIR:
-    index.html                       boards (sortable), links to the run pages
+    index.html                       boards (sortable), entries, links to the entry pages and track histories
     leaderboard.md                   (written by benchmark.publish.leaderboard)
-    runs/<slug>/index.html           the run's report rendered to HTML, links to its files
+    history/<track>.html             each quality metric over the entries' dates (benchmark.publish.site_history)
+    runs/<slug>/index.html           the entry: verification status and cards (benchmark.publish.site_entry), then
+                                     the run's report rendered to HTML, links to its files
     runs/<slug>/{config.json, manifest.json, metrics.csv, report.md}
     runs/<slug>/plots/<url-safe name>.png
 All links are relative and every name under runs/ is URL-safe, so the folder can be served from anywhere
@@ -19,6 +21,8 @@ from pathlib import Path
 
 from benchmark.execution.io import save_bytes, save_text
 from benchmark.publish.html import Cell, link, page, table
+from benchmark.publish.site_entry import entry_head, history_link
+from benchmark.publish.site_history import history_body
 from benchmark.publish.leaderboard import (
     FLOOR_MARKS,
     READING,
@@ -44,9 +48,12 @@ def url_safe(name: str) -> str:
 
 def build_site(boards: list[Board], runs: list[RunInfo], out: Path) -> Path:
     """Write the site into `out`; run pages of an earlier build of this site that no longer list are removed."""
-    _remove_stale_pages(out, {run.slug for run in runs})
+    _remove_stale_pages(out, {run.slug for run in runs}, {board.track_id for board in boards})
     for run in runs:
         write_run_page(run, out / "runs" / run.slug)
+    for board in boards:
+        save_text(page(f"history of track {board.track_id} · diffusion-uq-bench", history_body(board)),
+                  out / "history" / f"{board.track_id}.html")
     path = out / "index.html"
     save_text(page("diffusion-uq-bench leaderboard", index_body(boards)), path)
     return path
@@ -72,6 +79,8 @@ def board_html(board: Board) -> str:
         for run in board.runs)
     parts = [f"<h2 id='track-{board.track_id}'>{html.escape(board.title)} <small>track {board.track_id}</small></h2>",
              f"<p class='note'>{_inline_code(describe_track(board.track))}</p>", f"<p>Runs: {runs}</p>",
+             f"<p>{link(f'history/{board.track_id}.html', 'History of this track')}: each metric over the "
+             "entries' dates.</p>",
              table(header, rows, table_id=f"board-{board.track_id}") if rows else "<p>No ranked estimator.</p>"]
     if board.left_out:
         parts.append("<p class='note'>Not ranked (missing for some ranked row): "
@@ -126,7 +135,8 @@ def write_run_page(run: RunInfo, folder: Path) -> Path:
     nav = "<nav>" + link("../../index.html", "← leaderboard") + "".join(
         link(name, name) for name in RUN_FILES if (folder / name).is_file()) + "</nav>"
     body = nav + f"<p class='note'>Run folder <code>{html.escape(run.name)}</code> · track " \
-        f"{link(f'../../index.html#track-{run.track_id}', run.track_id)}</p>" + render_markdown(report, renames)
+        f"{link(f'../../index.html#track-{run.track_id}', run.track_id)} · {history_link(run)}</p>" + \
+        entry_head(run) + "<h2>Report</h2>" + render_markdown(report, renames)
     path = folder / "index.html"
     save_text(page(f"{run.name} · diffusion-uq-bench", body), path)
     return path
@@ -142,12 +152,15 @@ def render_markdown(text: str, renames: dict[str, str]) -> str:
     return rendered.replace("<img ", "<img onerror=\"this.classList.add('broken')\" ")
 
 
-def _remove_stale_pages(out: Path, keep: set[str]) -> None:
-    if not (out / "index.html").is_file() or not (out / "runs").is_dir():
+def _remove_stale_pages(out: Path, keep: set[str], tracks: set[str]) -> None:
+    if not (out / "index.html").is_file():
         return  # not a site this command wrote: touch nothing
-    for folder in (out / "runs").iterdir():
+    for folder in (out / "runs").iterdir() if (out / "runs").is_dir() else []:
         if folder.is_dir() and folder.name not in keep and (folder / "index.html").is_file():
             shutil.rmtree(folder)
+    for history in (out / "history").glob("*.html"):
+        if history.stem not in tracks:
+            history.unlink()
 
 
 def _inline_code(text: str) -> str:
