@@ -69,7 +69,7 @@ def test_the_plain_pytorch_example_runs_as_written(tmp_path):
         for module in ("glue", "mnist_unet"):
             sys.modules.pop(module, None)
     rng = np.random.default_rng(0)
-    np.savez(tmp_path / "mnist.npz", train=rng.integers(0, 256, (64, 1, 28, 28), dtype=np.uint8),
+    np.savez(tmp_path / "mnist.npz", train=rng.integers(0, 256, (256, 1, 28, 28), dtype=np.uint8),
              test=rng.integers(0, 256, (16, 1, 28, 28), dtype=np.uint8))
 
     [shell] = [body for lang, body in blocks if lang == "bash"]
