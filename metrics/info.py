@@ -96,6 +96,10 @@ METRIC_INFO: dict[str, MetricInfo] = {
     "ause": MetricInfo("lower", _MEAN),
     "aurg": MetricInfo("higher", _T_MEAN),
     "ause_delta_vs_random": MetricInfo("lower", _T_PAIRED),  # runs written before the trivial-baseline verdicts
+    "aurg_mono_uncertainty": MetricInfo("higher", "the published mono-uncertainty AURG (constant random level; a map "
+                                        "without information scores > 0): percentile bootstrap over images of the "
+                                        "mean; for comparison with papers only, never a verdict"),
+    "aurg_pooled_mono_uncertainty": MetricInfo("higher", ""),
     "ause_delta_vs_baseline": MetricInfo("lower", _T_PAIRED),  # ause_delta_vs_<trivial baseline>, one per baseline
     "ause_delta_vs_trivial": MetricInfo("lower", _T_PAIRED + " against the trivial baseline with the lowest mean AUSE "
                                         "on the same images (the sparsification verdict)"),

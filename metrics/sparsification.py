@@ -191,6 +191,19 @@ def _areas(error: torch.Tensor, uncertainty: torch.Tensor, intervals: int, metri
                                 aurg=float(aurg.mean()), ause_per_image=ause, aurg_per_image=aurg, metric=metric)
 
 
+def aurg_mono_uncertainty(result: SparsificationResult) -> np.ndarray:
+    """The published AURG of mono-uncertainty (Poggi et al., CVPR 2020) per curve [B]: the random curve is the
+    constant level m(e) of all pixels over the whole removal axis,
+
+        AURG_mono = m(e) * 1 - trapz(method, x),      x = 0..1,
+
+    which does not drop to 0 at 100 % as the expected curve of random removal does, so a map without information
+    gets AURG_mono ~ m(e) / (2F) > 0 (F intervals) where the unbiased AURG of this module is 0 in expectation. Reported
+    beside the unbiased one, named as the published definition, so that numbers can be put beside a paper's."""
+    method_area = np.trapezoid(np.asarray(result.method), x=np.asarray(result.removed), axis=1)
+    return np.asarray(result.random, dtype=np.float64) - method_area
+
+
 def _rows_pair(error, uncertainty) -> tuple[torch.Tensor, torch.Tensor]:
     error_rows, uncertainty_rows = _as_rows(error, "error"), _as_rows(uncertainty, "uncertainty")
     if error_rows.shape != uncertainty_rows.shape:

@@ -94,3 +94,17 @@ def test_bad_inputs_are_named():
         sparsification(error, uncertainty, fractions=0)
     with pytest.raises(NonFiniteError):
         sparsification(error, np.full_like(uncertainty, np.nan))
+
+
+def test_the_published_mono_uncertainty_aurg_sits_m_over_2f_above_the_unbiased_one():
+    """mae: the expected random curve is m(e) until it drops to 0 at 100 %, so AURG_mono - AURG = m(e) / (2F)
+    exactly, for any map; a map without information has unbiased AURG ~ 0 but AURG_mono ~ m(e) / (2F) > 0."""
+    import numpy as np
+
+    from metrics.sparsification import aurg_mono_uncertainty
+
+    rng = np.random.default_rng(0)
+    error, noise = np.abs(rng.normal(size=(6, 1, 8, 8))), np.abs(rng.normal(size=(6, 1, 8, 8)))
+    res = sparsification(error, noise, fractions=20, metric="mae")
+    level = error.reshape(6, -1).mean(1)
+    np.testing.assert_allclose(aurg_mono_uncertainty(res) - res.aurg_per_image, level / 40, rtol=1e-12)

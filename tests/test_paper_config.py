@@ -7,6 +7,8 @@ sizes. The estimators, protocols, sampler and the Inception feature space are th
 """
 from __future__ import annotations
 
+import shutil
+
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +32,7 @@ def tiny_cifar_unet_folder(folder: Path) -> None:
                 norm_num_groups=4, dropout=0.1).save_pretrained(folder)
 
 
-def test_paper_config_runs_at_reduced_size(tmp_path, monkeypatch):
+def test_paper_config_runs_at_reduced_size(tmp_path, monkeypatch, capsys):
     tiny_cifar_unet_folder(tmp_path / "unet")
     monkeypatch.setenv("UQBENCH_CIFAR10_DDPM", str(tmp_path / "unet"))
     images = np.random.default_rng(0).uniform(-1, 1, size=(16, 3, 32, 32)).astype(np.float32)
@@ -44,7 +46,11 @@ def test_paper_config_runs_at_reduced_size(tmp_path, monkeypatch):
     data["protocols"]["filtered_fid"] = {"curve_fractions": [1.0]}
     data["data"] = {"path": str(tmp_path / "cifar_like.npy")}
     write_toml(data, tmp_path / "paper.toml")
+    shutil.copy(CONFIG.with_name("paper_cifar10.published.toml"), tmp_path / "paper.published.toml")  # as shipped
     assert main(["run", "--config", str(tmp_path / "paper.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
+    printed = capsys.readouterr().out  # the run prints its numbers beside the published ones
+    assert "Beside the published values" in printed and "Table 1: filtered FID (`fid_kept[inception]`)" in printed
+    assert "Table 2: AURG (`aurg_pooled_mono_uncertainty`)" in printed
     frame = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert {"filtered_fid", "precision_recall", "sparsification", "guidance", "cost"} <= set(frame.protocol)
     assert {"sensitivity", "mc_dropout", "bayesdiff", "random"} <= set(frame.estimator)

@@ -117,7 +117,18 @@ def _run(args) -> int:
     out, report = execute(config, args.out, overwrite=args.overwrite, progress=not args.quiet)  # = benchmark.run's
     if report is not None:
         print(f"report: {report}\nmetrics: {out / ('seeds.csv' if config.seeds else 'metrics.csv')}")
+        _print_published(args.config, out, config)
     return 0
+
+
+def _print_published(config_path, out: Path, config) -> None:
+    """The run's numbers beside a paper's, when a `<config>.published.toml` sits beside the config."""
+    from benchmark.publish.published import comparison_lines, published_file
+    from benchmark.report.metrics_file import read_metrics
+
+    values = published_file(Path(config_path)) if config_path else None
+    if values is not None and not config.seeds:
+        print("\n".join(comparison_lines(read_metrics(out), values)))
 
 
 def _leaderboard(args) -> int:

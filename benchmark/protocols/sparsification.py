@@ -36,6 +36,7 @@ from benchmark.protocols.table import MetricRow, row_from_ci
 from benchmark.sampling import build_grid, condition_labels, sample
 from benchmark.seeding import per_sample_randn
 from metrics import bootstrap_ci, sparsification, sparsification_pooled
+from metrics.sparsification import aurg_mono_uncertainty
 from metrics.significance import paired_t_test
 from metrics.structure_control import expected_error, partial_spearman_per_image
 
@@ -146,9 +147,13 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
         rows.append(row_from_ci(NAME, name, "ause", ci, n, cfg.seed))
         rows.append(row_from_ci(NAME, name, "aurg", paired_t_test(np.asarray(res.aurg_per_image, dtype=np.float64)),
                                 n, cfg.seed))
+        mono = bootstrap_ci(np.mean, aurg_mono_uncertainty(res), n_boot=cfg.bootstrap, seed=cfg.seed)
+        rows.append(row_from_ci(NAME, name, "aurg_mono_uncertainty", mono, n, cfg.seed))
         pooled = sparsification_pooled(error, mean_maps[name], fractions=int(params["fractions"]), metric="rmse")
         rows.append(MetricRow(NAME, name, "ause_pooled", float(pooled.ause), n=n, seed=cfg.seed))
         rows.append(MetricRow(NAME, name, "aurg_pooled", float(pooled.aurg), n=n, seed=cfg.seed))
+        rows.append(MetricRow(NAME, name, "aurg_pooled_mono_uncertainty", float(aurg_mono_uncertainty(pooled)[0]), n=n,
+                              seed=cfg.seed))
         curves[name] = (np.asarray(res.removed), np.asarray(res.method).mean(0), np.asarray(res.oracle).mean(0),
                         np.asarray(res.random_curve).mean(0))
     trivial = [e.name for e in made if getattr(e, "trivial_baseline", False) and e.name in per_image]

@@ -53,6 +53,8 @@ LABELS = {
     "aurg": "AURG",
     "ause_pooled": "AUSE (pooled)",
     "aurg_pooled": "AURG (pooled)",
+    "aurg_mono_uncertainty": "AURG, published definition (mono-uncertainty)",
+    "aurg_pooled_mono_uncertainty": "AURG (pooled), published definition",
     "extra_nfe_per_sample": "extra NFE / sample",
     "nfe_per_sample": "NFE / sample",
     "nfe_ratio": "NFE ratio",
