@@ -51,6 +51,7 @@ from metrics.class_balance import keep_lowest_stratified, removal_class_test
 from metrics.fid_infinity import is_sound
 
 NAME = "filtered_fid"
+VERSION = 2  # 2: the stratified filter against class-matched random subsets; the FID decomposition, KID, density and coverage rows
 ALL, RANDOM = "(all)", "(random K)"
 FID_INFINITY_DRAWS = 4  # independent subset draws averaged per FID∞ fit
 

@@ -34,6 +34,7 @@ from metrics.precision_recall import DEFAULT_CHUNK_SIZE, fixed_set_radii, inside
 from metrics.significance import hypergeometric_test
 
 NAME = "precision_recall"
+VERSION = 2  # 2: recall and F1 intervals by m-out-of-n subsampling, precision by Wilson's interval
 METRICS = ("precision", "recall", "f1")
 
 

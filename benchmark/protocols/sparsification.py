@@ -41,6 +41,7 @@ from metrics.significance import paired_t_test
 from metrics.structure_control import expected_error, partial_spearman_per_image
 
 NAME = "sparsification"
+VERSION = 2  # 2: the expected-error target over noise draws and the verdicts against the trivial baselines
 
 
 def features_read(params: dict, config) -> set[tuple[str, str]]:
