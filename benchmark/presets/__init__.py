@@ -163,11 +163,13 @@ def _grid_oracle() -> "GaussianMixtureModel":
 
 def _grid25() -> Preset:
     """Aithal et al.'s grid of 25 Gaussians in 8x8 images (benchmark/data/grid25.py), with a learned MLP score
-    (benchmark/models/grid_mlp.py, weights from `python -m benchmark train --dataset grid25`)."""
+    (benchmark/models/grid_mlp.py, an x0 predictor; weights from `python -m benchmark train --dataset grid25`)."""
     from benchmark.models.factory import FactorySpec
+    from benchmark.models.grid_mlp import PREDICTION_TYPE
 
     model = FactorySpec(factory="benchmark.models.grid_mlp:make_network",
-                        weights=str(PRESETS_DIR / "grid25" / "weights.pt"), last_layer="out", sample_shape=[1, 8, 8])
+                        weights=str(PRESETS_DIR / "grid25" / "weights.pt"), prediction_type=PREDICTION_TYPE,
+                        last_layer="out", sample_shape=[1, 8, 8])
     return Preset("grid25", model, DataSpec(name="grid25"), stats_dir=PRESETS_DIR / "grid25",
                   description="Aithal et al.'s 2-D grid of 25 Gaussians in 8x8 images, learned MLP score (hallucinations "
                               "with exact labels; the exact score is its oracle)", sampler="ddpm",
