@@ -134,4 +134,4 @@ def test_every_protocol_declares_what_it_reads():
         declared = module.features_read({}, config)
         assert {split for _, split in declared} <= {GENERATED, REAL_TEST}, name
     assert {name for name, module in PROTOCOL_MODULES.items() if not module.features_read({}, config)} == {
-        "cost", "ground_truth", "sparsification"}
+        "cost", "ground_truth", "sparsification", "hallucination", "ensemble_agreement"}

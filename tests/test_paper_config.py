@@ -46,7 +46,8 @@ def test_paper_config_runs_at_reduced_size(tmp_path, monkeypatch, capsys):
     data["protocols"]["filtered_fid"] = {"curve_fractions": [1.0]}
     data["data"] = {"path": str(tmp_path / "cifar_like.npy")}
     write_toml(data, tmp_path / "paper.toml")
-    shutil.copy(CONFIG.with_name("paper_cifar10.published.toml"), tmp_path / "paper.published.toml")  # as shipped
+    (tmp_path / "published").mkdir()
+    shutil.copy(CONFIG.parent / "published" / "paper_cifar10.toml", tmp_path / "published" / "paper.toml")  # shipped
     assert main(["run", "--config", str(tmp_path / "paper.toml"), "--out", str(tmp_path / "run"), "--quiet"]) == 0
     printed = capsys.readouterr().out  # the run prints its numbers beside the published ones
     assert "Beside the published values" in printed and "Table 1: filtered FID (`fid_kept[inception]`)" in printed

@@ -12,14 +12,14 @@ from benchmark.errors import ConfigError
 from benchmark.models import DiffusersUNet, GaussianMixtureModel, load_model
 from benchmark.sampling.engine import sample
 
-ALL = ["digits", "fashion", "gmm", "fashion-latent", "cifar10-ddpm"]
+ALL = ["digits", "fashion", "gmm", "fashion-latent", "grid25", "cifar10-ddpm"]
 
 
 def test_list_shows_every_preset_and_unknown_names_fail():
     assert presets.names() == ALL
     text = presets.list_presets_text()
     assert all(name in text for name in ALL)
-    with pytest.raises(ConfigError, match="digits, fashion, gmm, fashion-latent, cifar10-ddpm"):
+    with pytest.raises(ConfigError, match=", ".join(ALL)):
         presets.get("mnist")
     cifar = presets.get("cifar10-ddpm")
     assert (cifar.sampler, cifar.steps) == ("ddim", 50)

@@ -19,7 +19,7 @@ def _frame(rows) -> pd.DataFrame:
 
 def test_the_paper_values_ship_beside_the_paper_config():
     path = published_file(CONFIG)
-    assert path is not None and path.name == "paper_cifar10.published.toml"
+    assert path == ROOT / "configs" / "published" / "paper_cifar10.toml"
     entries = load_published(path)
     assert {e.metric for e in entries} == {"fid_kept[inception]", "ause_pooled", "aurg_pooled_mono_uncertainty"}
     assert entries[0].values == {"random": 13.494, "sensitivity": 13.416, "mc_dropout": 13.435}

@@ -122,7 +122,7 @@ def _run(args) -> int:
 
 
 def _print_published(config_path, out: Path, config) -> None:
-    """The run's numbers beside a paper's, when a `<config>.published.toml` sits beside the config."""
+    """The run's numbers beside a paper's, when `published/<config stem>.toml` sits beside the config."""
     from benchmark.publish.published import comparison_lines, published_file
     from benchmark.report.metrics_file import read_metrics
 

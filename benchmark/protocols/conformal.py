@@ -33,7 +33,8 @@ NAME = "conformal"
 
 
 def features_read(params: dict, config) -> set[tuple[str, str]]:
-    """The failure labels' features when `samples` is on, else none."""
+    """The failure labels' features when `samples` is on, else none (the defaults where the table gives none)."""
+    params = {**PROTOCOL_KEYS[NAME], **params}
     return {(str(params["space"]), GENERATED), (str(params["space"]), REAL_TEST)} if params["samples"] else set()
 
 

@@ -22,6 +22,7 @@ import torch
 from benchmark.execution.features import GENERATED, REAL_TEST
 from benchmark.errors import ConfigError
 from benchmark.protocols.base import ProtocolInputs
+from benchmark.config.schema import PROTOCOL_KEYS
 from benchmark.protocols.label_rows import label_rows
 from benchmark.protocols.table import MetricRow, not_run_row
 from metrics.pr_bootstrap import wilson_interval
@@ -32,8 +33,10 @@ SAMPLES = "(samples)"
 
 
 def features_read(params: dict, config) -> set[tuple[str, str]]:
-    """The generated and real test features of `space` (the real manifold and the samples on it)."""
-    return {(str(params["space"]), GENERATED), (str(params["space"]), REAL_TEST)}
+    """The generated and real test features of `space` (the real manifold and the samples on it; the default space
+    where the table gives none)."""
+    space = str({**PROTOCOL_KEYS[NAME], **params}["space"])
+    return {(space, GENERATED), (space, REAL_TEST)}
 
 
 def check_can_run(params: dict, preset) -> None:

@@ -1,6 +1,7 @@
 """A run's numbers beside a paper's published values: whether the order of the estimators and the signs agree.
 
-A published-values file (TOML, e.g. configs/paper_cifar10.published.toml beside its config) lists, per metric of
+A published-values file (TOML, `published/<config stem>.toml` beside the config, e.g.
+configs/published/paper_cifar10.toml for configs/paper_cifar10.toml) lists, per metric of
 metrics.csv, the paper's value for each estimator instance:
 
     [[metric]]
@@ -23,7 +24,7 @@ import pandas as pd
 from benchmark.errors import ConfigError
 
 FLOOR = "random"
-SUFFIX = ".published.toml"
+FOLDER = "published"
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,8 @@ class Comparison:
 
 
 def published_file(config_path: Path) -> Path | None:
-    """The published-values file beside a config (`<stem>.published.toml`), or None."""
-    candidate = Path(config_path).with_name(Path(config_path).stem + SUFFIX)
+    """The published-values file of a config (`published/<stem>.toml` beside it), or None."""
+    candidate = Path(config_path).parent / FOLDER / f"{Path(config_path).stem}.toml"
     return candidate if candidate.is_file() else None
 
 
