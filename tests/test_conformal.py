@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 from scipy.stats import binom
 
 from benchmark.cli import main
@@ -104,3 +105,26 @@ alpha = 0.1
         assert 0.5 < coverage.value <= 1 and coverage.ci_low <= coverage.value <= coverage.ci_high
         assert rows.loc[(name, "pixel_width_ratio[alpha=0.1]")].value > 0
         assert 0 <= rows.loc[(name, "kept_share[alpha=0.1]")].value <= 1
+
+
+def test_a_negated_map_gets_no_interval_and_a_zero_map_acts_as_a_constant_one(monkeypatch, tmp_path):
+    """A negated map (negative values) is no interval scale: the protocol records why instead of reporting coverage
+    0; an all-zero map is floored like the nonconformity score, so it gives a constant map's intervals."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.protocols import conformal
+
+    rng = np.random.default_rng(0)
+    x0 = torch.from_numpy(rng.normal(size=(40, 1, 4, 4)))
+    x_hat = x0 + torch.from_numpy(rng.normal(size=x0.shape))
+    maps = {"plain": torch.ones_like(x0), "negated": -torch.ones_like(x0), "zero": torch.zeros_like(x0)}
+    monkeypatch.setattr(conformal.sparsification, "denoise_real", lambda inputs, params: (x0, x_hat, maps, 500))
+    inputs = SimpleNamespace(config=SimpleNamespace(seed=0, bootstrap=20, protocols={}), estimator_names=list(maps))
+    rows = {(r.estimator, r.metric): r for r in conformal.pixel_rows(inputs, {"alpha": 0.1})}
+    assert ("(not run)", "no_interval_scale[negated]") in rows
+    assert not any(name == "negated" for name, _ in rows)
+    for metric in ("pixel_coverage[alpha=0.1]", "pixel_width_ratio[alpha=0.1]"):
+        assert rows[("zero", metric)].value == pytest.approx(rows[("plain", metric)].value)
+    assert rows[("plain", "pixel_width_ratio[alpha=0.1]")].value == pytest.approx(1.0)

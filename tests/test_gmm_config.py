@@ -93,3 +93,15 @@ def test_gmm_config_runs_end_to_end_with_every_estimator(gmm_run):
     # the negated row is the plain row's inverse: rank statistics flip sign exactly (same draws, same samples)
     score = gt[gt.metric == "spearman_score_vs_neg_log_density"].set_index("estimator").value
     assert score["sensitivity_neg"] == pytest.approx(-score["sensitivity"])
+
+
+def test_gmm_config_reports_conformal_pixel_intervals_per_map(gmm_run):
+    """The mixture's run carries split-conformal pixel intervals for every map (coverage and width ratio rows); the
+    coverage guarantee itself is proved over 300 random splits in tests/test_conformal.py."""
+    rc, data, out = gmm_run
+    frame = pd.read_csv(out / "metrics.csv")
+    conformal = frame[frame.protocol == "conformal"]
+    coverage = conformal[conformal.metric.str.startswith("pixel_coverage")]
+    width = conformal[conformal.metric.str.startswith("pixel_width_ratio")]
+    assert rc == 0 and len(coverage) > 0 and set(coverage.estimator) == set(width.estimator)
+    assert ((coverage.value >= 0) & (coverage.value <= 1)).all() and (width.value > 0).all()

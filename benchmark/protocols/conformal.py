@@ -25,11 +25,12 @@ from benchmark.execution.features import GENERATED, REAL_TEST
 from benchmark.protocols import failure_labels, sparsification
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.conformal_math import conformal_quantile, nonconformity, risk_control_threshold
-from benchmark.protocols.table import MetricRow, row_from_ci
+from benchmark.protocols.table import MetricRow, not_run_row, row_from_ci
 from metrics import bootstrap_ci
 from metrics.pr_bootstrap import wilson_interval
 
 NAME = "conformal"
+SCALE_FLOOR = 1e-12  # u below it counts as it (benchmark.protocols.conformal_math.nonconformity's floor)
 
 
 def features_read(params: dict, config) -> set[tuple[str, str]]:
@@ -65,8 +66,12 @@ def pixel_rows(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     q_const = conformal_quantile(np.abs(residual[cal]), alpha)
     rows = []
     for name in inputs.estimator_names:
-        u = maps[name][:n].double().clamp_min(0).sqrt().cpu().flatten(1).numpy()
+        raw = maps[name][:n].double().cpu().flatten(1).numpy()
+        u = np.maximum(np.sqrt(np.clip(raw, 0.0, None)), SCALE_FLOOR)  # the floor of `nonconformity`, on both halves
         q = conformal_quantile(nonconformity(residual[cal], u[cal]), alpha)
+        if (raw < 0).any() or not np.isfinite(q):  # a negated map (a ranking, no scale), or too few images
+            rows.append(not_run_row(NAME, "no_interval_scale", name, cfg.seed))
+            continue
         inside = (np.abs(residual[test]) <= q * u[test]).mean(axis=1)  # per test image
         coverage = bootstrap_ci(np.mean, inside, n_boot=cfg.bootstrap, seed=cfg.seed)
         width = (q * u[test]).mean(axis=1)

@@ -52,6 +52,9 @@ NOT_RUN_REASONS = {
     "no_failures": "no generated sample fails (none is off the real manifold or misclassified for its condition), "
                    "so no score can be judged on finding failures. Fix: more samples, or a smaller k",
     "no_successes": "every generated sample fails, so there is nothing to tell failures from. Fix: a larger k",
+    "no_interval_scale": "the estimator's pixel map has negative values (e.g. `negate = true`: a ranking, not a "
+                         "scale), or the calibration half is too small for the quantile, so it gives no interval "
+                         "+- q u(x). Fix: read its sparsification rows, or use more sparsification images",
 }
 
 
@@ -59,7 +62,10 @@ NOT_RUN_REASONS = {
 NOT_RUN_SUBJECTS = {"fid_infinity_unsound": "'s FID∞ rows", "no_hallucinations": "'s AUROC/AUPRC rows",
                     "no_in_support": "'s AUROC/AUPRC rows", "no_failures": "'s AUROC/AUPRC rows",
                     "no_successes": "'s AUROC/AUPRC rows",
-                    "no_real_features_kid_coverage": "'s KID, density and coverage rows"}
+                    "no_real_features_kid_coverage": "'s KID, density and coverage rows",
+                    "no_interval_scale": "'s pixel intervals"}
+#: how the bracket of a NOT_RUN row reads when it is not a feature space (default: "in the `x` space")
+NOT_RUN_SCOPES = {"no_interval_scale": "for `{}`", "no_hallucinations": "at `{}`", "no_in_support": "at `{}`"}
 
 
 def not_run_row(protocol: str, reason: str, space: str, seed: int = 0) -> MetricRow:
@@ -82,8 +88,9 @@ def not_run_records(frame: pd.DataFrame) -> list[dict[str, str]]:
 
 def not_run_lines(frame: pd.DataFrame) -> list[str]:
     """One report line per NOT_RUN row: the protocol, the feature space and the reason."""
-    return [f"- `{r['protocol']}`{NOT_RUN_SUBJECTS.get(r['reason'], '')} in the `{r['space']}` space did not run: "
-            f"{r['why']}." for r in not_run_records(frame)]
+    return [f"- `{r['protocol']}`{NOT_RUN_SUBJECTS.get(r['reason'], '')} "
+            f"{NOT_RUN_SCOPES.get(r['reason'], 'in the `{}` space').format(r['space'])} did not run: {r['why']}."
+            for r in not_run_records(frame)]
 
 
 def measured(frame: pd.DataFrame) -> pd.DataFrame:
