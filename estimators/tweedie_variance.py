@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 import torch
 from torch.func import jvp as forward_jvp
 
+from benchmark.errors import CapabilityError
+
 from estimators.jacobian_diagonal import hutchinson_diagonal, rademacher_like
 from estimators.registry import register
 from estimators.base import validate_m
@@ -46,20 +48,38 @@ def tweedie_variance(jacobian_diagonal: torch.Tensor, ab_t: float) -> torch.Tens
     return ((1.0 - ab_t) / ab_t * (1.0 - s_t * jacobian_diagonal)).clamp_min(0.0)
 
 
+#: rows per forward-mode call: the K probes of a batch of B states go through the network in chunks of at most
+#: max(1, JVP_ROWS // B) probes (16 probes x 100 states in one call took 12 GB per process on the fashion UNet)
+JVP_ROWS = 128
+
+
 def eps_jvp(model: "DiffusionModel", x_t: torch.Tensor, t: int, y: torch.Tensor | None):
-    """V [K,B,C,H,W] -> J V for J = d eps / d x_t at x_t [B,C,H,W]: one batched forward-mode call of K*B rows
-    (torch.func.jvp), counted as JVP_COST NFE-equivalents per row."""
+    """V [K,B,C,H,W] -> J V for J = d eps / d x_t at x_t [B,C,H,W]: forward-mode calls (torch.func.jvp) of at most
+    JVP_ROWS rows each (chunks of probes), counted as JVP_COST NFE-equivalents per row."""
 
     def jvp(vectors: torch.Tensor) -> torch.Tensor:
-        k = vectors.shape[0]
-        x = stack_copies(x_t, k)
-        labels = None if y is None else y.repeat(k)
-        with torch.enable_grad():
-            _, tangent = forward_jvp(lambda z: model.eps(z, t, labels), (x,), (vectors.reshape(x.shape),))
-        model.count_rows((JVP_COST - 1) * x.shape[0])
-        return unstack_copies(tangent.detach(), k)
+        chunk = max(1, JVP_ROWS // x_t.shape[0])
+        return torch.cat([_jvp_chunk(model, x_t, t, y, part) for part in vectors.split(chunk)])
 
     return jvp
+
+
+def _jvp_chunk(model: "DiffusionModel", x_t: torch.Tensor, t: int, y: torch.Tensor | None,
+               vectors: torch.Tensor) -> torch.Tensor:
+    k = vectors.shape[0]
+    x = stack_copies(x_t, k)
+    labels = None if y is None else y.repeat(k)
+    # under grad mode: without it the CPU kernel picked for group norm has no forward-mode derivative (the autograd
+    # graph this records is freed with the call, and JVP_ROWS bounds its size)
+    try:
+        with torch.enable_grad():
+            _, tangent = forward_jvp(lambda z: model.eps(z, t, labels), (x,), (vectors.reshape(x.shape),))
+    except NotImplementedError as err:  # e.g. diffusers attention: torch's CPU attention kernels have no forward AD
+        raise CapabilityError(f"tweedie_posterior_variance needs forward-mode derivatives (torch.func.jvp) through the "
+                              f"network, and an operation of this model has none ({str(err).splitlines()[0][:120]}). "
+                              "Fix: use a network without attention layers, or remove the estimator") from None
+    model.count_rows((JVP_COST - 1) * x.shape[0])
+    return unstack_copies(tangent.detach(), k)
 
 
 def posterior_variance(model: "DiffusionModel", x_t: torch.Tensor, t: int, ab_t: float, probes: torch.Tensor,

@@ -112,3 +112,42 @@ def test_probe_estimator_variance_and_bias_match_eq_v(oracle):
 def test_probe_count_is_validated():
     with pytest.raises(ConfigError, match="probes"):
         create("tweedie_posterior_variance", probes=1)
+
+
+def test_probes_in_chunks_give_the_one_call_products(monkeypatch):
+    """The probes go through the network in chunks of at most JVP_ROWS rows (memory): the same products as one call."""
+    import torch
+
+    from benchmark.models import DiffusersUNet
+    from estimators import tweedie_variance
+    from tests.helpers import tiny_unet
+
+    from diffusers import UNet2DModel
+
+    torch.manual_seed(0)
+    unet = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                       norm_num_groups=4, down_block_types=("DownBlock2D",) * 2, up_block_types=("UpBlock2D",) * 2,
+                       add_attention=False).eval()  # as the shipped presets: no attention (see the next test)
+    model = DiffusersUNet(unet)
+    x_t = torch.randn(3, *model.sample_shape, generator=torch.Generator().manual_seed(0))
+    probes = torch.randint(0, 2, (5, *x_t.shape), generator=torch.Generator().manual_seed(1)).double() * 2 - 1
+    probes = probes.to(x_t.dtype)
+    whole = tweedie_variance.eps_jvp(model, x_t, 500, None)(probes)
+    monkeypatch.setattr(tweedie_variance, "JVP_ROWS", 6)  # 2 probes of 3 states per call: chunks 2, 2, 1
+    assert torch.allclose(tweedie_variance.eps_jvp(model, x_t, 500, None)(probes), whole, atol=1e-6)
+
+
+def test_a_network_without_forward_mode_derivatives_is_refused_in_one_line():
+    """diffusers attention runs torch's CPU attention kernels, which have no forward-mode derivative: the estimator
+    says so (CapabilityError, exit 2) instead of a NotImplementedError from torch's internals."""
+    import torch
+
+    from benchmark.errors import CapabilityError
+    from benchmark.models import DiffusersUNet
+    from estimators import tweedie_variance
+    from tests.helpers import tiny_unet
+
+    model = DiffusersUNet(tiny_unet(dropout=0.0))  # UNet2DModel's mid block has attention
+    x_t = torch.randn(2, *model.sample_shape)
+    with pytest.raises(CapabilityError, match="forward-mode derivatives .* Fix: use a network without attention"):
+        tweedie_variance.eps_jvp(model, x_t, 500, None)(torch.ones(2, *x_t.shape))
