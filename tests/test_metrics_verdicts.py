@@ -149,3 +149,19 @@ def test_shared_random_baseline_is_the_brute_force_average_and_t_test():
         t = (np.log(value) - logs.mean()) / (logs.std(ddof=1) * np.sqrt(1 + 1 / 100))
         assert got.p_value == pytest.approx(2 * stats.t.sf(abs(t), 99), rel=1e-6)
         assert got.low < got.value < got.high
+
+
+def test_the_floors_null_check_leaves_out_its_comparisons_with_trivial_baselines():
+    """`random` loses to the informative trivial baselines by design: those tests are no draws from its null."""
+    import pandas as pd
+
+    from benchmark.report import verdicts
+
+    frame = pd.DataFrame([
+        ("filtered_fid", "random", "delta_vs_random[classifier]", 0.3, -1.0, 1.6, 0.6),
+        ("sparsification", "random", "partial_spearman_given_trivial", 0.01, -0.01, 0.03, 0.4),
+        ("sparsification", "random", "ause_delta_vs_trivial", 0.2, 0.18, 0.22, 1e-30),
+        ("failure_labels", "random", "auroc_off_manifold_delta_vs_trivial[classifier]", -0.3, -0.4, -0.2, 1e-6),
+    ], columns=["protocol", "estimator", "metric", "value", "ci_low", "ci_high", "p_value"])
+    fam = verdicts.family(frame, lambda name: name == "random")
+    assert [v.metric for v in fam.floor_checks] == ["delta_vs_random[classifier]", "partial_spearman_given_trivial"]

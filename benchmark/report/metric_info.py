@@ -68,6 +68,7 @@ LABELS = {
     "spearman_pixel_vs_shared_theta_var_corrected": "ρ(map, shared-θ Var) / √reliability",
     "spearman_score_vs_shared_theta_var_corrected": "ρ(score, shared-θ Var) / √reliability",
 }
+VS_TRIVIAL = "_delta_vs_trivial"
 _SPACE = re.compile(r"^(?P<base>.*?)\[(?P<space>[^\]=]+)\]$")  # `[skip=5]` is a setting, not a feature space
 _CURVE = re.compile(r"^(?P<family>.+)_at_(?P<param>[a-z]+)_(?P<value>[-+0-9.e]+)$")
 
@@ -141,6 +142,9 @@ def label(metric: str, *, with_space: bool = True, with_arrow: bool = True) -> s
     """A short reader's label: `delta_vs_random[classifier]` -> `ΔFID vs random K [classifier] ↓`."""
     parsed = parse(metric)
     text = LABELS.get(parsed.base, parsed.point if parsed.dotted else parsed.base)
+    if parsed.base not in LABELS and parsed.base.endswith(VS_TRIVIAL):  # e.g. auroc_off_manifold_delta_vs_trivial
+        inner = parsed.base[:-len(VS_TRIVIAL)]
+        text = f"Δ{LABELS.get(inner, inner)} vs best trivial"
     if with_space and parsed.space:
         text += f" [{parsed.space}]"
     return text + (arrow(metric) if with_arrow else "")

@@ -156,8 +156,15 @@ def family(frame: pd.DataFrame, is_reference, method: str = "holm") -> Family:
     members = [r for r in rows if not is_reference(r.estimator)]
     adjusted = adjust([float(r.p_value) for r in members], method) if members else np.array([])
     verdicts = tuple(_verdict(r, p) for r, p in zip(members, adjusted))
-    checks = tuple(_verdict(r, float(r.p_value)) for r in rows if r.estimator == FLOOR)
+    checks = tuple(_verdict(r, float(r.p_value)) for r in rows if r.estimator == FLOOR and _null_for_floor(r.metric))
     return Family(verdicts, method, checks)
+
+
+def _null_for_floor(metric: str) -> bool:
+    """Whether the `random` row's test is a draw from its null: not a comparison with the trivial baselines (which
+    carry information, so `random` is expected to lose to them)."""
+    base = metric_info.parse(metric).base
+    return "_delta_vs_" not in base or base.endswith("_delta_vs_random")
 
 
 def _superseded(row, present: set[tuple[str, str, str]]) -> bool:
