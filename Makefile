@@ -50,7 +50,7 @@ test: install
 	$(PY) -m pytest tests
 
 # `make demo` writes an untracked run folder; the committed reference results live in results/reference/demo
-# and are replaced only on purpose: `make demo DEMO_OUT=results/reference/demo`.
+# (3 seeds) and are replaced only on purpose: `make reference`.
 DEMO_OUT ?= results/runs/demo
 # One process per free core (cores minus the whole part of the 1-minute load average, at least 1; override with
 # `make demo DEMO_PROCS=1`): several go through torchrun, which shards generation by sample index and gives
