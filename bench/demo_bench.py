@@ -25,7 +25,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     latest = ROOT / "results" / "runs" / "demo"
     parser.add_argument("--run", type=Path, default=latest if (latest / "manifest.json").is_file()
-                        else ROOT / "results" / "reference" / "demo")
+                        else ROOT / "results" / "reference" / "demo" / "seed_0")
     parser.add_argument("--label", default="current demo config")
     args = parser.parse_args()
     manifest = json.loads((args.run / "manifest.json").read_text())

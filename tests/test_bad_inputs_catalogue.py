@@ -137,11 +137,11 @@ CASES = [
     # ---- issue 27's open rows: the run folder and the leaderboard's folder
     Case("run --out a dangling symlink", run(BASE, dangling("out")), "--out", "remove the link"),
     Case("run --out below a dangling symlink", run(BASE, dangling("link"), out="link/run"), "--out", "remove the link"),
-    Case("leaderboard --out an existing file", cli("leaderboard", "results/reference/demo", "--out", file("board")),
+    Case("leaderboard --out an existing file", cli("leaderboard", "results/reference/demo/seed_0", "--out", file("board")),
          "--out", "choose another --out or remove the file"),
     Case("leaderboard --out a dangling symlink", lambda tmp, mp: (dangling("board")(tmp, mp), cli(
-        "leaderboard", "results/reference/demo", "--out", str(tmp / "board"))(tmp, mp))[1], "--out", "remove the link"),
-    Case("leaderboard --out below a file", cli("leaderboard", "results/reference/demo", "--out",
+        "leaderboard", "results/reference/demo/seed_0", "--out", str(tmp / "board"))(tmp, mp))[1], "--out", "remove the link"),
+    Case("leaderboard --out below a file", cli("leaderboard", "results/reference/demo/seed_0", "--out",
                                                lambda t: file("f")(t) / "board"), "--out", "choose another --out"),
     # ---- issue 27's open rows: data files
     Case("a truncated PNG in the data folder", factory_run(with_data(path="imgs"), pngs(damage=truncated)), "1.png",
@@ -383,7 +383,7 @@ def test_bad_input_exits_with_one_line_and_writes_nothing(case: Case, tmp_path, 
 
 def assert_refused(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     """The catalogue's contract for one case: its exit code, one line naming the field and the fix, nothing written."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # relative paths (results/reference/demo) from the root
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # relative paths (results/reference/demo/seed_0) from the root
     argv = case.argv(tmp_path, monkeypatch)
     before = snapshot(tmp_path)
     assert main(argv) == case.code, capsys.readouterr().err

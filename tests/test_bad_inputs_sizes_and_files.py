@@ -82,7 +82,7 @@ def nan_state(value: float = math.nan) -> Callable[[Path], None]:
 
 def unfinished_demo(tmp: Path) -> Path:
     run_dir = tmp / "unfinished"
-    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference" / "demo", run_dir)
+    shutil.copytree(Path(__file__).resolve().parents[1] / "results" / "reference" / "demo" / "seed_0", run_dir)
     (run_dir / "manifest.json").unlink()
     return run_dir
 

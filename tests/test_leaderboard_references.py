@@ -75,7 +75,7 @@ def test_a_plugin_trivial_baseline_declared_as_reference_shows_up_with_its_line(
 
 
 def test_the_committed_demo_board_shows_local_variance_beside_the_ranked_rows():
-    runs = load_runs([ROOT / "results" / "reference" / "demo"], check_weights=False)
+    runs = load_runs([ROOT / "results" / "reference" / "demo" / "seed_0"], check_weights=False)
     board = build_boards(runs)[0]
     refs = {r.estimator: r for r in board.reference_rows}
     assert {"random", "local_variance", "realism_oracle"} <= set(refs)

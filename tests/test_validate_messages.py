@@ -32,7 +32,7 @@ def test_a_foreign_run_is_named_once_per_file_and_pointed_to_skip_weights(tmp_pa
 
 def test_leaderboard_on_an_unfinished_run_says_the_fix(tmp_path, capsys):
     run = tmp_path / "run"
-    shutil.copytree("results/reference/demo", run)
+    shutil.copytree("results/reference/demo/seed_0", run)
     (run / "manifest.json").unlink()
     assert main(["leaderboard", str(run), "--out", str(tmp_path / "board")]) == 2
     line = capsys.readouterr().err.strip()
