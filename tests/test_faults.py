@@ -281,8 +281,11 @@ def test_a_real_sigint_ends_python_m_benchmark_with_one_line(tmp_path):
     env = {**os.environ, "UQBENCH_EXTRA_PRESETS": TOY_PRESET, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     command = [sys.executable, "-m", "benchmark", "run", "--config", str(config), "--out", str(out), "--quiet"]
+    # the child gets the default SIGINT disposition: a suite started in the background (`make test &`) ignores
+    # SIGINT, and an ignored disposition is inherited through exec, so the run would never see the Ctrl-C
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            cwd=Path(__file__).resolve().parents[1])
+                            cwd=Path(__file__).resolve().parents[1],
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     def one_shard_done() -> bool:  # any generation shard on disk (written atomically; the queue's order is not the
         return any((out / "shards").glob("gen_*.pt"))  # index order); read from the file system only
 
