@@ -9,31 +9,17 @@ run in-process (`benchmark.cli.main`) and fail at parse or preflight time.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import pytest
 
-from benchmark.cli import main
-from tests.bad_input_presets import VARIANTS
-from tests.test_bad_inputs import BASE, changed, raw, snapshot, to_toml
+from tests.bad_input_cases import Argv, Case, assert_refused, variant_presets  # noqa: F401 (the autouse fixture)
+from tests.test_bad_inputs import BASE, changed, raw, to_toml
 from tests.test_bad_inputs_cli import write_baseline, write_run
 from tests.test_bad_inputs_factory import BASE as FACTORY_BASE
 from tests.test_bad_inputs_factory import NET, prepare_folder, with_model
-
-Argv = Callable[[Path, pytest.MonkeyPatch], list[str]]
-
-
-@dataclass
-class Case:
-    name: str
-    argv: Argv  # builds the case's files in the tmp folder and returns the command line
-    field: str  # must appear in the one line
-    fix: str  # a phrase of the fix (after "Fix:") that must appear
-    code: int = 2
-
 
 def run(config: dict | str, prepare: Callable[[Path, pytest.MonkeyPatch], Any] | None = None, out: str = "out") -> Argv:
     """`run --config bad.toml --out <tmp>/<out>` on a config of the toy preset (tests/test_bad_inputs.BASE)."""
@@ -371,30 +357,9 @@ CASES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def variant_presets(monkeypatch):
-    monkeypatch.setenv("UQBENCH_EXTRA_PRESETS", VARIANTS)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_exits_with_one_line_and_writes_nothing(case: Case, tmp_path, monkeypatch, capsys):
     assert_refused(case, tmp_path, monkeypatch, capsys)
-
-
-def assert_refused(case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
-    """The catalogue's contract for one case: its exit code, one line naming the field and the fix, nothing written."""
-    monkeypatch.chdir(Path(__file__).resolve().parents[1])  # relative paths (results/reference/demo/seed_0) from the root
-    argv = case.argv(tmp_path, monkeypatch)
-    before = snapshot(tmp_path)
-    assert main(argv) == case.code, capsys.readouterr().err
-
-    captured = capsys.readouterr()
-    line = captured.err.strip()
-    assert line.startswith("error: " if case.code == 2 else "fault: ") and "\n" not in line and "Traceback" not in \
-        captured.err, captured.err
-    assert case.field in line, line
-    assert "Fix:" in line and case.fix in line, line
-    assert snapshot(tmp_path) == before  # nothing written, created or changed (a dangling --out stays as it is)
 
 
 def test_the_catalogue_has_at_least_150_cases():

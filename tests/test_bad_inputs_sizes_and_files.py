@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from tests.bad_input_presets import VARIANTS
+from tests.bad_input_cases import Case, assert_refused, variant_presets  # noqa: F401 (the autouse fixture)
 from tests.test_bad_inputs import BASE, changed, raw, to_toml
-from tests.test_bad_inputs_catalogue import Case, assert_refused, cli, factory_run, npz, pngs, run, truncated, with_data
+from tests.test_bad_inputs_catalogue import cli, factory_run, npz, pngs, run, truncated, with_data
 from tests.test_bad_inputs_factory import BASE as FACTORY_BASE
 from tests.test_bad_inputs_factory import NET, good_state, weights
 
@@ -220,11 +220,6 @@ CASES = [
     Case("leaderboard on an unfinished run", cli("leaderboard", unfinished_demo, "--out", lambda t: t / "board"),
          "no manifest.json", "finish it"),
 ]
-
-
-@pytest.fixture(autouse=True)
-def variant_presets(monkeypatch):
-    monkeypatch.setenv("UQBENCH_EXTRA_PRESETS", VARIANTS)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
