@@ -32,7 +32,6 @@ Deviations from the public BayesDiff code (notes/anchors.md Sec. 1):
 from __future__ import annotations
 
 import os
-import warnings
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -42,7 +41,7 @@ from torch import nn
 from benchmark.errors import CapabilityError, ConfigError, MissingAssetError
 from benchmark.models.digest import weights_digest  # noqa: F401 (re-exported)
 from benchmark.models.prediction import check_prediction_type, output_to_eps_scale, to_epsilon
-from benchmark.seeding import per_sample_randint, per_sample_randn
+from estimators.fit_batches import noisy_batches, split_fit_batch
 from estimators.laplace_math import (  # noqa: F401 (re-exported: the pure maths of this module)
     conv_ef_diagonal,
     conv_ggn_diagonal,
@@ -124,33 +123,12 @@ class LastLayerLaplace:
         (images, labels) pairs. Image n (0-based, in loader order) gets t and eps seeded by (seed, n).
         `value_range` = None skips the range check: data that legitimately leave [-1, 1] (the gmm preset's
         exact mixture draws); the default refuses wrongly scaled images (uint8, [0, 1])."""
-        from tqdm.auto import tqdm
-
-        if num_images is not None and (not isinstance(num_images, int) or num_images < 1):
-            raise ConfigError("num_images", num_images, "a positive integer or None (the whole loader)")
-        self.data_term, self.num_images, seen = None, 0, 0
+        self.data_term, self.num_images = None, 0
         device, dtype = self.layer.weight.device, self.layer.weight.dtype
-        with torch.no_grad(), tqdm(total=num_images, desc="last-layer Laplace fit", unit="img",
-                                   disable=not progress) as bar:
-            for batch in loader:
-                x0, labels = self._split_batch(batch, value_range)
-                if num_images is not None:
-                    x0, labels = x0[: num_images - seen], None if labels is None else labels[: num_images - seen]
-                index = torch.arange(seen, seen + x0.shape[0])
-                t = per_sample_randint(seed, index, self.model.num_train_timesteps, stream="laplace-fit-t").to(device)
-                eps = per_sample_randn(seed, index, x0.shape[1:], stream="laplace-fit-eps", device=device, dtype=dtype)
-                ab = self.model.alphas_cumprod.to(device)[t].to(dtype).view(-1, 1, 1, 1)
-                self.update(ab.sqrt() * x0.to(device, dtype) + (1 - ab).sqrt() * eps, t, eps,
-                            None if labels is None else labels.to(device))
-                seen += x0.shape[0]
-                bar.update(x0.shape[0])
-                if num_images is not None and seen >= num_images:
-                    break
-        if seen == 0:
-            raise ConfigError("loader", "empty", "must yield at least one image batch")
-        if num_images is not None and seen < num_images:
-            warnings.warn(f"LastLayerLaplace.fit: the loader yielded {seen} images, fewer than num_images = "
-                          f"{num_images}; the posterior is fitted on {seen}.", stacklevel=2)
+        with torch.no_grad():
+            for batch in noisy_batches(self.model, loader, num_images, seed=seed, value_range=value_range,
+                                       device=device, dtype=dtype, progress=progress, desc="last-layer Laplace fit"):
+                self.update(batch.x_t, batch.t, batch.eps, batch.labels)
         return self
 
     def update(self, x_t: torch.Tensor, t: torch.Tensor, target_eps: torch.Tensor, y: torch.Tensor | None = None
@@ -334,21 +312,3 @@ class LastLayerLaplace:
         residual = torch.zeros_like(output)
         residual[:, : self.eps_channels] = residual_eps
         return residual
-
-    def _split_batch(self, batch: object, value_range: tuple[float, float] | None = (-1.0, 1.0)
-                     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        images, labels = (batch[0], batch[1]) if isinstance(batch, (tuple, list)) else (batch, None)
-        if not isinstance(images, torch.Tensor) or tuple(images.shape[1:]) != tuple(self.model.sample_shape):
-            raise ConfigError("loader batch", getattr(images, "shape", type(images).__name__),
-                              f"image batches [B, {', '.join(map(str, self.model.sample_shape))}] or (images, labels)")
-        low, high = float(images.min()), float(images.max())
-        if value_range is not None and (low < value_range[0] - 1e-3 or high > value_range[1] + 1e-3):
-            raise ConfigError("loader images", f"range [{low:.3g}, {high:.3g}]",
-                              f"pixel values in [{value_range[0]:g}, {value_range[1]:g}]",
-                              "rescale the images, e.g. x / 127.5 - 1 for uint8 or 2 x - 1 for [0, 1]")
-        if getattr(self.model, "num_classes", None) is None or getattr(self.model, "cycled_conditions", False):
-            return images, None  # text-conditioned models (benchmark.models.conditioning) fit on the empty prompt
-        if labels is None:
-            raise ConfigError("loader", "image batches without labels",
-                              f"{type(self.model).__name__} is class-conditional", "yield (images, labels) pairs")
-        return images, labels
