@@ -12,7 +12,7 @@ _BUILTIN = ("estimators.random_floor", "estimators.sensitivity", "estimators.mc_
             "estimators.x0_trajectory", "estimators.flip", "estimators.zigzag", "estimators.noise_perturbation",
             "estimators.generative_uncertainty", "estimators.realism_oracle", "estimators.local_variance",
             "estimators.gradient_magnitude", "estimators.distance_to_mean", "estimators.tweedie_variance",
-            "estimators.ensemble")
+            "estimators.ensemble", "estimators.subset_laplace")
 for _module in _BUILTIN:
     try:
         importlib.import_module(_module)

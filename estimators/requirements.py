@@ -14,6 +14,10 @@ The needs:
   settings, else fitted once on the data's training images. Its fit settings are the config keys
   POSTERIOR_FIT_KEYS (`fit_images`, `prior_precision`, `hessian`), accepted on every estimator that asks for a
   posterior; two estimators that set them differently are refused.
+- `fitted`: the name of a constructor argument that receives a resource the estimator fits itself on the data's
+  training images: the class method `fit_resource(model, training: TrainingImages, params)` (params: the instance's
+  config values) returns it, once per instance before any sampling; the runner saves it in the run folder when it
+  has a `save_in(folder)` and no `path` yet. Implies `real_images` and `labels`.
 - `real_images`: the data's training images (a posterior is fitted on them).
 - `labels`: class labels of those images when the model is class-conditional.
 - `dropout`: dropout layers the model can switch on at inference (`model.has_dropout`).
@@ -54,8 +58,12 @@ class Requirements:
     last_layer: bool = False
     feature_extractor: str | None = None
     data_mean: str | None = None
+    fitted: str | None = None
 
     def __post_init__(self) -> None:
+        if self.fitted is not None:  # fitted on real (labelled) images
+            object.__setattr__(self, "real_images", True)
+            object.__setattr__(self, "labels", True)
         if self.data_mean is not None:  # the mean is taken over the data's training images
             object.__setattr__(self, "real_images", True)
         if self.posterior is not None:  # a posterior is fitted on the model's last layer, on real (labelled) images
@@ -65,12 +73,27 @@ class Requirements:
 
     def supplied_arguments(self) -> tuple[str, ...]:
         """Constructor arguments the run fills in (never config keys)."""
-        return tuple(a for a in (self.posterior, self.feature_extractor, self.data_mean) if a)
+        return tuple(a for a in (self.posterior, self.feature_extractor, self.data_mean, self.fitted) if a)
 
     def describe(self) -> str:
         """One line for the estimator cards, e.g. "posterior, real images, labels, last layer"."""
         said = [f.name.replace("_", " ") for f in fields(self) if getattr(self, f.name)]
         return ", ".join(said) or "nothing beyond the sampler's step"
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """The run's training images for an estimator that fits its own resource (`Requirements.fitted`).
+
+    `load(n)` -> (batches of images [B,C,H,W] or (images, labels) pairs in the model's sample space, the number of
+    images, the value range to check or None), labelled as for the shared posterior; `seed` the run's; `folders`
+    where a saved fit is looked up, in order (next to the model, then the run folder); `progress` whether to show a
+    progress bar."""
+
+    load: Callable[[int], tuple[list, int, tuple[float, float] | None]]
+    seed: int
+    folders: tuple[Path, ...] = ()
+    progress: bool = False
 
 
 def requirements_of(cls: type) -> Requirements:

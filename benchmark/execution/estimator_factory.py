@@ -20,6 +20,7 @@ class EstimatorFactory:
     posterior_path: Path | None = None
     posterior_choice: object | None = None
     types: dict[str, str] = field(default_factory=dict)  # instance name -> registered estimator (default: same)
+    fitted: dict[str, object] = field(default_factory=dict)  # instance name -> the resource it fitted itself
 
     def __call__(self) -> list:
         import estimators
@@ -32,7 +33,11 @@ class EstimatorFactory:
         return made
 
     def persist(self, path: Path) -> None:
-        """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it."""
+        """Save an in-memory posterior to `path` (the run folder) so other ranks and a resumed run load it; likewise
+        every in-memory resource an estimator fitted itself (one with `save_in(folder)` and `path` None)."""
+        for resource in self.fitted.values():
+            if callable(getattr(resource, "save_in", None)) and getattr(resource, "path", "") is None:
+                resource.save_in(path.parent)
         if self.posterior is not None and self.posterior_path is None:
             self.posterior_path = self.posterior.save(path)
             if self.posterior_choice is not None:

@@ -3,6 +3,7 @@ plug-in: checked before any costly work, then built once and handed to each esti
 
 - a fitted last-layer posterior: one per run, loaded from next to the model or from the run folder when a saved
   one matches the weights and fit settings, else fitted once on the data's training images (`shared_posterior`);
+- a resource an estimator fits itself on the training images (`fitted`: its class's `fit_resource`);
 - a feature extractor of the space the estimator's `features` parameter names;
 - the mean of the data's training images in the model's sample space (`data_mean`);
 - capabilities of the model (dropout, a last layer) and of the data (training images, labels): `check_needs`.
@@ -21,6 +22,7 @@ from estimators.requirements import (
     DATA_MEAN_IMAGES,
     POSTERIOR_FIT_KEYS,
     Requirements,
+    TrainingImages,
     fit_settings,
     load_or_fit_posterior,
     missing_capability,
@@ -81,6 +83,7 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
         factory.posterior, factory.posterior_choice = shared_posterior(model, preset, settings, seed=config.seed,
                                                                        progress=progress, cache=posterior_cache)
         factory.posterior_path = factory.posterior_choice.path
+    factory.fitted = fitted_resources(config, model, preset, needs, progress=progress, cache=posterior_cache)
     mean = None
     for spec in config.estimators:
         wants = needs[spec.name]
@@ -90,6 +93,8 @@ def estimator_factory(config: RunConfig, model, preset, *, progress: bool = True
             params[wants.posterior] = factory.posterior
         if wants.feature_extractor and feature_space(spec) != "pixels":
             params[wants.feature_extractor] = feature_extractor(preset, feature_space(spec))
+        if wants.fitted:
+            params[wants.fitted] = factory.fitted[spec.name]
         if wants.data_mean:
             mean = training_mean(preset, model) if mean is None else mean
             params[wants.data_mean] = mean
@@ -133,26 +138,52 @@ def shared_posterior(model, preset, settings, *, seed: int, progress: bool, cach
     how: list[str] = []
 
     def fit_data() -> tuple[list, int, tuple[float, float] | None]:
-        if preset is None or preset.dataset is None:
-            raise MissingAssetError("the run's estimators need a fitted last-layer posterior, the model has none saved "
-                                    "and there are no training images to fit one. Fix: add a [data] section with the "
-                                    "model's training images, or save a fitted posterior next to the model.")
-        data = preset.load_data("train", n=settings.fit_images)
-        encode = getattr(model, "encode", None)  # a latent model is fitted on the scaled latents of the images
-        images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
-        labels, said = fit_labels(model, data, seed)
+        batches, count, value_range, said = training_batches(model, preset, settings.fit_images, seed)
         how.append(said)
-        batches = [images[i:i + FIT_BATCH] if labels is None else (images[i:i + FIT_BATCH], labels[i:i + FIT_BATCH])
-                   for i in range(0, images.shape[0], FIT_BATCH)]
-        # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
-        exact_draws = getattr(preset, "oracle", lambda: None)() is not None
-        value_range = None if exact_draws or callable(encode) else (-1.0, 1.0)
-        return batches, min(settings.fit_images, images.shape[0]), value_range
+        return batches, count, value_range
 
     posterior, choice = load_or_fit_posterior(model, settings, [model_posterior_path(model), cache], fit_data,
                                               seed=seed, progress=progress)
     choice.fit_labels = how[0] if how else None
     return posterior, choice
+
+
+def training_batches(model, preset, n: int, seed: int) -> tuple[list, int, tuple[float, float] | None, str]:
+    """(batches of FIT_BATCH images or (images, labels) pairs, their count, the value range to check or None, how they
+    were labelled) of the first `n` training images in the model's sample space (a latent model's encoded), for a
+    fit on them."""
+    if preset is None or preset.dataset is None:
+        raise MissingAssetError("the run's estimators need a fit on training images, the model has none saved "
+                                "and there are no training images to fit one. Fix: add a [data] section with the "
+                                "model's training images, or save a fitted posterior next to the model.")
+    data = preset.load_data("train", n=n)
+    encode = getattr(model, "encode", None)  # a latent model is fitted on the scaled latents of the images
+    images = encode(data.images.to(model.device)).cpu() if callable(encode) else data.images
+    labels, said = fit_labels(model, data, seed)
+    batches = [images[i:i + FIT_BATCH] if labels is None else (images[i:i + FIT_BATCH], labels[i:i + FIT_BATCH])
+               for i in range(0, images.shape[0], FIT_BATCH)]
+    # a preset with an analytic oracle (gmm) trains on exact mixture draws, which legitimately leave [-1, 1]
+    exact_draws = getattr(preset, "oracle", lambda: None)() is not None
+    value_range = None if exact_draws or callable(encode) else (-1.0, 1.0)
+    return batches, min(n, images.shape[0]), value_range, said
+
+
+def fitted_resources(config: RunConfig, model, preset, needs: dict[str, Requirements], *, progress: bool,
+                     cache: Path | None) -> dict[str, object]:
+    """{instance name: the resource its class's `fit_resource` returns} for every estimator that fits its own
+    (Requirements.fitted); a saved fit is looked up next to the model, then in the run folder (`cache`'s)."""
+    import estimators
+
+    source = getattr(model, "source", None)
+    folders = tuple(Path(f) for f in (source, None if cache is None else cache.parent) if f and Path(f).is_dir())
+    training = TrainingImages(lambda n: training_batches(model, preset, n, config.seed)[:3], seed=config.seed,
+                              folders=folders, progress=progress)
+    made = {}
+    for spec in config.estimators:
+        if needs[spec.name].fitted:
+            params = {k: (tuple(v) if isinstance(v, list) else v) for k, v in spec.params.items()}
+            made[spec.name] = estimators.get_class(spec.type).fit_resource(model, training, params)
+    return made
 
 
 def fit_labels(model, data, seed: int):
@@ -174,10 +205,10 @@ def fit_labels(model, data, seed: int):
     n = data.images.shape[0]
     null = getattr(model, "null_condition", None)
     if null is not None:
-        return torch.full((n,), int(null), dtype=torch.long), f"the null class ({int(null)}) for every image: the " \
+        return torch.full((n,), int(null), dtype=torch.long, device="cpu"), f"the null class ({int(null)}) for every image: the " \
             "data has no labels, so the posterior is the unconditional branch's"
-    generator = torch.Generator().manual_seed(derive_seed(seed, "posterior_fit_labels", 0))
-    return torch.randint(0, int(classes), (n,), generator=generator), f"uniform random labels over the model's " \
+    generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, "posterior_fit_labels", 0))
+    return torch.randint(0, int(classes), (n,), generator=generator, device="cpu"), f"uniform random labels over the model's " \
         f"{int(classes)} classes: the data has no labels"
 
 
