@@ -107,13 +107,33 @@ def test_settings_are_validated_and_the_fit_file_key_holds_them(tmp_path: Path):
     assert SubsetSettings(num_params=6).file_name("w", 0) != SubsetSettings(num_params=5).file_name("w", 0)
 
 
-def test_runner_supplies_the_fitted_posterior_by_the_declared_need():
-    from benchmark.runner.resources import needs_of  # noqa: F401 (the generic path the runner takes)
+def test_runner_fits_the_posterior_once_by_the_declared_need_and_saves_it_in_the_run_folder(tmp_path: Path):
+    from benchmark.config import parse_config
+    from benchmark.models import DiffusersUNet
+    from benchmark.runner.resources import estimator_factory
     from estimators.requirements import requirements_of
+    from tests.helpers import tiny_unet
+    from tests.toy_preset import ToyPreset
 
     needs = requirements_of(estimators.get_class("subset_laplace"))
-    assert needs.fitted == "posterior" and needs.real_images and needs.labels and not needs.last_layer
-    assert "posterior" in needs.supplied_arguments()
+    assert needs.fitted == "posterior" and needs.real_images and not needs.last_layer
+    config = parse_config({"run": {"preset": "digits", "steps": 4},
+                           "estimators": {"subset_laplace": {"fit_images": 8, "num_params": 50, "draws": 2,
+                                                             "window": [40, 50]}},
+                           "protocols": {"cost": {}}})
+    torch.manual_seed(0)
+    model = DiffusersUNet(tiny_unet(dropout=0.1))
+    factory = estimator_factory(config, model, ToyPreset(), progress=False)
+    [first] = [e for e in factory() if e.name == "subset_laplace"]
+    [second] = [e for e in factory() if e.name == "subset_laplace"]
+    assert first.posterior is second.posterior and first.posterior.num_images == 8  # fitted once, in memory
+    assert first.posterior.path is None
+    factory.persist(tmp_path / "laplace_last_layer.pt")  # the run folder
+    saved = first.posterior.path
+    assert saved is not None and saved.parent == tmp_path and saved.name.startswith("subset_laplace_")
+    again = estimator_factory(config, model, ToyPreset(), progress=False,
+                              posterior_cache=tmp_path / "laplace_last_layer.pt")
+    assert again.fitted["subset_laplace"].path == saved  # a resumed run / another rank loads it
 
 
 def test_each_laplace_tracks_its_own_weight_draw_target_on_the_gmm():
