@@ -137,13 +137,15 @@ def test_runner_fits_the_posterior_once_by_the_declared_need_and_saves_it_in_the
 
 
 def test_each_laplace_tracks_its_own_weight_draw_target_on_the_gmm():
-    """Small version of bench/laplace_subset_vs_last_layer.py (results/laplace_subset_vs_last_layer.md): 12 samples,
-    12 target draws, 10 DDIM steps, fits on 64 mixture draws. Measured (1 thread): bayesdiff pixel Spearman 0.40,
-    subset_laplace 0.20 (late window) and 0.33 (all steps); only pixel correlation > 0 is asserted."""
+    """Small version of bench/laplace_subset_vs_last_layer.py (results/laplace_subset_vs_last_layer.md): 10 samples,
+    10 target draws, 10 DDIM steps, fits on 64 mixture draws; about 11 s of CPU on one thread. Measured (seed 0):
+    pixel Spearman vs own target bayesdiff 0.31, subset_laplace 0.34 (late window), 0.19 (all steps); score Spearman
+    0.94, -0.30, 0.04 (10 samples: the subset's score ranking is not robust, so only pixel correlation > 0 is
+    asserted)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
     from laplace_subset_vs_last_layer import compare
 
-    result = compare(num_samples=12, target_draws=12, steps=10, fit_images=64)
+    result = compare(num_samples=10, target_draws=10, steps=10, fit_images=64)
     by_name = {r.estimator: r for r in result.results}
     assert set(by_name) == {"bayesdiff", "subset_laplace", "subset_laplace[window=0..49]"}
     for row in by_name.values():
