@@ -12,7 +12,11 @@ median over interleaved rounds, CUDA synchronised), images/s, next to the paper'
 (De Vita & Belagiannis, cost table, M = 5, 50 steps, GPU). Written to results/bench/gpu.md.
 
     python bench/gpu.py                 # on a GPU: batch 250, 3 rounds
+    python bench/gpu.py --autocast bf16 # the network's forward calls under bf16 autocast (run.autocast)
     python bench/gpu.py --tiny          # CPU smoke of the same code (batch 2, 10 steps): part of `make bench`
+
+--device and --autocast go through the run's own checks and settings (`resolve_device`, `apply_run_settings`: the
+`run.device` / `run.autocast` of a config), so the bench places and casts exactly as a run does.
 """
 from __future__ import annotations
 
@@ -53,8 +57,8 @@ def build_model(device: torch.device, dropout: float = 0.1):
 def random_posterior(model, device: torch.device, num_images: int = 64):
     from estimators.laplace import LastLayerLaplace
 
-    gen = torch.Generator().manual_seed(0)
-    images = (torch.rand(num_images, *model.sample_shape, generator=gen) * 2 - 1).to(device)
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    images = (torch.rand(num_images, *model.sample_shape, generator=gen, device="cpu") * 2 - 1).to(device)
     batches = [(images[i:i + 32], None) for i in range(0, num_images, 32)]
     return LastLayerLaplace(model).fit(batches, num_images=num_images, progress=False)
 
@@ -74,21 +78,32 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="as run.device")
+    parser.add_argument("--autocast", default="off", help="as run.autocast: off, bf16 or fp16 (cuda only)")
     parser.add_argument("--tiny", action="store_true", help="batch 2, 10 steps, 1 round: keeps the script alive on CPU")
-    parser.add_argument("--out", default="gpu.md")
+    parser.add_argument("--out", default=None, help="default gpu.md (gpu_<autocast>.md under autocast)")
     args = parser.parse_args()
+    args.out = args.out or ("gpu.md" if args.autocast == "off" else f"gpu_{args.autocast}.md")
     if args.tiny:
         args.batch, args.steps, args.rounds, args.out = 2, 10, 1, "gpu_tiny_cpu.md"
     torch.set_grad_enabled(False)
-    device = torch.device(args.device)
 
     import estimators
+    from benchmark.errors import ConfigError
+    from benchmark.models.precision import check_autocast
+    from benchmark.models.run_settings import apply_run_settings
+    from benchmark.runner.setup import resolve_device
     from benchmark.sampling import initial_noise, sample
 
+    try:  # the run's checks (a device this machine has, an autocast it runs), before the model is built
+        device = resolve_device(args.device)
+        check_autocast(args.autocast, device)
+    except ConfigError as err:
+        parser.exit(2, f"error: {err}\n")
     model = build_model(device)
+    apply_run_settings(model, autocast=args.autocast)  # as a run sets run.autocast
     params = {**PAPER_SETTINGS, "bayesdiff": {**PAPER_SETTINGS["bayesdiff"], "laplace": random_posterior(model, device)}}
-    idx = torch.arange(args.batch)
+    idx = torch.arange(args.batch, device="cpu")
     x_T = initial_noise(0, idx, model.sample_shape).to(device)
 
     def engine(names: list[str]):
@@ -115,7 +130,8 @@ def main() -> None:
     params_m = sum(p.numel() for p in model.parameters()) / 1e6
     write_report(args.out, "GPU cost at the paper's settings (CIFAR-10 DDPM architecture)", [
         f"Device: {card}. Random-init UNet2DModel with the google/ddpm-cifar10-32 architecture ({params_m:.1f}M "
-        f"parameters, dropout 0.1), DDIM {args.steps} steps, batch {args.batch}, median of {args.rounds} "
+        f"parameters, dropout 0.1), DDIM {args.steps} steps, batch {args.batch}, autocast {args.autocast}, median "
+        f"of {args.rounds} "
         "interleaved rounds after a warm-up. Written by `bench/gpu.py`"
         + (" --tiny (a CPU smoke run of the script, not a GPU measurement)." if args.tiny else "."),
         table(["pass", "extra NFE / sample", "NFE ratio", "time ratio (wall)", "images / s",
@@ -123,7 +139,7 @@ def main() -> None:
         "Time ratio = wall-clock of the pass / plain DDIM in the same round. Sensitivity and MC-Dropout: M = 5 "
         "on steps 45..48; BayesDiff-Skip: S = 10 draws every 5th step (50 + 9 S NFEs at 50 steps).",
     ])
-    if device.type == "cuda":
+    if device.type == "cuda" and args.autocast == "off":  # the paper's comparison is in float32
         sens = next(r for r in rows if r[0] == "sensitivity")
         record_targets("gpu", [Target("GPU bench at batch 250 (paper: sensitivity 1.28-1.38x)",
                                       f"sensitivity {sens[3]:.2f}x on {card}", True, "bench/gpu.py -> gpu.md")])

@@ -1,6 +1,7 @@
 """Per-sample seeding: every random draw derives from (seed, stream, sample index, step).
 
-This is what makes a run give the same images whatever the batch size or the number of processes.
+This is what makes a run give the same images whatever the batch size or the number of processes; every draw is
+made on the CPU and then moved to the run's device, so the noise is also the same on any device.
 """
 from __future__ import annotations
 
@@ -26,11 +27,14 @@ def per_sample_randn(
     device: torch.device | str = "cpu",
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Standard normal draws [len(indices), *shape], row i seeded by (seed, stream, indices[i], step)."""
+    """Standard normal draws [len(indices), *shape], row i seeded by (seed, stream, indices[i], step).
+
+    Every row is drawn on the CPU by a CPU generator and then moved to `device`: the noise of a run is the same
+    bits on the CPU, a GPU or MPS (a CUDA generator would draw other numbers from the same seed)."""
     rows = []
     for index in _as_list(indices):
         gen = torch.Generator(device="cpu").manual_seed(derive_seed(seed, stream, index, step))
-        rows.append(torch.randn(tuple(shape), generator=gen, dtype=dtype))
+        rows.append(torch.randn(tuple(shape), generator=gen, dtype=dtype, device="cpu"))
     if not rows:
         return torch.empty((0, *shape), dtype=dtype, device=device)
     return torch.stack(rows).to(device)
@@ -43,8 +47,8 @@ def per_sample_randint(
     values = []
     for index in _as_list(indices):
         gen = torch.Generator(device="cpu").manual_seed(derive_seed(seed, stream, index))
-        values.append(int(torch.randint(0, high, (1,), generator=gen)))
-    return torch.tensor(values, dtype=torch.long)
+        values.append(int(torch.randint(0, high, (1,), generator=gen, device="cpu")))
+    return torch.tensor(values, dtype=torch.long, device="cpu")
 
 
 def _as_list(indices: Sequence[int] | torch.Tensor) -> list[int]:

@@ -133,8 +133,9 @@ class EnsembleEstimator(WindowedVarianceEstimator):
         if self.members is None:
             self.members = self._load(batch.model)
             self.m = len(self.members)
-        for member in self.members:
+        for member in self.members:  # on the run's device, under the run's autocast (members are networks too)
             member.to(batch.device)
+            member.autocast = getattr(batch.model, "autocast", "off")
         super().begin(batch)
         self._mi = None
 

@@ -68,7 +68,7 @@ def noisy_batches(model, loader: Iterable, num_images: int | None, *, seed: int,
             x0, labels = split_fit_batch(model, batch, value_range)
             if num_images is not None:
                 x0, labels = x0[: num_images - seen], None if labels is None else labels[: num_images - seen]
-            index = torch.arange(seen, seen + x0.shape[0])
+            index = torch.arange(seen, seen + x0.shape[0], device="cpu")  # CPU: seeds derive from it
             t = per_sample_randint(seed, index, model.num_train_timesteps, stream=f"{stream}-t").to(device)
             eps = per_sample_randn(seed, index, x0.shape[1:], stream=f"{stream}-eps", device=device, dtype=dtype)
             ab = model.alphas_cumprod.to(device)[t].to(dtype).view(-1, 1, 1, 1)

@@ -150,7 +150,7 @@ class GenerativeUncertainty(UncertaintyEstimator):
         flat = images.reshape(-1, *images.shape[2:])
         feats = self._embed(self._decode(flat) if callable(self._decode) else flat)  # [(M+1)*B, D]
         feats = feats.reshape(self.m + 1, images.shape[1], -1).transpose(0, 1)  # [B, M+1, D]
-        return EstimatorResult(pixel=pixel, score=gaussian_entropy(feats, self.sigma2).to(pixel.dtype))
+        return EstimatorResult(pixel=pixel, score=gaussian_entropy(feats, self.sigma2).to(pixel.device, pixel.dtype))
 
     def shared_draws_model(self, model, draws: int, seed: int, indices):
         """Last-layer weight draws of this estimator's Laplace posterior (ground truth: estimators.posterior_draws)."""
@@ -175,7 +175,8 @@ class GenerativeUncertainty(UncertaintyEstimator):
             from metrics import build_feature_extractor
 
             self.extractor = build_feature_extractor(self.features)
-        return torch.as_tensor(np.asarray(self.extractor(images.detach().cpu()), dtype=np.float64))
+        features = np.asarray(self.extractor(images.detach().cpu()), dtype=np.float64)
+        return torch.as_tensor(features, device=images.device)
 
 
 __all__ = ["FEATURE_SPACES", "GenerativeUncertainty", "draw_last_layers", "gaussian_entropy"]

@@ -237,7 +237,7 @@ class _UncertaintyRecorder(UncertaintyEstimator):
             self.maps.setdefault(step.t, []).append(self.guidance.uncertainty(step).detach().cpu())
 
     def result(self) -> EstimatorResult:
-        zeros = torch.zeros(self.batch.size, *self.batch.sample_shape)
+        zeros = torch.zeros(self.batch.size, *self.batch.sample_shape, device=self.batch.device)
         return EstimatorResult(pixel=zeros, score=zeros.flatten(1).sum(1))
 
 

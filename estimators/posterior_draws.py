@@ -32,6 +32,7 @@ class SharedDrawModel(DiffusionModel):
         super().__init__(alphas_cumprod=base.alphas_cumprod, sample_shape=base.sample_shape,
                          num_classes=base.num_classes)
         self.base, self.draws = base, int(draws)
+        self.autocast = getattr(base, "autocast", "off")  # run.autocast: the base network's calls run under it
 
     def blocks(self, x: torch.Tensor) -> int:
         """Rows per draw (B) of a draw-major batch x [S*B, ...]."""
@@ -61,14 +62,14 @@ class LaplaceDrawModel(SharedDrawModel):
 
 def laplace_weight_draws(laplace, draws: int, seed: int) -> list[dict[str, torch.Tensor]]:
     """S draws {parameter name: theta_MAP + z / sqrt(P)}, z ~ N(0, I) from a generator seeded by `seed`."""
-    generator = torch.Generator().manual_seed(int(seed))
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # drawn on the CPU: the same on any device
     params = dict(laplace.layer.named_parameters())
     precision = laplace.posterior_precision
     out = []
     for _ in range(draws):
         draw = {}
         for name, value in params.items():
-            z = torch.randn(value.shape, generator=generator, dtype=torch.float64)
+            z = torch.randn(value.shape, generator=generator, dtype=torch.float64, device="cpu")
             draw[name] = (value.detach().double().cpu() + z / precision[name].double().cpu().sqrt()).to(
                 value.device, value.dtype)
         out.append(draw)

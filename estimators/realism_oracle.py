@@ -72,7 +72,7 @@ def realism_scores(real: torch.Tensor, fake: torch.Tensor, k: int = 3, prune_per
     radii = knn_squared_radii(real, k).sqrt()
     keep = radii <= torch.quantile(radii, prune_percentile / 100.0)
     centres, radii = real[keep], radii[keep]
-    out = torch.empty(fake.shape[0], dtype=torch.float64)
+    out = torch.empty(fake.shape[0], dtype=torch.float64, device=fake.device)
     for start in range(0, fake.shape[0], chunk_size):
         dist = torch.cdist(fake[start:start + chunk_size], centres).clamp_min(DISTANCE_FLOOR)  # [q, N_kept]
         out[start:start + chunk_size] = (radii.unsqueeze(0) / dist).max(dim=1).values

@@ -35,7 +35,7 @@ class ParameterSubset:
 
     def local(self) -> dict[str, torch.Tensor]:
         """{tensor name: the flat indices [k_i] inside that tensor} of the tensors the subset touches."""
-        offsets = torch.tensor([0, *self.numels], dtype=torch.int64).cumsum(0)
+        offsets = torch.tensor([0, *self.numels], dtype=torch.int64, device=self.flat.device).cumsum(0)
         which = torch.bucketize(self.flat, offsets[1:], right=True)  # tensor i holds offsets[i] <= g < offsets[i+1]
         out = {}
         for i in which.unique().tolist():
@@ -65,8 +65,8 @@ def choose_subset(named_sizes: Mapping[str, int], num_params: int, seed: int) ->
     total = sum(numels)
     if not 1 <= num_params <= total:
         raise ValueError(f"num_params = {num_params}: the network has {total} parameter entries")
-    generator = torch.Generator().manual_seed(int(seed))
-    flat = torch.randperm(total, generator=generator)[:num_params].sort().values
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    flat = torch.randperm(total, generator=generator, device="cpu")[:num_params].sort().values
     return ParameterSubset(names, numels, flat)
 
 
@@ -102,8 +102,8 @@ def subset_precision(data_term: torch.Tensor, sigma_noise: float, prior_precisio
 def draw_subset_values(map_values: torch.Tensor, precision: torch.Tensor, draws: int, seed: int) -> torch.Tensor:
     """S posterior draws of the subset [S, K] (float64): theta_S = theta_MAP + z / sqrt(P), z ~ N(0, I) from a
     torch.Generator seeded by `seed` (row s depends only on (seed, s))."""
-    generator = torch.Generator().manual_seed(int(seed))
-    z = torch.randn((int(draws), map_values.numel()), generator=generator, dtype=torch.float64)
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))  # drawn on the CPU: the same on any device
+    z = torch.randn((int(draws), map_values.numel()), generator=generator, dtype=torch.float64, device="cpu")
     return map_values.detach().to("cpu", torch.float64) + z / precision.to("cpu", torch.float64).sqrt()
 
 

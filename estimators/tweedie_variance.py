@@ -29,6 +29,7 @@ import torch
 from torch.func import jvp as forward_jvp
 
 from benchmark.errors import CapabilityError
+from benchmark.models.precision import autocast_off
 
 from estimators.jacobian_diagonal import hutchinson_diagonal, rademacher_like
 from estimators.registry import register
@@ -70,9 +71,9 @@ def _jvp_chunk(model: "DiffusionModel", x_t: torch.Tensor, t: int, y: torch.Tens
     x = stack_copies(x_t, k)
     labels = None if y is None else y.repeat(k)
     # under grad mode: without it the CPU kernel picked for group norm has no forward-mode derivative (the autograd
-    # graph this records is freed with the call, and JVP_ROWS bounds its size)
+    # graph this records is freed with the call, and JVP_ROWS bounds its size); in float32 under any run.autocast
     try:
-        with torch.enable_grad():
+        with torch.enable_grad(), autocast_off(model):
             _, tangent = forward_jvp(lambda z: model.eps(z, t, labels), (x,), (vectors.reshape(x.shape),))
     except NotImplementedError as err:  # e.g. diffusers attention: torch's CPU attention kernels have no forward AD
         raise CapabilityError(f"tweedie_posterior_variance needs forward-mode derivatives (torch.func.jvp) through the "

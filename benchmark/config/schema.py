@@ -34,7 +34,7 @@ FEATURES = ("classifier", "inception")
 RUN_KEYS = {"preset", "model", "sampler", "steps", "num_samples", "keep", "keep_fraction", "seed", "batch_size",
             "features", "bootstrap", "device", "name", "threads", "plugins",
             "guidance_scale", "prompts", "prompts_file", "pixel_maps", "decoder_mc_samples",  # these 5: issue 13
-            "multiplicity", "seeds"}  # seeds: replicate runs (benchmark.config.seeds)
+            "multiplicity", "seeds", "autocast"}  # seeds: replicates (benchmark.config.seeds); autocast: issue 35
 SECTIONS = ("run", "model", "data", "estimators", "protocols")
 PROTOCOL_KEYS: dict[str, dict[str, Any]] = {
     "filtered_fid": {"curve_fractions": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "fid_infinity_points": 5,
@@ -80,6 +80,7 @@ RUN_FIELDS: dict[str, Field] = {
                           fix='set run.multiplicity = "holm" (family-wise error, the default), "bh" (false discovery '
                               'rate) or "none"'),
     "device": Field("str", "cpu", pattern=r"cpu|cuda(:[0-9]+)?|mps", fix='set run.device = "cpu" (or "cuda", "cuda:1")'),
+    "autocast": Field("str", "off"),  # values and device checked by benchmark.models.precision.check_autocast
     "threads": Field("int", 1, low=1, high=1024, fix="set threads = 1 (at most 1024; about the CPU cores of the machine)"),
     "name": Field("str", "run", pattern=r"[A-Za-z0-9][A-Za-z0-9._+-]*",
                   fix='use a plain folder name (letters, digits, . _ + -; no "/" or ".."), e.g. name = "smoke"'),
@@ -179,6 +180,7 @@ class RunConfig:
     decoder_mc_samples: int = 8  # K decoded draws per sample for "decoder_mc"
     multiplicity: str = "holm"  # how the report's verdicts control their error: holm | bh | none
     seeds: tuple[int, ...] = ()  # run.seeds: replicates, one run per seed (benchmark.runner.replicates); () = one run
+    autocast: str = "off"  # network forward calls under torch.autocast: off | bf16 | fp16 (benchmark.models.precision)
     #: why run.features is what it is when the config did not give it ("" when it did); the manifest records it
     features_chosen: str = field(default="", compare=False)
 
@@ -194,7 +196,7 @@ class RunConfig:
         if self.plugins:
             out["run"]["plugins"] = list(self.plugins)
         for key, default in (("guidance_scale", 1.0), ("prompts", ()), ("prompts_file", None),
-                             ("pixel_maps", "upsample"), ("decoder_mc_samples", 8), ("seeds", ())):
+                             ("pixel_maps", "upsample"), ("decoder_mc_samples", 8), ("seeds", ()), ("autocast", "off")):
             if getattr(self, key) != default:
                 out["run"][key] = list(getattr(self, key)) if key in ("prompts", "seeds") else getattr(self, key)
         for section in ("model", "data"):
@@ -297,9 +299,15 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
         num_samples=n, keep=keep,
         seed=value("seed"), batch_size=value("batch_size"), features=features,
         bootstrap=value("bootstrap"), device=value("device"), threads=value("threads"),
+        autocast=_autocast(value("autocast"), value("device")),
         multiplicity=value("multiplicity"), name=str(typed.get("name", Path(source).stem or "run")), estimators=estimators, protocols=protocols, source=source,
         features_chosen=features_chosen, **_conditioning(typed, base_dir))
     return with_seeds(config, seeds) if seeds else config
+
+
+def _autocast(mode: str, device: str) -> str:
+    from benchmark.models.precision import check_autocast  # imported when used: it loads the model adapters
+    return check_autocast(mode, device)  # its values, and "fp16" only with run.device = "cuda"
 
 
 def _unknown_section(key: str, value: Any) -> None:

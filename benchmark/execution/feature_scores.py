@@ -61,7 +61,8 @@ def apply_feature_scores(gen: Generation, estimators: Iterable, fake_features: d
         fake = fake_features[space] if space in fake_features else extract(space, gen.x0)
         real = real_features[space] if space in real_features else extract(space, load_real())
         scores = est.score_features(fake, real)
-        gen.scores[name] = torch.as_tensor(np.asarray(scores, dtype=np.float64)).to(gen.scores[name].dtype)
+        gen.scores[name] = torch.as_tensor(np.asarray(scores, dtype=np.float64), device=gen.scores[name].device).to(
+            gen.scores[name].dtype)
     return list(scorers)
 
 

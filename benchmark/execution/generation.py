@@ -89,7 +89,7 @@ def generate(
     todo = [r for r in ranges if not usable(shard_path(run_dir, *r, tag=tag))]
     bar = tqdm(todo, desc=f"generate ({tag}) rank {rank}", disable=not progress, unit="shard")
     for start, stop in bar:
-        idx = torch.arange(start, stop)
+        idx = torch.arange(start, stop, device="cpu")  # CPU: seeds derive from the indices
         x_T = initial_noise(seed, idx, model.sample_shape).to(model.device)
         y = condition_labels(model, seed, idx)
         y = None if y is None else y.to(model.device)

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from benchmark.errors import CapabilityError, ConfigError, NonFiniteError
+from benchmark.models.precision import cast_back, network_autocast
 
 DROPOUT_TYPES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout)
 
@@ -58,6 +59,7 @@ class DiffusionModel(nn.Module):
         self.num_classes = num_classes
         self.nfe_counter: Counter[str] = Counter()
         self._caller = "sampler"
+        self.autocast = "off"  # run.autocast around the forward call: off | bf16 | fp16 (benchmark.models.precision)
         self.train(False)  # models are used for inference; layers a subclass adds later keep their own mode
 
     # ----------------------------------------------------------------- to implement
@@ -120,7 +122,10 @@ class DiffusionModel(nn.Module):
     def _counted(self, forward, what: str, x: torch.Tensor, t: int | torch.Tensor, y: torch.Tensor | None):
         t_batch = self._timesteps(t, x.shape[0], x.device)
         self._check_labels(y, x.shape[0])
-        out = forward(x, t_batch, y)
+        with network_autocast(self.autocast, x.device):
+            out = forward(x, t_batch, y)
+        if self.autocast != "off":  # back to the input's dtype (float32) before any sampler or uncertainty maths
+            out = cast_back(out, x.dtype)
         self.nfe_counter[self._caller] += int(x.shape[0]) * self.rows_per_sample
         for tensor in out if isinstance(out, tuple) else (out,):
             _check_finite(tensor, f"{type(self).__name__}.{what} at timestep {int(t_batch[0])}")

@@ -57,7 +57,7 @@ def encode_prompts(tokenizer, text_encoder: nn.Module, prompts: Sequence[str]) -
 
 def cycled_conditions(indices: torch.Tensor, num_prompts: int) -> torch.Tensor:
     """Prompt index of each sample index: i mod P."""
-    return torch.as_tensor(indices, dtype=torch.long).flatten() % int(num_prompts)
+    return torch.as_tensor(indices, dtype=torch.long, device="cpu").flatten() % int(num_prompts)
 
 
 class TextConditionedDenoiser(ConditionedDenoiser):

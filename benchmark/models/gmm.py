@@ -103,7 +103,8 @@ class GaussianMixtureModel(DiffusionModel):
         return torch.logsumexp(self.log_weights + log_norm - sq / (2 * self.std**2), dim=1)
 
     def sample_data(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n exact draws x0 [n,C,H,W] from the mixture (float32)."""
-        comp = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
-        noise = torch.randn((n, *self.sample_shape), generator=generator, dtype=torch.float64)
-        return (self.means[comp] + self.std * noise).to(torch.float32)
+        """n exact draws x0 [n,C,H,W] from the mixture (float32, on the CPU like every data set): drawn on the CPU
+        with a CPU `generator`, so the draws are the same whichever device the oracle was moved to."""
+        comp = torch.multinomial(self.log_weights.exp().cpu(), n, replacement=True, generator=generator)
+        noise = torch.randn((n, *self.sample_shape), generator=generator, dtype=torch.float64, device="cpu")
+        return (self.means.cpu()[comp] + self.std * noise).to(torch.float32)

@@ -101,7 +101,7 @@ def pixel_space_record(model, record: dict, *, seed: int, floors: Collection[str
     record["extras"]["latent_x0"] = z0
     decoded = [name for name in pixels if name not in floors]
     calls = 1 + (samples * len(decoded) if strategy == "decoder_mc" else 0)
-    record["extras"]["decoder_calls"] = torch.full((z0.shape[0],), float(calls))
+    record["extras"]["decoder_calls"] = torch.full((z0.shape[0],), float(calls), device="cpu")
     record["seconds"]["decoder"] = time.perf_counter() - tick
     record["x0"], record["pixels"] = images, pixels
 

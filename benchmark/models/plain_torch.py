@@ -192,7 +192,7 @@ def probe(model: PlainTorchModel, factory: str, weights: str | None = None) -> N
     """One forward call at batch 1 (x ~ N(0, I) of sample_shape, t = T // 2, y = 0): the output must be a finite
     tensor [1, C or 2C, H, W]; a failing call is a ConfigError naming the factory (NaN / Inf: the `weights` file
     when one was loaded)."""
-    x = torch.randn((1, *model.sample_shape), generator=torch.Generator().manual_seed(0))
+    x = torch.randn((1, *model.sample_shape), generator=torch.Generator(device="cpu").manual_seed(0), device="cpu")
     x = x.to(model.device, next((p.dtype for p in model.network.parameters()), x.dtype))
     t = torch.full((1,), model.num_train_timesteps // 2, dtype=torch.long, device=model.device)
     y = None if model.num_classes is None else torch.zeros(1, dtype=torch.long, device=model.device)

@@ -1,4 +1,4 @@
-"""The [run] settings that shape a model's calls: guidance scale, prompts, and a latent model's pixel maps."""
+"""The [run] settings that shape a model's calls: guidance scale, prompts, a latent model's pixel maps, autocast."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -6,12 +6,15 @@ from typing import Sequence
 from benchmark.errors import ConfigError
 from benchmark.models.guided import check_guidance_scale
 from benchmark.models.pixel_maps import check_strategy
+from benchmark.models.precision import check_autocast
 
 
 def apply_run_settings(model, *, guidance_scale: float = 1.0, prompts: Sequence[str] = (),
-                       pixel_maps: str = "upsample", decoder_mc_samples: int = 8) -> None:
-    """Set classifier-free guidance (w), the prompts of a text-conditioned model, and the pixel-map strategy of a
-    latent model; a setting the model cannot honour is a ConfigError naming the field."""
+                       pixel_maps: str = "upsample", decoder_mc_samples: int = 8, autocast: str = "off") -> None:
+    """Set classifier-free guidance (w), the prompts of a text-conditioned model, the pixel-map strategy of a
+    latent model and the autocast of its network calls (on the model's device: place the model first); a setting
+    the model cannot honour is a ConfigError naming the field."""
+    model.autocast = check_autocast(autocast, model.device)
     scale = check_guidance_scale(guidance_scale)
     strategy, samples = check_strategy(pixel_maps, decoder_mc_samples)
     name = type(getattr(model, "denoiser", model)).__name__

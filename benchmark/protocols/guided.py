@@ -112,7 +112,8 @@ def plain_matched_pass(model, run_dir, config, n: int, progress: bool = False, r
         steps = matched_steps(nfe["sampler"] + nfe["guidance"], nfe["sampler"], config.steps)
 
         def record_steps(x0, record, steps=steps):
-            record["extras"][MATCHED_STEPS_KEY] = torch.full((x0.shape[0],), steps, dtype=torch.long)
+            record["extras"][MATCHED_STEPS_KEY] = torch.full((x0.shape[0],), steps, dtype=torch.long,
+                                                           device="cpu")
 
         generate(model, run_dir=run_dir, num_samples=n, batch_size=min(config.batch_size, n), seed=config.seed,
                  sampler=config.sampler, steps=steps, make_estimators=list, rank=i, world_size=len(ranges),
@@ -149,7 +150,7 @@ def calibrated_guidance(inputs: ProtocolInputs, params: dict, guidance: Uncertai
     if saved is not None and saved.get("settings") == settings:
         tau = {int(t): float(v) for t, v in saved["thresholds"].items()}
     else:
-        idx = torch.arange(cfg.num_samples, cfg.num_samples + count)
+        idx = torch.arange(cfg.num_samples, cfg.num_samples + count, device="cpu")
         x_T = initial_noise(cfg.seed, idx, model.sample_shape).to(model.device)
         y = initial_labels(cfg.seed, idx, model.num_classes).to(model.device) if model.num_classes else None
         tau = calibrate_thresholds(model, guidance, x_T, sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed,

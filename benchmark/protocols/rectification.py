@@ -96,7 +96,7 @@ class Tries:
     def lowest(self, scorer: str) -> tuple[torch.Tensor, torch.Tensor]:
         """(x0 [m,C,H,W], score [m]) of the try with the lowest score (the first one on ties)."""
         best = self.scores[scorer].argmin(1)
-        rows = torch.arange(best.numel())
+        rows = torch.arange(best.numel(), device=best.device)
         return self.x0[rows, best], self.scores[scorer][rows, best]
 
     def cost_per_try(self, scorer: str) -> float:
@@ -141,7 +141,8 @@ class Replay:
 
     def rows(self, wanted: torch.Tensor) -> tuple[dict, dict, torch.Tensor]:
         """(states, eps, x0) of the samples `wanted` (a subset of `indices`), in that order."""
-        pos = torch.as_tensor([int((self.indices == i).nonzero()) for i in wanted.tolist()], dtype=torch.long)
+        pos = torch.as_tensor([int((self.indices == i).nonzero()) for i in wanted.tolist()], dtype=torch.long,
+                              device=self.indices.device)
         return ({k: v[pos] for k, v in self.states.items()}, {k: v[pos] for k, v in self.eps.items()}, self.x0[pos])
 
 
@@ -206,12 +207,14 @@ def run(inputs: ProtocolInputs, params: dict) -> list[MetricRow]:
     tries, q, p = int(params["tries"]), float(params["percentile"]), float(params["mask_percentile"])
     k = step_index_from_end(int(params["renoise_step"]), cfg.steps, "protocols.rectification.renoise_step")
     common = dict(sampler=cfg.sampler, steps=cfg.steps, seed=cfg.seed, batch_size=cfg.batch_size)
-    trig = {n: torch.as_tensor(triggered(gen.scores[n].numpy(), q), dtype=torch.long) for n in names}
+    trig = {n: torch.as_tensor(triggered(gen.scores[n].numpy(), q), dtype=torch.long, device="cpu") for n in names}
     names = [n for n in names if trig[n].numel() > 0]  # constant scores flag nothing: nothing to replace
-    rand = {n: torch.as_tensor(random_trigger(gen.size, len(t), cfg.seed), dtype=torch.long) for n, t in trig.items()}
+    rand = {n: torch.as_tensor(random_trigger(gen.size, len(t), cfg.seed), dtype=torch.long, device="cpu")
+            for n, t in trig.items()}
     if not names:
         return []
-    union = torch.as_tensor(sorted({int(i) for n in names for i in [*trig[n], *rand[n]]}), dtype=torch.long)
+    union = torch.as_tensor(sorted({int(i) for n in names for i in [*trig[n], *rand[n]]}), dtype=torch.long,
+                            device="cpu")
     labels = None if gen.y is None else gen.y.to(model.device)
     sub_y = (lambda idx: None if labels is None else labels[idx])
     scorers = {n: (lambda res, n=n: res.uncertainty[n].score) for n in names}

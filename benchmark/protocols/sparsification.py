@@ -82,13 +82,13 @@ def denoise_batch(run_dir: Path, cfg, model, preset, make_estimators, params: di
         return path
     count = int(params["num_images"])
     data = preset.load_data("test", n=count)  # all of them: the gmm's draws are not prefixes
-    images = torch.arange(start, stop) % count
+    images = torch.arange(start, stop, device="cpu") % count  # rows of the CPU-side data
     x0 = data.images[images].to(model.device)
     encode = getattr(model, "encode", None)
     z0 = encode(x0) if callable(encode) else x0  # what the sampler starts from: latents of a latent model
     index, t = start_step(model, cfg.sampler, cfg.steps, float(params["noise_fraction"]))
     ab = float(model.alphas_cumprod[t])
-    idx = torch.arange(OFFSET + start, OFFSET + stop)
+    idx = torch.arange(OFFSET + start, OFFSET + stop, device="cpu")
     noise = per_sample_randn(cfg.seed, idx, model.sample_shape, stream="sparsification", device=model.device)
     x_t = ab**0.5 * z0 + (1 - ab) ** 0.5 * noise
     y = None if data.labels is None or not model.num_classes else data.labels[images].to(model.device)
@@ -118,7 +118,7 @@ def denoise_real(inputs: ProtocolInputs, params: dict):
     x_hat = torch.cat([r["x0_hat"] for r in records]).to(model.device)
     maps = {name: torch.cat([r["pixels"][name] for r in records]).to(model.device) for name in records[0]["pixels"]}
     x_hat, maps = pixel_view(model, x_hat, maps, seed=cfg.seed,
-                             indices=torch.arange(OFFSET, OFFSET + count * draws(params)))
+                             indices=torch.arange(OFFSET, OFFSET + count * draws(params), device="cpu"))
     _, t = start_step(model, cfg.sampler, cfg.steps, float(params["noise_fraction"]))
     return x0, x_hat, maps, t
 

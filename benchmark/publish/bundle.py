@@ -120,7 +120,8 @@ def load_model(config):
     preset = presets.for_run(load_preset(config.preset) if config.preset else None, config.model, config.data)
     model = preset.load_model().to("cpu")
     apply_run_settings(model, guidance_scale=config.guidance_scale, prompts=config.prompts,
-                       pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples)
+                       pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples,
+                       autocast=config.autocast)
     return model, preset
 
 

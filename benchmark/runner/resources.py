@@ -205,11 +205,11 @@ def fit_labels(model, data, seed: int):
     n = data.images.shape[0]
     null = getattr(model, "null_condition", None)
     if null is not None:
-        return torch.full((n,), int(null), dtype=torch.long, device="cpu"), f"the null class ({int(null)}) for every image: the " \
-            "data has no labels, so the posterior is the unconditional branch's"
+        return torch.full((n,), int(null), dtype=torch.long, device="cpu"), f"the null class ({int(null)}) for every " \
+            "image: the data has no labels, so the posterior is the unconditional branch's"
     generator = torch.Generator(device="cpu").manual_seed(derive_seed(seed, "posterior_fit_labels", 0))
-    return torch.randint(0, int(classes), (n,), generator=generator, device="cpu"), f"uniform random labels over the model's " \
-        f"{int(classes)} classes: the data has no labels"
+    return torch.randint(0, int(classes), (n,), generator=generator, device="cpu"), f"uniform random labels over the " \
+        f"model's {int(classes)} classes: the data has no labels"
 
 
 def check_labels(model, data, split: str, *, why: str = "", allow_unlabelled: bool = False) -> None:

@@ -61,7 +61,8 @@ def _run_benchmark(config: RunConfig, out: Path, *, overwrite: bool = False, pro
     preset = presets.for_run(setup.load_preset(config.preset) if config.preset else None, config.model, config.data)
     model = preset.load_model().to(device)
     apply_run_settings(model, guidance_scale=config.guidance_scale, prompts=config.prompts,
-                       pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples)
+                       pixel_maps=config.pixel_maps, decoder_mc_samples=config.decoder_mc_samples,
+                       autocast=config.autocast)
     oracle = preset.oracle() if "ground_truth" in config.protocols else None
     cache = out / POSTERIOR_FILE
     if rank == 0:  # bad input fails here, before the run folder is created or changed

@@ -73,7 +73,7 @@ def preflight(config: RunConfig, model, preset, make_estimators: Callable[[], li
     (`check_before_work`, then the estimators' needs in `estimator_factory`)."""
     from benchmark.sampling import condition_labels, initial_noise, sample
 
-    idx = torch.zeros(1, dtype=torch.long)
+    idx = torch.zeros(1, dtype=torch.long, device="cpu")
     x_T = initial_noise(config.seed, idx, model.sample_shape).to(model.device)
     y = condition_labels(model, config.seed, idx)
     y = None if y is None else y.to(model.device)

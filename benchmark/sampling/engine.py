@@ -50,7 +50,7 @@ def condition_labels(model: "DiffusionModel", seed: int, indices: Sequence[int] 
     if not model.num_classes:
         return None
     if getattr(model, "cycled_conditions", False):
-        return torch.as_tensor(indices, dtype=torch.long).flatten() % int(model.num_classes)
+        return torch.as_tensor(indices, dtype=torch.long, device="cpu").flatten() % int(model.num_classes)
     return initial_labels(seed, indices, int(model.num_classes))
 
 
@@ -88,7 +88,8 @@ def sample(
     if not 0 <= start_index < len(grid):
         raise ConfigError("start_index", start_index, f"a step index in [0, {len(grid) - 1}]")
     grid = grid[start_index:]
-    idx = torch.arange(batch) if indices is None else torch.as_tensor(indices, dtype=torch.long).flatten()
+    idx = (torch.arange(batch, device="cpu") if indices is None  # CPU: seeds derive from the indices
+           else torch.as_tensor(indices, dtype=torch.long, device="cpu").flatten())
     if idx.numel() != batch:
         raise ConfigError("indices", idx.numel(), f"one index per row of x_T ({batch})")
     ests = [create(e) if isinstance(e, str) else e for e in estimators]
@@ -127,7 +128,8 @@ def sample(
         with torch.no_grad():
             x = c.x_coef * x + c.eps_coef * eps_update
             if c.noise_std > 0:
-                noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device) if generator is not None
+                noise = (torch.randn(x.shape, generator=generator, dtype=x.dtype, device=generator.device).to(x.device)
+                         if generator is not None
                          else per_sample_randn(seed, idx, x.shape[1:], stream="ddpm-noise", step=g.index,
                                                device=x.device, dtype=x.dtype))
                 x = x + c.noise_std * noise
