@@ -52,10 +52,11 @@ test: install
 # `make demo` writes an untracked run folder; the committed reference results live in results/reference/demo
 # (3 seeds) and are replaced only on purpose: `make reference`.
 DEMO_OUT ?= results/runs/demo
-# One process per free core (cores minus the whole part of the 1-minute load average, at least 1; override with
-# `make demo DEMO_PROCS=1`): several go through torchrun, which shards generation by sample index and gives
-# bit-identical numbers (tests/test_distributed.py; each process keeps run.threads intra-op threads).
-DEMO_PROCS ?= $(shell $(PY) -c "import os; n = os.cpu_count() or 1; print(max(1, min(n, n - int(os.getloadavg()[0]))))")
+# One process per core this process may run on (override with `make demo DEMO_PROCS=1`): several go through
+# torchrun, which shards generation by sample index and gives bit-identical numbers (tests/test_distributed.py;
+# each process keeps run.threads intra-op threads). The count no longer drops with the load average: on a busy
+# 2-core machine two processes still finish well before one (issue 35: a load of 1 gave the 27-minute version).
+DEMO_PROCS ?= $(shell $(PY) -c "import os; print(max(1, len(os.sched_getaffinity(0))))")
 demo: install
 	@if [ "$(DEMO_PROCS)" -gt 1 ]; then \
 	  echo "demo: $(DEMO_PROCS) processes (torchrun)"; \

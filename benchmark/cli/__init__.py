@@ -32,6 +32,8 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a config: generation, protocols, report")
     run.add_argument("--config", required=True, type=Path)
     run.add_argument("--preset", default=None, help="override [run].preset")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                     help="override one config value (a TOML literal), e.g. --set run.num_samples=600; repeatable")
     run.add_argument("--out", type=Path, default=None, help="run directory (default results/runs/<name>)")
     run.add_argument("--overwrite", action="store_true", help="replace a finished run directory")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -112,7 +114,7 @@ def _run(args) -> int:
     from benchmark.config.seeds import parse_cli_seeds, with_seeds
 
     seeds = parse_cli_seeds(args.seeds) if args.seeds is not None else None  # before the config: no work yet
-    config = load_config(args.config, preset=args.preset)
+    config = load_config(args.config, preset=args.preset, overrides=args.overrides)
     config = with_seeds(config, seeds) if seeds else config
     out, report = execute(config, args.out, overwrite=args.overwrite, progress=not args.quiet)  # = benchmark.run's
     if report is not None:

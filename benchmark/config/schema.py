@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import tomllib
 
@@ -25,6 +25,7 @@ from benchmark.config.fields import Field, check, default_of
 from benchmark.config.fields import located as _located
 from benchmark.config.fields import no_unknown as _no_unknown
 from benchmark.config.fields import table as _table
+from benchmark.config.overrides import apply_overrides
 from benchmark.config.seeds import check_seeds, with_seeds
 from benchmark.errors import ConfigError
 
@@ -232,8 +233,9 @@ def _is_model_folder(name: str, base_dir: Path | None) -> bool:
     return any(p.is_dir() for p in ([path] if path.is_absolute() or base_dir is None else [base_dir / path, path]))
 
 
-def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
-    """Read and validate a TOML run config; `preset` overrides [run].preset."""
+def load_config(path: str | Path, *, preset: str | None = None, overrides: Sequence[str] = ()) -> RunConfig:
+    """Read and validate a TOML run config; `preset` overrides [run].preset, `overrides` are `--set` items
+    (benchmark.config.overrides) applied to the file's values before validation."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("--config", str(path), "an existing TOML file", "give the path of a file such as configs/smoke.toml")
@@ -249,7 +251,7 @@ def load_config(path: str | Path, *, preset: str | None = None) -> RunConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ConfigError("--config", str(path), f"valid TOML ({err})", "fix the syntax at the line shown") from None
-    return parse_config(data, preset=preset, source=str(path))
+    return parse_config(apply_overrides(data, overrides), preset=preset, source=str(path))
 
 
 def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str = "") -> RunConfig:
