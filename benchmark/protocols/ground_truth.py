@@ -41,7 +41,6 @@ import math
 import numpy as np
 import torch
 from scipy.stats import chi2, mannwhitneyu, spearmanr
-from sklearn.metrics import roc_auc_score
 
 from benchmark.protocols.base import ProtocolInputs
 from benchmark.protocols.ground_truth_reliability import (
@@ -65,6 +64,7 @@ from benchmark.protocols.table import MetricRow, row_from_ci
 from estimators.base import COMMON_PARAMETERS
 from metrics.significance import detectable_effect
 from metrics import bootstrap_ci
+from metrics import detection
 from metrics.bootstrap import ConfidenceInterval, percentile_interval
 
 NAME = "ground_truth"
@@ -243,10 +243,8 @@ def _auroc_of_score(score: np.ndarray, label: np.ndarray) -> float:
 
 
 def auroc(label: np.ndarray, score: np.ndarray) -> float:
-    """AUROC of `score` for label 1 (NaN when only one class is present)."""
-    if label.min() == label.max():
-        return float("nan")
-    return float(roc_auc_score(label.astype(int), score))
+    """AUROC of `score` for label 1 (NaN when only one class is present; metrics.detection, = sklearn's)."""
+    return detection.auroc(label, score)
 
 
 def auroc_ci(label: np.ndarray, score: np.ndarray, n_boot: int, seed: int) -> ConfidenceInterval:

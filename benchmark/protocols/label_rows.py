@@ -2,11 +2,11 @@
 
 Shared by the `hallucination` and `failure_labels` protocols. For every estimator's score s (higher = more
 suspect) and labels y:
-- `auroc_<label>`: P(s_bad > s_good) + 0.5 P(tie) (sklearn.metrics.roc_auc_score), stratified percentile
-  bootstrap interval (positives and negatives resampled separately), Mann-Whitney p of AUROC = 0.5 (the floor:
+- `auroc_<label>`: P(s_bad > s_good) + 0.5 P(tie) (metrics.detection, equal to sklearn's roc_auc_score), stratified
+  percentile bootstrap interval (positives and negatives resampled separately), Mann-Whitney p of AUROC = 0.5 (the floor:
   a score without information) and its detectable effect (benchmark.protocols.ground_truth.auroc_ci);
-- `auprc_<label>`: average precision sum_n (R_n - R_{n-1}) P_n (sklearn.metrics.average_precision_score), same
-  stratified interval; a score without information has expected AUPRC = the prevalence (reported beside it);
+- `auprc_<label>`: average precision sum_n (R_n - R_{n-1}) P_n (metrics.detection, equal to sklearn's
+  average_precision_score), same stratified interval; a score without information has expected AUPRC = the prevalence (reported beside it);
 - `removed_at_retention_<r>_<label>`: the share of bad samples a threshold removes when it keeps the fraction r of
   the good ones (the paper's operating point r = 0.96): tau = the ceil(r n_good)-th smallest good score,
       removed(r) = #{bad: s > tau} / n_bad;
@@ -22,19 +22,17 @@ from dataclasses import replace
 from typing import Callable
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 from benchmark.protocols.ground_truth import auroc, auroc_ci
 from benchmark.protocols.ground_truth_trivial import trivial_rows
 from benchmark.protocols.table import MetricRow, row_from_ci
 from metrics.bootstrap import ConfidenceInterval, percentile_interval
+from metrics.detection import average_precision
 
 
 def auprc(label: np.ndarray, score: np.ndarray) -> float:
     """Average precision of `score` for label 1 (NaN when one class is absent)."""
-    if label.min() == label.max():
-        return float("nan")
-    return float(average_precision_score(label.astype(int), score))
+    return average_precision(label, score)
 
 
 def removed_at_retention(label: np.ndarray, score: np.ndarray, retention: float) -> float:
