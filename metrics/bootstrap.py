@@ -228,6 +228,7 @@ class FixedReferenceFID:
         # for the mean terms in O(drawn rows^2): K = (X - m)(X - m)^T and (X - m)(mu_r - m)
         self.centred_gram = self.centred @ self.centred.T if rows < rank else None
         self.along_gap = self.centred @ self.mean_gap
+        self._scatter: np.ndarray | None = None  # Y^T Y [r, r], on the first replicate that updates it
 
     def full(self) -> float:
         """FID of the features themselves (every row once): the same value as fid_from_stats(reference,
@@ -250,15 +251,27 @@ class FixedReferenceFID:
             shift_squared = weights @ self.centred_gram[pair] @ weights / total**2  # ||shift||^2
             gap_squared = self.mean_gap @ self.mean_gap - 2.0 * weights @ self.along_gap[drawn] / total + shift_squared
         else:
-            shift = weights @ self.centred[drawn] / total
-            projected = self.projected[drawn]
-            rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
-            gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
+            if 2 * np.count_nonzero(counts != 1) < drawn.size:  # most rows drawn once: update the full scatter
+                shift, gram = self._updated_scatter(counts, total)
+            else:
+                shift, projected = weights @ self.centred[drawn] / total, self.projected[drawn]
+                rows = (projected - weights @ projected / total) * np.sqrt(weights)[:, None]
+                gram = rows @ rows.T if rows.shape[0] < rows.shape[1] else rows.T @ rows
             shift_squared, gap = shift @ shift, self.mean_gap - shift
             gap_squared = gap @ gap
         cross = np.sqrt(np.clip(np.linalg.eigvalsh(gram) / (total - 1), 0.0, None)).sum()
         trace = (weights @ self.squared_norms[drawn] - total * shift_squared) / (total - 1)
         return FIDTerms(float(gap_squared), float(trace), self.reference_trace, -2.0 * float(cross))
+
+    def _updated_scatter(self, counts: np.ndarray, total: int) -> tuple[np.ndarray, np.ndarray]:
+        """(shift [D], Z^T Z [r, r]) of counts that differ from 1 on few rows e (a subsample: the rows left out), from
+        S = Y^T Y computed once: Z^T Z = S + Y_e^T diag(c_e - 1) Y_e - n ybar ybar^T (a product over e, not n)."""
+        if self._scatter is None:
+            self._scatter = self.projected.T @ self.projected
+        weights, changed = counts.astype(np.float64), np.flatnonzero(counts != 1)
+        projected, ybar = self.projected[changed], weights @ self.projected / total
+        gram = self._scatter + (projected * (weights[changed] - 1.0)[:, None]).T @ projected
+        return weights @ self.centred / total, gram - total * np.outer(ybar, ybar)
 
 
 def _resampled_fid(reference: CountWeightedStatistics, reference_counts: np.ndarray, subsets,

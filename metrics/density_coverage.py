@@ -20,6 +20,7 @@ formula for the radii and the membership tests).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -40,30 +41,37 @@ class DensityCoverage:
     coverage: float  # in [0, 1]
 
 
+def _membership_blocks(real: torch.Tensor, generated: torch.Tensor, k: int, chunk_size: int
+                       ) -> Iterator[tuple[slice, slice, torch.Tensor]]:
+    """(real rows, generated columns, bool block [rows, columns] of ||X_i - Y_j|| < r_j) over chunk_size blocks of the
+    real [n, d] x generated [m, d] pairs, one block in memory at a time (O(chunk_size^2), never O(n m))."""
+    radii = knn_squared_radii(real, k, chunk_size)
+    real_norms, gen_norms = (real * real).sum(dim=1), (generated * generated).sum(dim=1)
+    for start in range(0, real.shape[0], chunk_size):
+        rows = slice(start, min(start + chunk_size, real.shape[0]))
+        for col in range(0, generated.shape[0], chunk_size):
+            cols = slice(col, min(col + chunk_size, generated.shape[0]))
+            block = _squared_distance_block(real[rows], real_norms[rows], generated[cols], gen_norms[cols])
+            yield rows, cols, block < radii[rows].unsqueeze(1)
+
+
 def real_ball_membership(real, generated, k: int = DEFAULT_K, chunk_size: int = DEFAULT_CHUNK_SIZE) -> np.ndarray:
     """bool [n, m]: entry (j, i) is ||X_i - Y_j|| < r_j, the k-NN radius of real point Y_j (module doc)."""
     real_t, gen_t = real_and_fake_tensors(real, generated, "cpu")
+    inside = torch.zeros(real_t.shape[0], gen_t.shape[0], dtype=torch.bool)
     with torch.no_grad():
-        radii = knn_squared_radii(real_t, k, chunk_size)
-        real_norms, gen_norms = (real_t * real_t).sum(dim=1), (gen_t * gen_t).sum(dim=1)
-        inside = torch.zeros(real_t.shape[0], gen_t.shape[0], dtype=torch.bool)
-        for start in range(0, real_t.shape[0], chunk_size):
-            stop = min(start + chunk_size, real_t.shape[0])
-            for col in range(0, gen_t.shape[0], chunk_size):
-                col_stop = min(col + chunk_size, gen_t.shape[0])
-                block = _squared_distance_block(real_t[start:stop], real_norms[start:stop], gen_t[col:col_stop],
-                                                gen_norms[col:col_stop])
-                inside[start:stop, col:col_stop] = block < radii[start:stop].unsqueeze(1)
+        for rows, cols, block in _membership_blocks(real_t, gen_t, k, chunk_size):
+            inside[rows, cols] = block
     return inside.numpy()
 
 
 class SubsetDensityCoverage:
     """Density and coverage of subsets of a pool [N, d] against a real set [n, d]; subsets are boolean masks
-    [R, N] (module doc)."""
+    [R, N] (module doc). The membership matrix is held as bool (n N bytes) and multiplied in row blocks."""
 
     def __init__(self, pool, real, k: int = DEFAULT_K) -> None:
         self.k = int(k)
-        self.inside = real_ball_membership(real, pool, self.k).astype(np.float32)  # [n, N]
+        self.inside = real_ball_membership(real, pool, self.k)  # bool [n, N]
         self.balls_holding = self.inside.sum(axis=0, dtype=np.float64)  # [N]: real balls holding each pool row
 
     def density(self, masks: np.ndarray) -> np.ndarray:
@@ -71,12 +79,26 @@ class SubsetDensityCoverage:
         return (w @ self.balls_holding) / (self.k * w.sum(axis=1))
 
     def coverage(self, masks: np.ndarray) -> np.ndarray:
+        """Share of real balls holding a kept row, per mask: sum_j 1[(B w)_j > 0] / n, B in float32 row blocks
+        (integer counts below 2^24, so exact)."""
         w = np.atleast_2d(np.asarray(masks, dtype=np.float32))
-        return ((self.inside @ w.T) > 0).mean(axis=0, dtype=np.float64)
+        covered = np.zeros(w.shape[0], dtype=np.int64)
+        for start in range(0, self.inside.shape[0], DEFAULT_CHUNK_SIZE):
+            block = self.inside[start:start + DEFAULT_CHUNK_SIZE].astype(np.float32)
+            covered += ((block @ w.T) > 0).sum(axis=0)
+        return covered / np.float64(self.inside.shape[0])
 
 
-def density_coverage(real, generated, k: int = DEFAULT_K) -> DensityCoverage:
-    """Density and coverage of generated [m, d] against real [n, d] (module doc)."""
-    subsets = SubsetDensityCoverage(generated, real, k)
-    every = np.ones((1, subsets.inside.shape[1]), dtype=bool)
-    return DensityCoverage(float(subsets.density(every)[0]), float(subsets.coverage(every)[0]))
+def density_coverage(real, generated, k: int = DEFAULT_K, chunk_size: int = DEFAULT_CHUNK_SIZE) -> DensityCoverage:
+    """Density and coverage of generated [m, d] against real [n, d] (module doc), streamed over distance blocks:
+    per generated row the count of real balls holding it, per real ball whether any generated row is inside
+    (memory O(n + m + chunk_size^2); the same integer counts as SubsetDensityCoverage with every row kept)."""
+    real_t, gen_t = real_and_fake_tensors(real, generated, "cpu")
+    held = torch.zeros(gen_t.shape[0], dtype=torch.int64)  # real balls holding each generated row
+    covered = torch.zeros(real_t.shape[0], dtype=torch.bool)
+    with torch.no_grad():
+        for rows, cols, block in _membership_blocks(real_t, gen_t, int(k), chunk_size):
+            held[cols] += block.sum(dim=0)
+            covered[rows] |= block.any(dim=1)
+    density = float(held.sum().item()) / (int(k) * gen_t.shape[0])
+    return DensityCoverage(density, float(covered.sum().item()) / real_t.shape[0])

@@ -24,13 +24,19 @@ import numpy as np
 from benchmark.errors import ConfigError
 from metrics.frechet import as_feature_matrix
 
-DEGREE, COEF = 3, 1.0  # Bińkowski et al.'s kernel (torchmetrics' defaults)
+DEGREE, COEF = 3, 1.0  # Bińkowski et al.'s kernel (torchmetrics' defaults); polynomial_kernel cubes by products
 CHUNK_ROWS = 2048  # real rows per kernel block (memory: N x CHUNK_ROWS floats)
 
 
 def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """k(x_i, y_j) = (x_i . y_j / d + 1)^3 -> [len(x), len(y)] (float64)."""
-    return (x @ y.T / x.shape[1] + COEF) ** DEGREE
+    """k(x_i, y_j) = (x_i . y_j / d + 1)^3 -> [len(x), len(y)] (float64), in place on the product and cubed by two
+    multiplications (a third of pow's time; the same value to an ulp)."""
+    base = x @ y.T
+    base /= x.shape[1]
+    base += COEF
+    cube = np.multiply(base, base)
+    cube *= base
+    return cube
 
 
 def _checked(generated, real) -> tuple[np.ndarray, np.ndarray]:
@@ -44,11 +50,15 @@ def _checked(generated, real) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _off_diagonal_sum(x: np.ndarray) -> float:
-    """sum_{i != i'} k(x_i, x_i') over the rows of x [n, d], in blocks of CHUNK_ROWS rows."""
+    """sum_{i != i'} k(x_i, x_i') over the rows of x [n, d], in row blocks of CHUNK_ROWS against the rows from the
+    block on (the kernel is symmetric: a block's own square once, less its trace, and twice the rest), so about
+    n^2 / 2 kernel entries are computed, CHUNK_ROWS x n at a time."""
     total = 0.0
     for start in range(0, x.shape[0], CHUNK_ROWS):
-        block = polynomial_kernel(x[start:start + CHUNK_ROWS], x)
-        total += float(block.sum()) - float(np.trace(block, offset=start))
+        stop = min(start + CHUNK_ROWS, x.shape[0])
+        block = polynomial_kernel(x[start:stop], x[start:])  # [stop - start, n - start]
+        own = block[:, :stop - start]
+        total += float(own.sum()) - float(np.trace(own)) + 2.0 * float(block[:, stop - start:].sum())
     return total
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -74,13 +75,39 @@ def _squared_distance_block(rows: torch.Tensor, rows_sq: torch.Tensor, cols: tor
     return block.add_(rows_sq.unsqueeze(1)).clamp_(min=0.0)
 
 
+def _symmetric_diagonal_block(block: torch.Tensor) -> torch.Tensor:
+    """A diagonal block [c, c] of a set's distances made exactly symmetric: its upper triangle (i < j) mirrored, and
+    inf on the diagonal (a point is not its own neighbour). Every pair (i, j) of one set then has the bits of the
+    entry computed with the lower index as the row, wherever the pair sits, whatever the blocks."""
+    upper = torch.triu(block, diagonal=1)
+    return (upper + upper.T).fill_diagonal_(float("inf"))
+
+
+def _within_blocks(points: torch.Tensor, chunk_size: int) -> Iterator[tuple[slice, slice, torch.Tensor]]:
+    """(rows, cols, block) over the blocks on and above the diagonal of a set's distances [N, N] (the lower ones
+    are their transposes): about N^2 / 2 entries computed. Diagonal blocks come from `_symmetric_diagonal_block`."""
+    norms = (points * points).sum(dim=1)
+    for start in range(0, points.shape[0], chunk_size):
+        rows = slice(start, min(start + chunk_size, points.shape[0]))
+        for col_start in range(start, points.shape[0], chunk_size):
+            cols = slice(col_start, min(col_start + chunk_size, points.shape[0]))
+            block = _squared_distance_block(points[rows], norms[rows], points[cols], norms[cols])
+            yield rows, cols, (_symmetric_diagonal_block(block) if col_start == start else block)
+
+
 def squared_distances(rows: torch.Tensor, cols: torch.Tensor, chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
     """The full matrix ||a_i - b_j||^2 of rows [n, D] and cols [m, D] -> [n, m], computed in the same
     chunk_size x chunk_size blocks as `knn_squared_radii` and `inside_manifold`, so every entry has the same bits as
-    there (metrics.pr_bootstrap reads its replicates' manifolds from it). Memory: n m floats."""
+    there (metrics.pr_bootstrap reads its replicates' manifolds from it). `rows is cols`: a set's own distances,
+    symmetric with inf on the diagonal, as `knn_squared_radii` sees them. Memory: n m floats."""
     _check_chunk_size(chunk_size)
-    row_norms, col_norms = (rows * rows).sum(dim=1), (cols * cols).sum(dim=1)
     out = torch.empty(rows.shape[0], cols.shape[0], dtype=rows.dtype, device=rows.device)
+    if rows is cols:
+        for row_slice, col_slice, block in _within_blocks(rows, chunk_size):
+            out[row_slice, col_slice] = block
+            out[col_slice, row_slice] = block.T
+        return out
+    row_norms, col_norms = (rows * rows).sum(dim=1), (cols * cols).sum(dim=1)
     for start in range(0, rows.shape[0], chunk_size):
         stop = min(start + chunk_size, rows.shape[0])
         for col_start in range(0, cols.shape[0], chunk_size):
@@ -90,31 +117,28 @@ def squared_distances(rows: torch.Tensor, cols: torch.Tensor, chunk_size: int = 
     return out
 
 
+def _k_smallest(nearest: torch.Tensor, block: torch.Tensor, k: int) -> torch.Tensor:
+    """The k smallest of each row of [nearest | block] ([r, k] and [r, c] -> [r, k])."""
+    return torch.topk(torch.cat([nearest, block], dim=1), k, dim=1, largest=False).values
+
+
 def knn_squared_radii(points: torch.Tensor, k: int = 3, chunk_size: int = DEFAULT_CHUNK_SIZE) -> torch.Tensor:
     """Squared distance of every point [N, D] to its k-th nearest neighbour among the others -> [N].
 
     The point itself is excluded by index (an exact duplicate elsewhere in the set still counts as a
-    neighbour at distance 0). Memory: O(chunk_size^2) per block, never O(N^2).
+    neighbour at distance 0). Each block above the diagonal serves its rows and, transposed, its columns, so
+    N^2 / 2 distances are computed. Memory: O(chunk_size^2) per block, never O(N^2).
     """
     _check_chunk_size(chunk_size)
     count = points.shape[0]
     if not isinstance(k, int) or k < 1 or k >= count:
         raise ConfigError("k", k, f"an integer in [1, {count - 1}] (smaller than the set of {count} points)")
-    norms = (points * points).sum(dim=1)
-    radii = torch.empty(count, dtype=points.dtype, device=points.device)
-    for start in range(0, count, chunk_size):
-        stop = min(start + chunk_size, count)
-        nearest = torch.full((stop - start, k), float("inf"), dtype=points.dtype, device=points.device)
-        for col_start in range(0, count, chunk_size):
-            col_stop = min(col_start + chunk_size, count)
-            block = _squared_distance_block(points[start:stop], norms[start:stop],
-                                            points[col_start:col_stop], norms[col_start:col_stop])
-            if col_start < stop and start < col_stop:  # this block holds some (i, i) pairs: exclude self
-                own = torch.arange(max(start, col_start), min(stop, col_stop), device=points.device)
-                block[own - start, own - col_start] = float("inf")
-            nearest = torch.topk(torch.cat([nearest, block], dim=1), k, dim=1, largest=False).values
-        radii[start:stop] = nearest.max(dim=1).values
-    return radii
+    nearest = torch.full((count, k), float("inf"), dtype=points.dtype, device=points.device)
+    for rows, cols, block in _within_blocks(points, chunk_size):
+        nearest[rows] = _k_smallest(nearest[rows], block, k)
+        if cols != rows:
+            nearest[cols] = _k_smallest(nearest[cols], block.T, k)
+    return nearest.max(dim=1).values
 
 
 _RADII_CACHE: "OrderedDict[tuple, torch.Tensor]" = OrderedDict()
