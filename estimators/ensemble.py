@@ -12,11 +12,20 @@ score is DECU's pairwise-distance estimate of the mutual information between the
     I_t = - 1/M sum_i log( 1/M sum_j exp(-(x0_hat_i - x0_hat_j)^2) )    per pixel, in [0, log M]
 (the pixel map stays the variance). Cost: M NFEs per sample and window step, each member counted on the run's model.
 
-Members: `members` lists weight files or model folders (relative paths from the working directory). A folder is
-loaded as a model of its own (any layout the suite loads, e.g. a diffusers pipeline folder: members may have another
-architecture than the run's model); a file (.safetensors, .pt, .bin) is a state dict of the run's own network
-architecture, loaded into a copy of it. Without `members`, the folders <model folder>/ensemble/member_* are used:
-`python -m benchmark train --what ensemble --dataset digits --out <model folder>/ensemble` (shipped for digits).
+Members are of one of two types (`member_type`, and the run's record of it in `member_type_used`):
+- "full": independently trained networks. `members` lists weight files or model folders (relative paths from the
+  working directory). A folder is loaded as a model of its own (any layout the suite loads, e.g. a diffusers pipeline
+  folder: members may have another architecture than the run's model); a file (.safetensors, .pt, .bin) is a state
+  dict of the run's own network architecture, loaded into a copy of it. Default: the folders
+  <model folder>/ensemble/member_* of `python -m benchmark train --what ensemble --dataset digits --out
+  <model folder>/ensemble` (shipped for digits).
+- "class-embedding": DECU's heads (Berry et al., UAI 2024) for a class-conditional model: members share the run's
+  (frozen) network and differ only in the class-embedding table, swapped into the one network for each call
+  (estimators.ensemble_heads; no copy of the network). A head file holds one table under "class_embedding.weight".
+  Default: <model folder>/ensemble_heads/head_*.safetensors of `train --what ensemble --heads class-embedding`
+  (shipped for fashion). Same cost: M NFEs per sample and window step, counted on the run's model.
+member_type = "auto" takes full members where <model folder>/ensemble/member_* exist, else the heads; with a
+`members` list the files say which type they are (one type per list).
 """
 from __future__ import annotations
 
@@ -28,6 +37,8 @@ from typing import TYPE_CHECKING
 import torch
 
 from benchmark.errors import CapabilityError, ConfigError
+from benchmark.models.class_heads import is_head_state
+from estimators.ensemble_heads import MEMBER_TYPES, default_head_paths, head_member, member_type_of
 from estimators.registry import register
 from estimators.windowed import WindowedVarianceEstimator, sample_variance
 
@@ -56,18 +67,22 @@ def pairwise_mutual_information(predictions: torch.Tensor) -> torch.Tensor:
     return -(torch.logsumexp(-distances, dim=1) - math.log(m)).mean(dim=0)
 
 
-def default_member_paths(model: "DiffusionModel") -> list[Path]:
-    """<model folder>/ensemble/member_* (sorted by member number), or [] when the model has no local folder."""
+def default_member_paths(model: "DiffusionModel", member_type: str = "auto") -> list[Path]:
+    """The members a model ships: full members <model folder>/ensemble/member_* (sorted by member number), else
+    (member_type "auto") or instead ("class-embedding") its heads <model folder>/ensemble_heads/head_*; [] when
+    there are none or the model has no local folder."""
     source = getattr(model, "source", None)
-    folder = Path(source) / MEMBER_FOLDER if source else None
-    if folder is None or not folder.is_dir():
-        return []
-    found = [p for p in folder.glob("member_*") if p.is_dir() and p.name.split("_")[-1].isdigit()]
-    return sorted(found, key=lambda p: int(p.name.split("_")[-1]))
+    folder = Path(source) / MEMBER_FOLDER if source and member_type != "class-embedding" else None
+    full = []
+    if folder is not None and folder.is_dir():
+        found = [p for p in folder.glob("member_*") if p.is_dir() and p.name.split("_")[-1].isdigit()]
+        full = sorted(found, key=lambda p: int(p.name.split("_")[-1]))
+    return full if full or member_type == "full" else default_head_paths(model)
 
 
-def load_member(path: Path, base: "DiffusionModel", field: str) -> "DiffusionModel":
-    """A member from a model folder (loaded on its own) or a weight file (a state dict of `base`'s architecture)."""
+def load_member(path: Path, base: "DiffusionModel", field: str):
+    """A member from a model folder (loaded on its own), a weight file (a state dict of `base`'s architecture) or a
+    head file (a class-embedding table for `base`'s network: a HeadMember sharing it)."""
     if path.is_dir():
         from benchmark.models.loading import load_folder_or_hub
 
@@ -86,6 +101,8 @@ def load_member(path: Path, base: "DiffusionModel", field: str) -> "DiffusionMod
         state = load_file(str(path))
     else:
         state = torch.load(path, map_location="cpu", weights_only=True)
+    if is_head_state(state):
+        return head_member(state, path, base, field)
     member = copy.deepcopy(base)
     for module in [member, *member.children()]:  # the whole model's keys, or its network's (e.g. a bare UNet's)
         if set(state) == set(module.state_dict()):
@@ -105,17 +122,20 @@ class EnsembleEstimator(WindowedVarianceEstimator):
         window: half-open window of step indices of a 50-step run, scaled to other step counts.
         score: "variance" (sum of the map) or "pairwise_mi" (DECU's mutual information, summed over pixels and steps).
         keep_steps: keep the per-step maps {t: U_t}.
+        member_type: "auto", "full" or "class-embedding" (module docstring); the type used is `member_type_used`.
     """
 
     kind = "epistemic"
     #: the reference the `ensemble_agreement` protocol compares every other epistemic estimator with
     gold_standard = True
     paper = "Lakshminarayanan et al., NeurIPS 2017 (deep ensembles); DECU score: Berry et al., UAI 2024"
-    needs = "member weights (files, or <model folder>/ensemble/member_* from `train --what ensemble`)"
+    needs = ("members: full networks (files, or <model folder>/ensemble/member_* from `train --what ensemble`) or "
+             "DECU class-embedding heads on the run's network (<model folder>/ensemble_heads/head_*.safetensors from "
+             "`train --what ensemble --heads class-embedding`); member_type says which")
     nfe_formula = "members x window steps"
 
     def __init__(self, members: tuple[str, ...] = (), window: tuple[int, int] = (45, 49), score: str = "variance",
-                 keep_steps: bool = False) -> None:
+                 keep_steps: bool = False, member_type: str = "auto") -> None:
         if isinstance(members, str) or not all(isinstance(p, str) for p in members):
             raise ConfigError("members", members, "a list of paths", 'members = ["m0.safetensors", "m1.safetensors"]')
         if len(members) == 1:
@@ -123,9 +143,14 @@ class EnsembleEstimator(WindowedVarianceEstimator):
                               "list at least two weight files, or none for <model folder>/ensemble/member_*")
         if score not in SCORES:
             raise ConfigError("score", score, f"one of {', '.join(SCORES)}", 'score = "variance"')
+        if member_type not in ("auto", *MEMBER_TYPES):
+            raise ConfigError("member_type", member_type, f"one of auto, {', '.join(MEMBER_TYPES)}",
+                              'member_type = "class-embedding" (DECU heads) or "full" (whole networks)')
         super().__init__(m=max(2, len(members)), window=window, keep_steps=keep_steps)
         self.member_paths = [Path(p).expanduser() for p in members]
         self.score_kind = score
+        self.member_type = member_type
+        self.member_type_used: str | None = None  # "full" or "class-embedding", once the members are loaded
         self.members: list["DiffusionModel"] | None = None
         self._mi: torch.Tensor | None = None
 
@@ -133,21 +158,29 @@ class EnsembleEstimator(WindowedVarianceEstimator):
         if self.members is None:
             self.members = self._load(batch.model)
             self.m = len(self.members)
+            self.member_type_used = member_type_of(self.members)
         for member in self.members:  # on the run's device, under the run's autocast (members are networks too)
             member.to(batch.device)
             member.autocast = getattr(batch.model, "autocast", "off")
         super().begin(batch)
         self._mi = None
 
-    def _load(self, model: "DiffusionModel") -> list["DiffusionModel"]:
-        paths = self.member_paths or default_member_paths(model)
+    def _load(self, model: "DiffusionModel") -> list:
+        paths = self.member_paths or default_member_paths(model, self.member_type)
         if len(paths) < 2:
             raise CapabilityError(
                 f"estimator {self.name!r} needs two or more ensemble members, but none are listed and "
-                f"{getattr(model, 'source', None)!r} has no {MEMBER_FOLDER}/member_* folders. Fix: train them with "
-                f"`python -m benchmark train --what ensemble --dataset <data> --out <model folder>/{MEMBER_FOLDER}`, "
+                f"{getattr(model, 'source', None)!r} has no {MEMBER_FOLDER}/member_* folders or ensemble_heads/head_* "
+                f"files. Fix: train them with `python -m benchmark train --what ensemble --dataset <data> --out "
+                f"<model folder>/{MEMBER_FOLDER}` (or --heads class-embedding --out <model folder>/ensemble_heads), "
                 f"or list weight files in [estimators.{self.name}] members = [...].")
         members = [load_member(p, model, f"estimators.{self.name}.members") for p in paths]
+        found = member_type_of(members)
+        if found == "mixed" or self.member_type not in ("auto", found):
+            wanted = "all full or all class-embedding heads" if self.member_type == "auto" else self.member_type
+            raise ConfigError(f"estimators.{self.name}.members", [str(p) for p in paths],
+                              f"members of one type ({wanted}); these are {found}",
+                              "list only full members or only head files, or set member_type to match them")
         for path, member in zip(paths, members):
             if tuple(member.sample_shape) != tuple(model.sample_shape) or member.num_classes != model.num_classes:
                 raise ConfigError(f"estimators.{self.name}.members", str(path),
@@ -157,7 +190,8 @@ class EnsembleEstimator(WindowedVarianceEstimator):
 
     def step_variance(self, step: "StepContext") -> torch.Tensor:
         predictions = member_predictions(self.members, step.x_t, step.t, step.ab_t, step.y)
-        step.model.count_rows(len(self.members) * step.x_t.shape[0])
+        separate = sum(not getattr(m, "counted_by_base", False) for m in self.members)  # heads count themselves
+        step.model.count_rows(separate * step.x_t.shape[0])
         if self.score_kind == "pairwise_mi":
             mi = pairwise_mutual_information(predictions).flatten(1).sum(1)
             self._mi = mi if self._mi is None else self._mi + mi

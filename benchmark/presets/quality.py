@@ -3,6 +3,7 @@
 Used to write each preset's model card and results/models.md:
     python -m benchmark.presets.quality refstats fashion --feature inception [--n 10000]
     python -m benchmark.presets.quality evaluate fashion --samples 2000 --inception-samples 2000
+    python -m benchmark.presets.quality heads fashion --samples 200     # the ensemble's class-embedding heads
 """
 from __future__ import annotations
 
@@ -83,8 +84,9 @@ def _extractor(preset: Preset, feature: str):
 
 
 def generate(preset: Preset, n: int, steps: int, seed: int = 0, batch_size: int = 250,
-             cache: Path | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """n samples [n,C,H,W] (DDIM `steps`) and their labels [n] (class i % K for a conditional model).
+             cache: Path | None = None, model=None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """n samples [n,C,H,W] (DDIM `steps`) and their labels [n] (class i % K for a conditional model) of `model`
+    (default: the preset's).
 
     Image presets are clamped to the data range [-1, 1]; gmm samples are not (its exact draws are unbounded).
     """
@@ -94,7 +96,7 @@ def generate(preset: Preset, n: int, steps: int, seed: int = 0, batch_size: int 
         blob = torch.load(cache, weights_only=True)
         if blob["x"].shape[0] >= n:
             return blob["x"][:n], None if blob["y"] is None else blob["y"][:n]
-    model = preset.load_model()
+    model = model if model is not None else preset.load_model()
     labels = torch.arange(n) % model.num_classes if model.num_classes else None
     xs = []
     with torch.no_grad():
@@ -135,6 +137,41 @@ def evaluate(preset: Preset, num_samples: int = 2000, inception_samples: int = 0
             fid_i, ref_n = fid_from_stats(feature_statistics(feats), ref), ref.n
     return QualityReport(preset.name, num_samples, steps, acc, fid_c, fid_i, min(inception_samples, num_samples)
                          if fid_i is not None else 0, ref_n, round(seconds, 1))
+
+
+@dataclass
+class HeadQuality:
+    """Label accuracy and classifier FID of `num_samples` samples (same x_T and labels i % K for all) drawn with
+    the base's own class-embedding table and with each head's (`heads[k]` for head_<k>)."""
+
+    num_samples: int
+    steps: int
+    base: dict[str, float]
+    heads: list[dict[str, float]]
+
+
+def heads_quality(preset: Preset, num_samples: int = 200, steps: int = 50, seed: int = 0) -> HeadQuality:
+    """Sample quality of the preset's class-embedding heads (<model folder>/ensemble_heads) beside the base's."""
+    from safetensors.torch import load_file
+
+    from benchmark.models.class_heads import HEAD_KEY, swapped_class_embedding
+    from estimators.ensemble_heads import default_head_paths
+    from metrics import feature_statistics, fid_from_stats
+
+    model = preset.load_model()
+    clf = preset.load_classifier()
+    ref = preset.reference_stats("classifier") or compute_reference_stats(preset, "classifier", save=False)
+
+    def measure() -> dict[str, float]:
+        x, y = generate(preset, num_samples, steps, seed, model=model)
+        fid = fid_from_stats(feature_statistics(_extractor(preset, "classifier")(x)), ref)
+        return {"label_accuracy": float((clf.predict(x).argmax(-1) == y).float().mean()), "fid_classifier": fid}
+
+    heads = []
+    for path in default_head_paths(model):
+        with swapped_class_embedding(model, load_file(str(path))[HEAD_KEY]):
+            heads.append({"head": path.name, **measure()})
+    return HeadQuality(num_samples, steps, measure(), heads)
 
 
 def real_data_fid(preset: Preset, n: int, feature: str = "classifier") -> float:
@@ -237,13 +274,28 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--threads", type=int, default=1)
     e.add_argument("--write-card", action="store_true", help="write the result into the preset's model_card.md")
     r.add_argument("--threads", type=int, default=1)
+    h = sub.add_parser("heads", help="quality of the preset's class-embedding heads beside its own table (JSON; also "
+                                     "recorded in ensemble_heads/heads.json)")
+    h.add_argument("preset")
+    h.add_argument("--samples", type=int, default=200)
+    h.add_argument("--steps", type=int, default=50)
+    h.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     preset = get(args.preset)
-    cache = Path(args.cache) if args.cache else None
+    cache = Path(args.cache) if getattr(args, "cache", None) else None
     if args.cmd == "refstats":
         stats = compute_reference_stats(preset, args.feature, args.n, cache)
         print(json.dumps({"preset": preset.name, "feature": args.feature, "n": stats.n}))
+        return 0
+    if args.cmd == "heads":
+        from benchmark.models.class_heads import HEAD_FOLDER
+
+        quality = asdict(heads_quality(preset, args.samples, args.steps))
+        record = PRESETS_DIR / preset.folder / HEAD_FOLDER / "heads.json"
+        if record.is_file():
+            record.write_text(json.dumps({**json.loads(record.read_text()), "quality": quality}, indent=2) + "\n")
+        print(json.dumps(quality))
         return 0
     report = evaluate(preset, args.samples, args.inception_samples, args.steps, cache_dir=cache)
     if args.grid:

@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="latent: AutoencoderKL + class-conditional DiT (benchmark/training/latent.py); ensemble: "
                         "--members independently seeded small UNets in OUT/member_<k> (benchmark/training/ensemble.py)")
     p.add_argument("--members", type=int, default=None, help="ensemble: number of members (default 5)")
+    p.add_argument("--heads", choices=("class-embedding",), default=None,
+                   help="ensemble: DECU members that share the dataset's preset network (frozen) and differ only in "
+                        "a fresh class-embedding table; OUT/head_<k>.safetensors (benchmark/training/ensemble_heads.py)")
     p.add_argument("--dataset", choices=DATASETS + ("gmm", "grid25"), default=None,
                    help="digits, fashion, gmm (samples of the gmm preset's mixture; diffusion only) or grid25 "
                         "(the hallucination preset's MLP, benchmark/training/grid.py)")
@@ -103,6 +106,8 @@ def _check_sources(args: argparse.Namespace) -> None:
     if (args.data is None) == (args.dataset is None):
         raise ConfigError("--dataset / --data", args.data or args.dataset, "exactly one of them",
                           "pass --dataset NAME (built-in) or --data PATH (your labelled images, classifier only)")
+    if args.heads is not None and args.what != "ensemble":
+        raise ConfigError("--heads", args.heads, "only with --what ensemble", "add --what ensemble, or drop --heads")
     if args.value_range is not None and args.data is None:
         raise ConfigError("--range", args.value_range, "only with --data", "remove --range")
     if args.out is None and args.data is None:
@@ -137,11 +142,30 @@ def _train_ensemble_main(args: argparse.Namespace, progress: bool) -> int:
     if args.dataset not in DATASETS:
         raise ConfigError("--dataset", args.dataset, f"one of {', '.join(DATASETS)} for --what ensemble",
                           "pass --dataset digits")
-    cfg = EnsembleTrainConfig(dataset=args.dataset, out=args.out, members=DEFAULT_MEMBERS if args.members is None else args.members,
+    members = DEFAULT_MEMBERS if args.members is None else args.members
+    if args.heads is not None:
+        return _train_heads_main(args, members, progress)
+    cfg = EnsembleTrainConfig(dataset=args.dataset, out=args.out, members=members,
                               steps=args.steps or 1500, batch_size=args.batch_size or 64, lr=args.lr or 2e-3,
                               seed=args.seed, threads=args.threads, max_minutes=args.max_minutes,
                               conditional=not args.unconditional, data_dir=args.data_dir)
     print(json.dumps(train_ensemble(cfg, progress=progress)))
+    return 0
+
+
+def _train_heads_main(args: argparse.Namespace, members: int, progress: bool) -> int:
+    from benchmark.training.ensemble_heads import DEFAULT_HEAD_STEPS, HeadTrainConfig, train_ensemble_heads
+
+    if args.unconditional:
+        raise ConfigError("--unconditional", True, "class labels for --heads class-embedding (a head is a class "
+                          "table)", "drop --unconditional, or drop --heads for unconditional full members")
+    cfg = HeadTrainConfig(dataset=args.dataset, out=args.out, members=members,
+                          steps=args.steps or DEFAULT_HEAD_STEPS, seed=args.seed, threads=args.threads,
+                          max_minutes=args.max_minutes, data_dir=args.data_dir)
+    for name in ("batch_size", "lr"):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    print(json.dumps(train_ensemble_heads(cfg, progress=progress)))
     return 0
 
 

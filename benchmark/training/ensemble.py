@@ -48,9 +48,13 @@ class EnsembleTrainConfig:
     keep_checkpoints: bool = False  # a finished member's checkpoint.pt (optimiser state) is deleted by default
 
     def __post_init__(self) -> None:
-        if not isinstance(self.members, int) or isinstance(self.members, bool) or self.members < 2:
-            raise ConfigError("--members", self.members, "an integer >= 2 (a spread needs two members)",
-                              "pass --members 5")
+        check_members(self.members)
+
+
+def check_members(members: object) -> None:
+    """--members: an integer >= 2 (full members and class-embedding heads alike)."""
+    if not isinstance(members, int) or isinstance(members, bool) or members < 2:
+        raise ConfigError("--members", members, "an integer >= 2 (a spread needs two members)", "pass --members 5")
 
 
 def member_dir(out: str | Path, k: int) -> Path:
@@ -96,5 +100,5 @@ def _jsonable(arch: dict) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in arch.items()}
 
 
-__all__ = ["DEFAULT_MEMBERS", "EnsembleTrainConfig", "MEMBER_ARCHITECTURE", "member_dir", "member_seed",
-           "train_ensemble"]
+__all__ = ["DEFAULT_MEMBERS", "EnsembleTrainConfig", "MEMBER_ARCHITECTURE", "check_members", "member_dir",
+           "member_seed", "train_ensemble"]
