@@ -47,7 +47,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt Makefile
 install: $(VENV)/.installed
 
 test: install
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --durations=25
 
 # `make demo` writes an untracked run folder; the committed reference results live in results/reference/demo
 # (3 seeds) and are replaced only on purpose: `make reference`.
