@@ -46,6 +46,7 @@ DIM = 2048
 REPLICATES = 100  # the protocols' bootstrap replicates and random K-subsets (fid_utils.MIN_REPLICATES, R)
 KEEP_FRACTION = 0.8
 TARGET_SECONDS, TARGET_MIB = 600.0, 8 * 1024.0
+MEASURED = ROOT / "results" / "bench" / "paper_size_measured.jsonl"  # one Measurement per line (--resume)
 
 
 @dataclass
@@ -143,7 +144,8 @@ def child(metric: str, size: int, threads: int, dim: int = DIM) -> None:
     print(json.dumps(Measurement(metric, size, seconds, cpu_seconds, before, peak, value).__dict__))
 
 
-def measure(metric: str, size: int, threads: int, dim: int) -> Measurement:
+def measure(metric: str, size: int, threads: int, dim: int, record: Path | None) -> Measurement:
+    """Run one (metric, size) in a fresh process; its Measurement, appended to `record` (JSON lines) when given."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
            "OPENBLAS_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, __file__, "--child", metric, str(size), "--threads", str(threads),
@@ -151,10 +153,22 @@ def measure(metric: str, size: int, threads: int, dim: int) -> Measurement:
                           env=env, cwd=ROOT, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{metric} at {size} failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    found = Measurement(**json.loads(done.stdout.strip().splitlines()[-1]))
+    line = done.stdout.strip().splitlines()[-1]
+    found = Measurement(**json.loads(line))
     print(f"[bench] {metric} at {size}: {found.seconds:.1f} s ({found.cpu_seconds:.1f} s CPU), "
           f"peak RSS {found.peak_rss_mib:.0f} MiB, {found.value}", file=sys.stderr)
+    if record is not None:
+        with open(record, "a") as handle:  # kept as each one ends, so that --resume skips it
+            handle.write(line + "\n")
     return found
+
+
+def measured_before(dim: int) -> dict[tuple[str, int], Measurement]:
+    """The measurements MEASURED holds (--resume): the latest one of each (metric, size) at the full dimension."""
+    if dim != DIM or not MEASURED.exists():
+        return {}
+    rows = [Measurement(**json.loads(line)) for line in MEASURED.read_text().splitlines() if line.strip()]
+    return {(m.metric, m.size): m for m in rows}
 
 
 def growth_exponent(sizes: list[int], values: list[float]) -> float:
@@ -191,6 +205,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--jobs", type=int, default=1, help="measurements run at once (each in its own process on "
                         "--threads threads; the CPU time judged is each one's own, the wall-clock grows)")
+    parser.add_argument("--resume", action="store_true", help="skip the (metric, N) already measured in "
+                        "results/bench/paper_size_measured.jsonl (each measurement is appended there as it ends)")
     parser.add_argument("--dim", type=int, default=DIM, help="feature dimension (2048: Inception's)")
     parser.add_argument("--out", type=Path, default=None, help="report path (default results/bench/paper_size.md, "
                         "and the targets are recorded only then)")
@@ -201,12 +217,17 @@ def main() -> None:
         return
     where = machine(threads=args.threads)
     start = time.perf_counter()
+    record = MEASURED if args.dim == DIM and args.out is None else None  # a quick check keeps nothing
+    before = measured_before(args.dim) if args.resume and record is not None else {}
+    if record is not None and not args.resume:
+        record.unlink(missing_ok=True)
     jobs = [(metric, size) for metric in args.metrics
-            for size in (args.images if metric == "sparsification" else args.sizes)]
+            for size in (args.images if metric == "sparsification" else args.sizes) if (metric, size) not in before]
     jobs.sort(key=lambda job: -job[1] if job[0] != "sparsification" else 0)  # the longest first, with --jobs > 1
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        found = list(pool.map(lambda job: measure(*job, args.threads, args.dim), jobs))
-    results = {metric: sorted((m for m in found if m.metric == metric), key=lambda m: m.size)
+        found = list(pool.map(lambda job: measure(*job, args.threads, args.dim, record), jobs)) + list(before.values())
+    results = {metric: sorted((m for m in found if m.metric == metric and m.size in
+                               (args.images if metric == "sparsification" else args.sizes)), key=lambda m: m.size)
                for metric in args.metrics}
     report(results, where, args, time.perf_counter() - start)
 
@@ -215,7 +236,8 @@ def method(where: str, args: argparse.Namespace, total: float) -> list[str]:
     """The report's paragraphs on how the numbers were measured."""
     return [
         f"Written by `bench/paper_size_bench.py` in {total / 60:.1f} min (not in `make bench`: run it by hand, "
-        "`OMP_NUM_THREADS=1 .venv/bin/python bench/paper_size_bench.py`). "
+        "`OMP_NUM_THREADS=1 .venv/bin/python bench/paper_size_bench.py --jobs 4`; `--resume` goes on after an "
+        "interruption). "
         f"{where}. Every time is **1 thread of a shared 2-core machine** (OMP_NUM_THREADS = "
         f"torch.set_num_threads = {args.threads}), {args.jobs} measurement(s) at a time; the target says 2 cores, "
         "so a metric meeting it on 1 thread meets it conservatively. The time judged is the process's CPU time over "
@@ -229,7 +251,9 @@ def method(where: str, args: argparse.Namespace, total: float) -> list[str]:
         "randomization test. kid: `metrics.kid.kid` over every pair. precision_recall: k = 3; density_coverage: "
         "k = 5. sparsification: per-image and pooled AUSE/AURG (rmse, 50 fractions) of B random error / uncertainty "
         "maps of 32x32x3. One fresh process per (metric, N): the peak RSS (getrusage ru_maxrss) is the metric's own, "
-        "inputs included (the RSS once the inputs exist is beside it).",
+        "inputs included (the RSS once the inputs exist is beside it). Building the synthetic inputs (float64 draws, "
+        "cast to float32) peaks at ~3.3 GiB at N = 50 000, so at that size a peak near 3.3 GiB is the inputs' "
+        "and the metric's own is at most the peak: an upper bound.",
     ]
 
 
@@ -265,10 +289,11 @@ def report(results: dict[str, list[Measurement]], where: str, args: argparse.Nam
 
 CHANGES = """## What changed in the metrics for this size (issue 35)
 
-Measured first at N = 3125 and 6250, the old code would have missed at N = 50 000: precision/recall (~670 s
-extrapolated), KID (~600 s; pow alone was half of a block's time), the FID interval and the random K-subsets baseline
-(a 0.8 N-row Gram product per replicate: ~9 s each, ~900 s for 100), density/coverage (an n x m membership matrix
-in float32: 10 GB). The changes, each checked against the unchunked / brute-force computation in
+Measured first at N = 3125 and 6250 and extrapolated (x 64 for the pairwise metrics), the code before this change
+would have missed at N = 50 000: precision/recall (~670 s), KID (~600 s even with half of the blocks; pow alone was
+half of a block's time), the FID interval and the random K-subsets baseline (143 s at N = 3125; at 50 000 a 0.8 N-row
+Gram product per replicate, ~9 s each, ~900 s for 100), density/coverage (an n x m membership matrix in float32:
+10 GB). The changes, each checked against the unchunked / brute-force computation in
 tests/test_metrics_chunked_paths.py and by the metrics' existing tests:
 
 - `metrics.precision_recall.knn_squared_radii`: only the blocks on and above the diagonal of a set's distances
