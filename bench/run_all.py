@@ -4,10 +4,13 @@
     metrics_bench.py     -> metrics.md (metrics vs reference implementations, peak memory at N = 10k)
     scaling_bench.py     -> scaling.md (time and memory of a run vs N = 1k, 2k, 4k, 8k)
     smoke_bench.py       -> smoke.md (the CI smoke run by stage)
-    demo_bench.py        -> the `make demo` <= 10 min target, from the latest demo run's manifest
+    demo_bench.py        -> the `make demo` <= 6 min target, from the latest demo run's manifest
     gpu.py --tiny        -> gpu_tiny_cpu.md (the GPU bench's code on a tiny CPU batch, so it cannot rot;
                             the GPU table itself is `python bench/gpu.py` on a GPU -> gpu.md)
-and summary.md: the wall-clock each bench took and one table of issue 18's targets with the figure measured
+Not run here (too long for `make bench`; each writes its own report and targets): demo_profile.py
+(demo_profile.md, the demo under cProfile), paper_size_bench.py (paper_size.md, the metrics at N = 50 000, about
+40 CPU-minutes), demo_bench.py --reference (make reference's time), gpu.py on a GPU (gpu.md).
+And summary.md: the wall-clock each bench took and one table of the targets with the figure measured
 (benches record them in results/bench/targets/*.json) and whether each is met. Extra arguments after `--only NAME` run one bench.
 """
 from __future__ import annotations
@@ -48,7 +51,7 @@ def main() -> None:
     write_report("summary.md", "Performance benchmarks", [
         f"`make bench` ran {len(rows)} bench(es). {where}.",
         table(["bench", "script", "reports", "status", "wall-clock (s)"], rows),
-        "## Targets (issue 18)",
+        "## Targets (issues 18 and 35)",
         table(["target", "measured", "met", "source / reason"],
               [[t.target, t.figure, "met" if t.met else "NOT met", t.note] for _, t in load_targets()]),
         "Figures come from the latest run of each bench (results/bench/targets/*.json); a bench not run this "
