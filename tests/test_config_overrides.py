@@ -20,7 +20,7 @@ SMOKE = ROOT / "configs" / "smoke.toml"
     ("run.num_samples=600", ["run", "num_samples"], 600),
     ("run.sampler=ddpm", ["run", "sampler"], "ddpm"),           # a bare word is a string
     ('run.sampler="ddim"', ["run", "sampler"], "ddim"),
-    ("estimators.sensitivity.window=[40, 50]", ["estimators", "sensitivity", "window"], [40, 50]),
+    ("protocols.guidance.window=[40, 50]", ["protocols", "guidance", "window"], [40, 50]),
     ("protocols.sparsification.noise_fraction=0.25", ["protocols", "sparsification", "noise_fraction"], 0.25),
     ("run.features=[\"classifier\"]", ["run", "features"], ["classifier"]),
 ])

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 from benchmark.errors import ConfigError
 
-FIX = "write --set section.key=value, e.g. --set run.num_samples=600 or --set estimators.sensitivity.m=5"
+FIX = "write --set section.key=value, e.g. --set run.num_samples=600 or --set protocols.guidance.m=5"
 
 
 def parse_override(item: str) -> tuple[list[str], Any]:
