@@ -13,7 +13,7 @@ median over interleaved rounds, CUDA synchronised), images/s, next to the paper'
 
     python bench/gpu.py                 # on a GPU: batch 250, 3 rounds
     python bench/gpu.py --autocast bf16 # the network's forward calls under bf16 autocast (run.autocast)
-    python bench/gpu.py --tiny          # CPU smoke of the same code (batch 2, 10 steps): part of `make bench`
+    python bench/gpu.py --tiny          # CPU smoke of the same code (batch 2, 10 steps, metrics at N = 200): make bench
 
 --device and --autocast go through the run's own checks and settings (`resolve_device`, `apply_run_settings`: the
 `run.device` / `run.autocast` of a config), so the bench places and casts exactly as a run does.
@@ -73,6 +73,23 @@ def timed(run, device: torch.device) -> float:
     return time.perf_counter() - start
 
 
+def metrics_table(rows: int) -> str:
+    """The suite's feature metrics on the machine that hosts the GPU, N = `rows` per set of 2048-d synthetic features
+    (bench/paper_size_bench.py's inputs and calls): the metrics run on the CPU side whatever run.device is (features
+    are moved to the CPU when they come in), so this row says what a GPU machine's CPU adds after sampling."""
+    from paper_size_bench import DIM, FEATURE_METRICS, _feature_metric, synthetic_features
+
+    real, fake = synthetic_features(rows, DIM, seed=0), synthetic_features(rows, DIM, seed=1, shift=0.02)
+    found = []
+    for metric in FEATURE_METRICS:
+        start = time.perf_counter()
+        figure = _feature_metric(metric, real, fake)
+        found.append([metric, time.perf_counter() - start, figure])
+    return (f"Metrics at N = {rows} per set, {DIM}-d synthetic features, {torch.get_num_threads()} thread(s) "
+            "(paper size, N = 50 000 on 1 CPU thread: results/bench/paper_size.md):\n\n"
+            + table(["metric", "seconds", "figure"], found))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch", type=int, default=250)
@@ -82,10 +99,12 @@ def main() -> None:
     parser.add_argument("--autocast", default="off", help="as run.autocast: off, bf16 or fp16 (cuda only)")
     parser.add_argument("--tiny", action="store_true", help="batch 2, 10 steps, 1 round: keeps the script alive on CPU")
     parser.add_argument("--out", default=None, help="default gpu.md (gpu_<autocast>.md under autocast)")
+    parser.add_argument("--metric-rows", type=int, default=10_000,
+                        help="N feature rows per set for the metrics table (2048-d synthetic features)")
     args = parser.parse_args()
     args.out = args.out or ("gpu.md" if args.autocast == "off" else f"gpu_{args.autocast}.md")
     if args.tiny:
-        args.batch, args.steps, args.rounds, args.out = 2, 10, 1, "gpu_tiny_cpu.md"
+        args.batch, args.steps, args.rounds, args.out, args.metric_rows = 2, 10, 1, "gpu_tiny_cpu.md", 200
     torch.set_grad_enabled(False)
 
     import estimators
@@ -138,6 +157,7 @@ def main() -> None:
                "paper time ratio (M = 5, GPU)"], rows),
         "Time ratio = wall-clock of the pass / plain DDIM in the same round. Sensitivity and MC-Dropout: M = 5 "
         "on steps 45..48; BayesDiff-Skip: S = 10 draws every 5th step (50 + 9 S NFEs at 50 steps).",
+        metrics_table(args.metric_rows),
     ])
     if device.type == "cuda" and args.autocast == "off":  # the paper's comparison is in float32
         sens = next(r for r in rows if r[0] == "sensitivity")
