@@ -18,7 +18,7 @@ A filter's kept K is compared with R random K-subsets j of the same pool (`terms
     Δ_mean + Δ_trace + Δ_cross = FID(kept) - (1/R) sum_j FID(random j) = delta_vs_random
 
 (tr(S_r) cancels). The FIDs of the protocol evaluate these terms on count vectors without D x D products
-(metrics.bootstrap.FixedReferenceFID.terms); `fid_terms` is the same split from two FeatureStats.
+(metrics.count_weighted.FixedReferenceFID.terms); `fid_terms` is the same split from two FeatureStats.
 """
 from __future__ import annotations
 

@@ -200,3 +200,12 @@ def no_unknown(where: str, section: dict[str, Any], allowed: set[str]) -> None:
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}", section[unknown[0]], f"known keys are {', '.join(sorted(allowed))}",
                           "correct the spelling or remove the key")
+
+
+def unknown_section(key: str, value: Any) -> None:
+    """A top-level key outside the known sections: a value written above every table, or a misspelt table."""
+    if not isinstance(value, dict):
+        raise ConfigError(key, value, "a key inside a section (a key above the first [table] is not read)",
+                          f"move {key} = ... below [run] (or the table it belongs to)")
+    raise ConfigError(f"[{key}]", "(table)", "sections are [run], [model], [data], [estimators.*], [protocols.*]",
+                      "rename the table to one of these, or remove it")

@@ -24,6 +24,7 @@ from benchmark.config.estimator_tables import estimator_specs as _estimators
 from benchmark.config.fields import Field, check, default_of
 from benchmark.config.fields import located as _located
 from benchmark.config.fields import no_unknown as _no_unknown
+from benchmark.config.fields import unknown_section as _unknown_section
 from benchmark.config.fields import table as _table
 from benchmark.config.overrides import apply_overrides
 from benchmark.config.seeds import check_seeds, with_seeds
@@ -310,15 +311,6 @@ def parse_config(data: dict[str, Any], *, preset: str | None = None, source: str
 def _autocast(mode: str, device: str) -> str:
     from benchmark.models.precision import check_autocast  # imported when used: it loads the model adapters
     return check_autocast(mode, device)  # its values, and "fp16" only with run.device = "cuda"
-
-
-def _unknown_section(key: str, value: Any) -> None:
-    """A top-level key outside the known sections: a value written above every table, or a misspelt table."""
-    if not isinstance(value, dict):
-        raise ConfigError(key, value, "a key inside a section (a key above the first [table] is not read)",
-                          f"move {key} = ... below [run] (or the table it belongs to)")
-    raise ConfigError(f"[{key}]", "(table)", "sections are [run], [model], [data], [estimators.*], [protocols.*]",
-                      "rename the table to one of these, or remove it")
 
 
 def _default_features(data_spec: Any) -> tuple[list[str], str]:
